@@ -1,0 +1,46 @@
+# gearsched build and test entry points. `make test` is what CI runs.
+
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+# Debian packages the integration and differential tests drive: the real
+# gearmand, the gearman CLI and gearadmin, PHP's and Perl's clients.
+DEBS := gearman-job-server gearman-tools php-cli php-gearman libgearman-client-perl
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+FUZZTIME ?= 10m
+
+.PHONY: all build test deps vet fuzz bench clean
+
+all: build
+
+build:
+	$(GO) build -o bin/gearsched ./cmd/gearsched
+
+# deps installs the Debian packages the tests need, only when one is missing.
+deps:
+	@missing=""; \
+	for p in $(DEBS); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+vet:
+	$(GO) vet ./...
+
+test: deps vet
+	$(GO) test -race -timeout 10m ./...
+
+# fuzz runs each fuzz target for FUZZTIME (default 10m).
+fuzz:
+	$(GO) test ./gearman -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./gearman -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./gearman -run '^$$' -fuzz '^FuzzAdminLine$$' -fuzztime $(FUZZTIME)
+
+# bench measures gearsched against the real gearmand in the same run.
+bench: deps
+	$(GO) test ./cmd/gearsched -run '^$$' -bench . -benchtime 1x -count 3
+
+clean:
+	rm -rf bin

@@ -1,0 +1,75 @@
+// Command gearsched is a Gearman job server with durable background jobs.
+//
+// Usage:
+//
+//	gearsched [serve] [flags]   run the job server (the default)
+//	gearsched version           print the version
+//
+// Run `gearsched serve --help` for the server's flags.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/gearsched/gearsched/gearman"
+	"github.com/spf13/pflag"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run executes one command line and returns the process exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = serve(ctx, args, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "gearsched", gearman.Version)
+	case "help":
+		usage(stdout)
+	default:
+		fmt.Fprintf(stderr, "gearsched: unknown command %q\n\n", cmd)
+		usage(stderr)
+		return 2
+	}
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, pflag.ErrHelp):
+		return 0
+	case errors.As(err, new(usageError)):
+		fmt.Fprintln(stderr, "gearsched:", err)
+		return 2
+	}
+	fmt.Fprintln(stderr, "gearsched:", err)
+	return 1
+}
+
+// usageError marks errors in the command line, which exit with status 2.
+type usageError struct{ error }
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `gearsched: a Gearman job server whose background jobs survive restarts.
+
+Usage:
+  gearsched [serve] [flags]   run the job server (default command)
+  gearsched version           print the version
+  gearsched help              show this help
+
+Run 'gearsched serve --help' for the server's flags.
+`)
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gearsched/gearsched/gearman"
+	"github.com/gearsched/gearsched/store"
+	"github.com/lmittmann/tint"
+	"github.com/spf13/pflag"
+)
+
+// serveConfig is the parsed command line of `gearsched serve`.
+type serveConfig struct {
+	listen          string
+	port            int
+	db              string
+	jobRetries      int
+	roundRobin      bool
+	workerWakeup    int
+	exceptions      bool
+	handlePrefix    string
+	verbose         string
+	logFormat       string
+	maxPacketSize   int
+	shutdownTimeout time.Duration
+}
+
+func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
+	fs := pflag.NewFlagSet("gearsched serve", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.SortFlags = false
+	c := &serveConfig{}
+	defPort := 4730
+	if v, err := strconv.Atoi(os.Getenv("GEARMAND_PORT")); err == nil {
+		defPort = v
+	}
+	fs.StringVarP(&c.listen, "listen", "L", "127.0.0.1", "address to listen on (gearmand listens on all interfaces; gearsched only on loopback unless told)")
+	fs.IntVarP(&c.port, "port", "p", defPort, "port to listen on ($GEARMAND_PORT, else 4730); 0 picks a free one")
+	fs.StringVar(&c.db, "db", "gearsched.db", "bbolt database holding background jobs")
+	fs.IntVarP(&c.jobRetries, "job-retries", "j", 0, "attempts before a job is failed; 0 or -1 = unlimited, at most 255")
+	fs.BoolVarP(&c.roundRobin, "round-robin", "R", false, "rotate a worker's functions after each grab")
+	fs.IntVarP(&c.workerWakeup, "worker-wakeup", "w", 0, "sleeping workers woken per new job; 0 = all")
+	fs.BoolVar(&c.exceptions, "exceptions", false, "enable the exceptions option on every connection")
+	fs.StringVar(&c.handlePrefix, "job-handle-prefix", "", "job handle prefix (default H:<hostname>)")
+	fs.StringVar(&c.verbose, "verbose", "INFO", "log level: FATAL, ALERT, CRITICAL, ERROR, WARNING, NOTICE, INFO or DEBUG")
+	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
+	fs.IntVar(&c.maxPacketSize, "max-packet-size", gearman.DefaultMaxPacketSize, "largest packet payload accepted, in bytes")
+	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long running jobs may take to finish")
+	// gearmand options that have no meaning here, accepted so that service
+	// files written for gearmand keep working.
+	fs.IntP("threads", "t", 4, "ignored (gearmand compatibility)")
+	fs.IntP("backlog", "b", 32, "ignored (gearmand compatibility)")
+	fs.Int("hashtable-buckets", 991, "ignored (gearmand compatibility)")
+	if err := fs.Parse(args); err != nil {
+		if err == pflag.ErrHelp {
+			return nil, err
+		}
+		return nil, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return nil, usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if c.port < 0 || c.port > 65535 {
+		return nil, usageError{fmt.Errorf("--port %d out of range", c.port)}
+	}
+	if c.jobRetries < -1 || c.jobRetries > 255 {
+		return nil, usageError{fmt.Errorf("--job-retries %d out of range (-1 or 0 = unlimited, 1-255)", c.jobRetries)}
+	}
+	if c.workerWakeup < 0 {
+		return nil, usageError{fmt.Errorf("--worker-wakeup %d must not be negative", c.workerWakeup)}
+	}
+	if c.maxPacketSize < 1024 {
+		return nil, usageError{fmt.Errorf("--max-packet-size %d too small (at least 1024)", c.maxPacketSize)}
+	}
+	if _, ok := logLevels[strings.ToUpper(c.verbose)]; !ok {
+		return nil, usageError{fmt.Errorf("--verbose %q: not a log level", c.verbose)}
+	}
+	c.verbose = strings.ToUpper(c.verbose)
+	if c.logFormat != "text" && c.logFormat != "json" {
+		return nil, usageError{fmt.Errorf("--log-format %q: want text or json", c.logFormat)}
+	}
+	return c, nil
+}
+
+// logLevels maps gearmand's level names onto slog's.
+var logLevels = map[string]slog.Level{
+	"FATAL": slog.LevelError, "ALERT": slog.LevelError, "CRITICAL": slog.LevelError, "ERROR": slog.LevelError,
+	"WARNING": slog.LevelWarn, "NOTICE": slog.LevelInfo, "INFO": slog.LevelInfo, "DEBUG": slog.LevelDebug,
+}
+
+func newLogger(format string, level slog.Leveler, w *os.File) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+	}
+	fi, err := w.Stat()
+	tty := err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return slog.New(tint.NewHandler(w, &tint.Options{Level: level, NoColor: !tty, TimeFormat: time.RFC3339Nano}))
+}
+
+// serve runs the job server until ctx is cancelled (SIGINT or SIGTERM).
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	c, err := parseServe(args, stderr)
+	if err != nil {
+		return err
+	}
+	level := new(slog.LevelVar)
+	level.Set(logLevels[c.verbose])
+	log := newLogger(c.logFormat, level, os.Stderr)
+
+	st, err := store.Open(c.db, store.Options{Logger: log})
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	srv, err := gearman.NewServer(gearman.Config{
+		Store:         st,
+		Logger:        log,
+		HandlePrefix:  c.handlePrefix,
+		JobRetries:    c.jobRetries,
+		RoundRobin:    c.roundRobin,
+		WorkerWakeup:  c.workerWakeup,
+		Exceptions:    c.exceptions,
+		MaxPacketSize: c.maxPacketSize,
+		LogLevel:      func() string { return c.verbose },
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(c.listen, strconv.Itoa(c.port)))
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	log.Info("gearsched serving", "version", gearman.Version, "addr", ln.Addr().String(), "db", c.db, "pid", os.Getpid())
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err = <-served:
+		srv.Shutdown(context.Background())
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down", "timeout", c.shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
+	defer cancel()
+	srv.Shutdown(sctx)
+	if err := <-served; err != nil {
+		log.Warn("listener ended with an error", "err", err)
+	}
+	if err := st.Close(); err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,233 @@
+package gearman
+
+import (
+	"bytes"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Admin replies, byte for byte as gearmand 1.1.20 sends them.
+const (
+	adminOK              = "OK\r\n"
+	adminUnknownCommand  = "ERR UNKNOWN_COMMAND Unknown+server+command"
+	adminIncompleteArgs  = "ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+"
+	adminUnknownShowArgs = "ERR UNKNOWN_SHOW_ARGUMENTS\r\n"
+	adminUnknownJob      = "ERR UNKNOWN_JOB\r\n"
+	adminUnknownError    = "ERR UNKNOWN_ERROR\r\n"
+	adminNoFunction      = "ERR function not found\r\n"
+	adminFunctionBusy    = "ERR there are still connected workers or executing clients\r\n"
+)
+
+// admin answers one text command. words is the line split by
+// SplitAdminLine; the reply is queued whole so it leaves in one write.
+func (s *Server) admin(c *conn, line []byte, words [][]byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.write(func(b []byte) []byte { return s.adminReply(b, c, line, words) })
+}
+
+func (s *Server) adminReply(b []byte, c *conn, line []byte, words [][]byte) []byte {
+	cmd := strings.ToLower(string(words[0]))
+	arg := func(i int) string {
+		if i < len(words) {
+			return string(words[i])
+		}
+		return ""
+	}
+	switch cmd {
+	case "status":
+		return s.appendStatusList(b)
+	case "prioritystatus":
+		return s.appendPriorityStatus(b)
+	case "workers":
+		return s.appendWorkers(b)
+	case "show":
+		switch {
+		case len(words) == 1:
+			return unknownCommand(b, words[0])
+		case strings.EqualFold(arg(1), "jobs"):
+			return s.appendJobs(b)
+		case strings.EqualFold(arg(1), "unique") && strings.EqualFold(arg(2), "jobs"):
+			return s.appendUniqueJobs(b)
+		}
+		return append(b, adminUnknownShowArgs...)
+	case "cancel":
+		switch {
+		case len(words) < 3:
+			return unknownCommand(b, words[0])
+		case len(words) > 3 || !strings.EqualFold(arg(1), "job"):
+			return append(b, adminUnknownError...)
+		case s.cancel(arg(2)):
+			return append(b, adminOK...)
+		}
+		return append(b, adminUnknownJob...)
+	case "create":
+		if len(words) != 3 {
+			return append(append(b, adminIncompleteArgs...), "create\r\n"...)
+		}
+		// The name as typed: the line terminator is already gone, where
+		// gearmand cuts one byte too many after a bare \n.
+		s.function(arg(2))
+		return append(b, adminOK...)
+	case "drop":
+		if len(words) != 3 {
+			return append(append(b, adminIncompleteArgs...), "drop\r\n"...)
+		}
+		return s.dropFunction(b, arg(2))
+	case "maxqueue":
+		if len(words) < 2 {
+			return append(append(b, adminIncompleteArgs...), "maxqueue\r\n"...)
+		}
+		s.maxQueue(words[1], words[2:])
+		return append(b, adminOK...)
+	case "version":
+		return append(b, "OK gearsched "+Version+"\n"...)
+	case "getpid":
+		return append(strconv.AppendInt(append(b, "OK "...), int64(os.Getpid()), 10), '\n')
+	case "verbose":
+		return append(b, "OK "+s.cfg.LogLevel()+"\n"...)
+	}
+	return unknownCommand(b, words[0])
+}
+
+func unknownCommand(b, word []byte) []byte {
+	b = append(b, adminUnknownCommand...)
+	b = append(b, word...)
+	return append(b, "\r\n"...)
+}
+
+func (s *Server) sortedFunctions() []*function {
+	fs := make([]*function, 0, len(s.funcs))
+	for _, f := range s.funcs {
+		fs = append(fs, f)
+	}
+	slices.SortFunc(fs, func(a, b *function) int { return strings.Compare(a.name, b.name) })
+	return fs
+}
+
+func (s *Server) appendStatusList(b []byte) []byte {
+	for _, f := range s.sortedFunctions() {
+		b = appendRow(b, f.name, f.total, f.running, len(f.workers))
+	}
+	return append(b, ".\n"...)
+}
+
+func (s *Server) appendPriorityStatus(b []byte) []byte {
+	for _, f := range s.sortedFunctions() {
+		b = appendRow(b, f.name, f.queue[High].n, f.queue[Normal].n, f.queue[Low].n, len(f.workers))
+	}
+	return append(b, ".\n"...)
+}
+
+// appendRow appends a tab-separated row of a name and counts.
+func appendRow(b []byte, name string, counts ...int) []byte {
+	b = append(b, name...)
+	for _, n := range counts {
+		b = append(b, '\t')
+		b = strconv.AppendInt(b, int64(n), 10)
+	}
+	return append(b, '\n')
+}
+
+func (s *Server) appendWorkers(b []byte) []byte {
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	slices.SortFunc(conns, func(x, y *conn) int { return x.fd - y.fd })
+	for _, c := range conns {
+		b = strconv.AppendInt(b, int64(c.fd), 10)
+		b = append(b, ' ')
+		b = append(b, c.ip...)
+		b = append(b, ' ')
+		b = append(b, c.clientID...)
+		b = append(b, " :"...)
+		for _, a := range c.abilities {
+			b = append(b, ' ')
+			b = append(b, a.fn.name...)
+		}
+		b = append(b, '\n')
+	}
+	return append(b, ".\n"...)
+}
+
+func (s *Server) sortedJobs() []*job {
+	js := make([]*job, 0, len(s.jobs))
+	for _, j := range s.jobs {
+		js = append(js, j)
+	}
+	slices.SortFunc(js, func(a, b *job) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	return js
+}
+
+func (s *Server) appendJobs(b []byte) []byte {
+	for _, j := range s.sortedJobs() {
+		b = append(b, j.Handle...)
+		b = append(b, '\t')
+		b = strconv.AppendInt(b, int64(j.retries), 10)
+		b = append(b, '\t')
+		b = append(b, boolDigit(j.ignore)...)
+		b = append(b, '\t')
+		b = append(b, boolDigit(j.bg)...)
+		b = append(b, '\n')
+	}
+	return append(b, ".\n"...)
+}
+
+func (s *Server) appendUniqueJobs(b []byte) []byte {
+	for _, j := range s.sortedJobs() {
+		b = append(b, j.Unique...)
+		b = append(b, '\n')
+	}
+	return append(b, ".\n"...)
+}
+
+// dropFunction removes a function nobody uses. The name matches
+// case-insensitively, as in gearmand; unlike gearmand, queued jobs block the
+// drop instead of being orphaned.
+func (s *Server) dropFunction(b []byte, name string) []byte {
+	for _, f := range s.sortedFunctions() {
+		if !strings.EqualFold(f.name, name) {
+			continue
+		}
+		if len(f.workers) > 0 || f.total > 0 {
+			return append(b, adminFunctionBusy...)
+		}
+		delete(s.funcs, f.name)
+		return append(b, adminOK...)
+	}
+	return append(b, adminNoFunction...)
+}
+
+// maxQueue sets a function's queue limits, creating the function if needed
+// so the limit holds when jobs arrive (gearmand ignores unknown functions).
+// One number sets all priorities, two set HIGH and NORMAL, three all three;
+// anything unparsable or negative means unlimited.
+func (s *Server) maxQueue(name []byte, nums [][]byte) {
+	f := s.function(string(name))
+	var v [NumPriorities]int
+	for i := range v {
+		if i < len(nums) {
+			if n, err := strconv.Atoi(string(bytes.TrimSpace(nums[i]))); err == nil && n > 0 {
+				v[i] = n
+			}
+		}
+	}
+	switch len(nums) {
+	case 0, 1:
+		v[Normal], v[Low] = v[High], v[High]
+	case 2:
+		v[Low] = 0
+	}
+	f.maxQueue = v
+}

@@ -1,0 +1,248 @@
+package gearman
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/gearsched/gearsched/store"
+)
+
+const (
+	readBufferSize = 64 << 10
+	// writeTimeout bounds a write to a peer that stopped reading.
+	writeTimeout = 30 * time.Second
+)
+
+// ability is one CAN_DO registration.
+type ability struct {
+	fn      *function
+	timeout time.Duration // CAN_DO_TIMEOUT; 0 = none
+}
+
+// pendingAck is a background submission whose JOB_CREATED waits for a
+// durable write. Replies to a connection keep request order, so every later
+// reply to it waits behind these.
+type pendingAck struct {
+	j     *job
+	batch *store.Batch
+}
+
+// conn is one client, worker or admin connection. Fields below srv are
+// guarded by srv.mu, except the output fields, which have their own lock so
+// that any goroutine can queue packets to this connection.
+type conn struct {
+	srv *Server
+	nc  net.Conn
+	fd  int
+	ip  string
+	log *slog.Logger
+
+	clientID   string
+	abilities  []ability // in registration order; grabs scan newest first
+	rotation   int       // round-robin offset into the scan order
+	sleeping   bool
+	noopSent   bool
+	exceptions bool
+	assigned   []*job // jobs this worker is running
+	listening  []*job // fg jobs this client waits on
+	acks       []pendingAck
+
+	wmu    sync.Mutex
+	out    []byte
+	spare  []byte
+	flush  chan struct{}
+	closed bool
+}
+
+func (s *Server) newConn(nc net.Conn) *conn {
+	c := &conn{
+		srv:        s,
+		nc:         nc,
+		fd:         -1,
+		clientID:   "-",
+		exceptions: s.cfg.Exceptions,
+		flush:      make(chan struct{}, 1),
+	}
+	if host, _, err := net.SplitHostPort(nc.RemoteAddr().String()); err == nil {
+		c.ip = host
+	}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			raw.Control(func(fd uintptr) { c.fd = int(fd) })
+		}
+	}
+	c.log = s.log.With("conn", c.fd, "remote", nc.RemoteAddr().String())
+	return c
+}
+
+// serve runs the connection: this goroutine reads and dispatches, a second
+// one writes. Both end when the peer goes, on a fatal protocol error, or at
+// shutdown.
+func (c *conn) serve() {
+	s := c.srv
+	s.mu.Lock()
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+
+	writerDone := make(chan struct{})
+	go func() {
+		defer close(writerDone)
+		c.writeLoop()
+	}()
+
+	err := c.readLoop()
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+		c.log.Info("closing connection", "err", err)
+	}
+	c.settleAcks()
+	s.mu.Lock()
+	s.dropConn(c)
+	delete(s.conns, c)
+	s.mu.Unlock()
+
+	c.wmu.Lock()
+	c.closed = true
+	c.wmu.Unlock()
+	c.signal()
+	<-writerDone
+	c.nc.Close()
+}
+
+func (c *conn) readLoop() error {
+	dec := NewDecoder(bufio.NewReaderSize(c.nc, readBufferSize), c.srv.cfg.MaxPacketSize)
+	var words [][]byte
+	for {
+		if len(c.acks) > 0 && !dec.Buffered() {
+			// Nothing more pipelined: wait for the durable writes and
+			// acknowledge them before blocking on the network.
+			c.settleAcks()
+		}
+		pkt, line, err := dec.Next()
+		if line != nil {
+			words, err = SplitAdminLine(line, words)
+			if err != nil {
+				return err
+			}
+			c.settleAcks()
+			c.srv.admin(c, line, words)
+			continue
+		}
+		var malformed *MalformedError
+		switch {
+		case err == nil:
+			if !c.srv.handle(c, pkt) {
+				return nil
+			}
+		case errors.As(err, &malformed):
+			c.log.Info("malformed packet", "err", err)
+			c.replyError(errInvalidPacket, err.Error())
+		case errors.Is(err, ErrTooLarge):
+			c.replyError(errArgumentTooLarge, txtPacketTooLarge)
+			return err
+		default:
+			return err
+		}
+	}
+}
+
+// signal wakes the writer.
+func (c *conn) signal() {
+	select {
+	case c.flush <- struct{}{}:
+	default:
+	}
+}
+
+// writeLoop sends whatever has been queued, in one write per wake-up, so
+// replies to pipelined requests and each admin reply leave in one flush.
+func (c *conn) writeLoop() {
+	for range c.flush {
+		c.wmu.Lock()
+		buf, closed := c.out, c.closed
+		c.out = c.spare[:0]
+		c.spare = nil
+		c.wmu.Unlock()
+		if len(buf) > 0 {
+			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if _, err := c.nc.Write(buf); err != nil {
+				// The reader notices the closed socket and cleans up.
+				c.nc.Close()
+				closed = true
+			}
+		}
+		c.wmu.Lock()
+		if cap(buf) <= readBufferSize {
+			c.spare = buf[:0]
+		}
+		c.wmu.Unlock()
+		if closed {
+			return
+		}
+	}
+}
+
+// maxOutput bounds what may wait for a peer that does not read: past it the
+// connection is closed rather than letting memory grow without limit.
+func (c *conn) maxOutput() int { return 4*c.srv.cfg.MaxPacketSize + (1 << 20) }
+
+// write queues bytes for the peer; build appends one whole reply, which
+// leaves in one write.
+func (c *conn) write(build func([]byte) []byte) {
+	c.wmu.Lock()
+	if c.closed {
+		c.wmu.Unlock()
+		return
+	}
+	c.out = build(c.out)
+	over := len(c.out) > c.maxOutput()
+	c.wmu.Unlock()
+	if over {
+		c.log.Warn("peer is not reading its replies; closing", "queued_bytes", len(c.out))
+		c.nc.Close()
+		return
+	}
+	c.signal()
+}
+
+func (c *conn) send(t Type, args ...string) {
+	c.write(func(b []byte) []byte { return appendPacketStr(b, MagicRes, t, args...) })
+}
+
+func (c *conn) sendBytes(t Type, args ...[]byte) {
+	c.write(func(b []byte) []byte { return AppendPacket(b, MagicRes, t, args...) })
+}
+
+func (c *conn) replyError(code, text string) { c.send(Error, code, text) }
+
+// settleAcks waits for the durable writes of this connection's pending
+// background submissions and answers them in order. Called without srv.mu.
+func (c *conn) settleAcks() {
+	if len(c.acks) == 0 {
+		return
+	}
+	for _, a := range c.acks {
+		<-a.batch.Done()
+	}
+	s := c.srv
+	s.mu.Lock()
+	for i, a := range c.acks {
+		s.settle(a.j)
+		if err := a.batch.Err(); err != nil {
+			c.replyError(errQueueError, err.Error())
+		} else {
+			c.send(JobCreated, a.j.Handle)
+		}
+		c.acks[i] = pendingAck{}
+	}
+	c.acks = c.acks[:0]
+	s.mu.Unlock()
+}
+
+func (c *conn) String() string { return strconv.Itoa(c.fd) + " " + c.ip }

@@ -1,0 +1,286 @@
+package gearman
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/gearsched/gearsched/store"
+)
+
+// Version is the gearsched release the admin `version` command reports.
+const Version = "0.1.0"
+
+// idBlock is how many job IDs the server reserves in the store at a time.
+const idBlock = 1 << 16
+
+// Config configures a Server. Zero values mean gearmand's defaults.
+type Config struct {
+	// Store keeps background jobs durable. Required.
+	Store *store.Store
+	// Logger receives the server's logs; nil discards them.
+	Logger *slog.Logger
+	// HandlePrefix precedes ":<n>" in job handles; default "H:<hostname>".
+	HandlePrefix string
+	// JobRetries is how many attempts a job gets before it is failed
+	// (gearmand -j); 0 means unlimited.
+	JobRetries int
+	// RoundRobin rotates a worker's functions after each grab (gearmand -R).
+	RoundRobin bool
+	// WorkerWakeup caps the sleeping workers woken per new job (gearmand
+	// -w); 0 wakes all of them.
+	WorkerWakeup int
+	// Exceptions turns the `exceptions` option on for every connection.
+	Exceptions bool
+	// MaxPacketSize bounds a packet's payload; default DefaultMaxPacketSize.
+	MaxPacketSize int
+	// LogLevel names the current log level for the admin `verbose` command.
+	LogLevel func() string
+	// Now returns the current time; default time.Now. Tests inject clocks.
+	Now func() time.Time
+}
+
+// Server is a Gearman job server. Each connection is served by its own
+// goroutine; all job state is guarded by one mutex, as gearmand processes
+// commands on a single thread.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	store *store.Store
+
+	mu       sync.Mutex
+	funcs    map[string]*function
+	jobs     map[string]*job // by handle
+	conns    map[*conn]struct{}
+	nextID   uint64
+	idLimit  uint64 // first ID not reserved
+	draining bool   // shutting down: hand out no more jobs
+	idle     chan struct{}
+
+	lnMu      sync.Mutex
+	listeners []net.Listener
+	wg        sync.WaitGroup // connection goroutines
+	ctx       context.Context
+	stop      context.CancelFunc
+}
+
+// NewServer returns a server over cfg.Store and requeues the background
+// jobs stored there, under their original handles and in submission order.
+func NewServer(cfg Config) (*Server, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("gearman: Config.Store is required")
+	}
+	if cfg.HandlePrefix == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "gearsched"
+		}
+		cfg.HandlePrefix = "H:" + host
+	}
+	if n := len(cfg.HandlePrefix) + 1 + 20; n > MaxHandleSize {
+		return nil, fmt.Errorf("gearman: handle prefix %q too long: handles could reach %d bytes, clients hold %d", cfg.HandlePrefix, n, MaxHandleSize)
+	}
+	if cfg.JobRetries < -1 || cfg.JobRetries > 255 {
+		return nil, fmt.Errorf("gearman: job retries %d out of range (-1 or 0 = unlimited, 1-255)", cfg.JobRetries)
+	}
+	if cfg.JobRetries < 0 {
+		cfg.JobRetries = 0
+	}
+	if cfg.MaxPacketSize <= 0 {
+		cfg.MaxPacketSize = DefaultMaxPacketSize
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.LogLevel == nil {
+		cfg.LogLevel = func() string { return "INFO" }
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Server{
+		cfg:    cfg,
+		log:    log,
+		store:  cfg.Store,
+		funcs:  make(map[string]*function),
+		jobs:   make(map[string]*job),
+		conns:  make(map[*conn]struct{}),
+		ctx:    ctx,
+		stop:   cancel,
+	}
+	if err := s.restore(); err != nil {
+		cancel()
+		return nil, err
+	}
+	return s, nil
+}
+
+// restore requeues the stored background jobs. A job that was running when
+// the server stopped is queued again: delivery is at least once.
+func (s *Server) restore() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	err := s.store.Jobs(func(rec *store.Job) error {
+		if int(rec.Priority) >= NumPriorities {
+			return fmt.Errorf("gearman: stored job %d has priority %d", rec.ID, rec.Priority)
+		}
+		j := &job{Job: *rec, fn: s.function(rec.Function), bg: true}
+		if key := uniqueKey(j.Unique, j.Data); key != "" {
+			if _, dup := j.fn.uniques[key]; !dup {
+				j.uniqKey = key
+				j.fn.uniques[key] = j
+			}
+		}
+		s.jobs[j.Handle] = j
+		j.fn.total++
+		s.enqueue(j)
+		n++
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("gearman: restore jobs: %w", err)
+	}
+	if n > 0 {
+		s.log.Info("restored background jobs", "jobs", n)
+	}
+	return nil
+}
+
+// newID hands out the next job ID, reserving a block in the store when the
+// current one is used up; the rare reservation is a synchronous write.
+func (s *Server) newID() (uint64, error) {
+	if s.nextID >= s.idLimit {
+		first, err := s.store.ReserveIDs(idBlock)
+		if err != nil {
+			return 0, err
+		}
+		s.nextID, s.idLimit = first, first+idBlock
+	}
+	id := s.nextID
+	s.nextID++
+	return id, nil
+}
+
+func (s *Server) handleFor(id uint64) string {
+	return s.cfg.HandlePrefix + ":" + strconv.FormatUint(id, 10)
+}
+
+// function returns the entry for name, creating it: a function is known
+// from the first time anything names it.
+func (s *Server) function(name string) *function {
+	f := s.funcs[name]
+	if f == nil {
+		f = newFunction(name)
+		s.funcs[name] = f
+	}
+	return f
+}
+
+// Serve accepts connections on ln until Shutdown. It returns nil after
+// Shutdown and the accept error otherwise.
+func (s *Server) Serve(ln net.Listener) error {
+	s.lnMu.Lock()
+	if s.ctx.Err() != nil {
+		s.lnMu.Unlock()
+		ln.Close()
+		return nil
+	}
+	s.listeners = append(s.listeners, ln)
+	s.lnMu.Unlock()
+	var backoff time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				// Out of file descriptors and the like: wait, do not spin.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
+				time.Sleep(backoff)
+				continue
+			}
+			return fmt.Errorf("gearman: accept: %w", err)
+		}
+		backoff = 0
+		c := s.newConn(nc)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			c.serve()
+		}()
+	}
+}
+
+// Shutdown stops accepting connections, lets running jobs finish until ctx
+// is done while handing out no new ones, then closes every connection and
+// waits for their goroutines. Queued jobs stay in the store. It returns
+// ctx.Err() if running jobs were cut short.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.lnMu.Lock()
+	s.stop()
+	for _, ln := range s.listeners {
+		ln.Close()
+	}
+	s.lnMu.Unlock()
+
+	s.mu.Lock()
+	s.draining = true
+	running := s.runningJobs()
+	var idle chan struct{}
+	if running > 0 {
+		idle = make(chan struct{})
+		s.idle = idle
+	}
+	s.mu.Unlock()
+
+	var err error
+	if idle != nil {
+		s.log.Info("waiting for running jobs", "running", running)
+		select {
+		case <-idle:
+		case <-ctx.Done():
+			err = ctx.Err()
+			s.log.Warn("shutdown timeout; running jobs will be requeued at the next start", "err", err)
+		}
+	}
+	s.mu.Lock()
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	for _, j := range s.jobs {
+		if j.timer != nil {
+			j.timer.Stop()
+		}
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return err
+}
+
+func (s *Server) runningJobs() int {
+	n := 0
+	for _, f := range s.funcs {
+		n += f.running
+	}
+	return n
+}
+
+// jobEnded tells a draining Shutdown when the last running job is gone.
+func (s *Server) jobEnded() {
+	if s.idle != nil && s.runningJobs() == 0 {
+		close(s.idle)
+		s.idle = nil
+	}
+}

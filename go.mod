@@ -1,0 +1,11 @@
+module github.com/gearsched/gearsched
+
+go 1.26.8
+
+require (
+	github.com/lmittmann/tint v1.2.1
+	github.com/spf13/pflag v1.0.10
+	go.etcd.io/bbolt v1.5.0
+)
+
+require golang.org/x/sys v0.45.0 // indirect

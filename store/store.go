@@ -1,0 +1,104 @@
+// Package store keeps gearsched's durable state in a bbolt database: the
+// background jobs that must survive a crash, and the job-id high-water mark
+// that keeps handles from ever being reused.
+//
+// Writes go through a single committer goroutine that folds every write
+// waiting at that moment into one transaction (group commit), so concurrent
+// submitters share one fsync without a fixed batching delay.
+package store
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+var (
+	bucketJobs = []byte("jobs")
+	bucketMeta = []byte("meta")
+	keyNextID  = []byte("next_id")
+)
+
+// ErrClosed is returned by writes made after Close.
+var ErrClosed = errors.New("store: closed")
+
+// Options tunes Open.
+type Options struct {
+	// Logger receives failures of writes nobody waits for (deletes).
+	Logger *slog.Logger
+	// NoSync skips fsync; for benchmarks and tests of non-durable paths only.
+	NoSync bool
+}
+
+// Store is an open database. Its methods are safe for concurrent use.
+type Store struct {
+	db  *bolt.DB
+	log *slog.Logger
+
+	mu      sync.Mutex
+	cur     *Batch // batch that writes queued now will join
+	ops     []op
+	closed  bool
+	wake    chan struct{}
+	stopped chan struct{}
+}
+
+// Open opens or creates the database at path and starts its committer.
+func Open(path string, opts Options) (*Store, error) {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{
+		Timeout:        time.Second, // another process holds the file lock
+		NoSync:         opts.NoSync,
+		FreelistType:   bolt.FreelistMapType,
+		NoFreelistSync: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: open %s: %w", path, err)
+	}
+	err = db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketJobs, bucketMeta} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("store: initialise %s: %w", path, err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Store{
+		db:      db,
+		log:     log,
+		cur:     newBatch(),
+		wake:    make(chan struct{}, 1),
+		stopped: make(chan struct{}),
+	}
+	go s.commitLoop()
+	return s, nil
+}
+
+// Close commits the writes still queued, stops the committer and closes the
+// database.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.signal()
+	<-s.stopped
+	return s.db.Close()
+}
+
+// Path returns the database file's path.
+func (s *Store) Path() string { return s.db.Path() }

@@ -29,9 +29,11 @@ func (b *Batch) Done() <-chan struct{} { return b.done }
 // Err is the batch's result; valid only after Done is closed.
 func (b *Batch) Err() error { return b.err }
 
+// op is one queued write: a job put, a job delete, or any other update.
 type op struct {
-	put *Job   // nil for a delete
-	id  uint64 // key of a delete
+	put *Job                    // a job put
+	id  uint64                  // a job delete, when put and fn are nil
+	fn  func(tx *bolt.Tx) error // a general update
 }
 
 // Put queues j to be written and returns the batch that will carry it. The
@@ -46,6 +48,13 @@ func (s *Store) Put(j *Job) *Batch {
 // It is applied after every Put queued before it.
 func (s *Store) Delete(id uint64) {
 	s.queue(op{id: id})
+}
+
+// update queues fn to run in the next group-committed transaction. If fn
+// fails the whole transaction fails, so fn returns errors only for
+// corruption and I/O; outcomes such as "not found" go in captured variables.
+func (s *Store) update(fn func(tx *bolt.Tx) error) *Batch {
+	return s.queue(op{fn: fn})
 }
 
 func (s *Store) queue(o op) *Batch {
@@ -107,6 +116,12 @@ func apply(tx *bolt.Tx, ops []op) error {
 	jobs := tx.Bucket(bucketJobs)
 	var key [8]byte
 	for _, o := range ops {
+		if o.fn != nil {
+			if err := o.fn(tx); err != nil {
+				return err
+			}
+			continue
+		}
 		if o.put == nil {
 			binary.BigEndian.PutUint64(key[:], o.id)
 			if err := jobs.Delete(key[:]); err != nil {

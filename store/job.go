@@ -17,7 +17,7 @@ type Job struct {
 	Unique   string
 	Reducer  string
 	Priority uint8 // 0 = HIGH, 1 = NORMAL, 2 = LOW
-	When     int64 // unix seconds the job may run at; 0 = at once
+	Due      int64 // unix nanoseconds it runs at; 0 = at once
 	Data     []byte
 }
 
@@ -37,7 +37,7 @@ func (j *Job) encodedSize() int {
 // function, unique, reducer and data, each prefixed by its length.
 func (j *Job) appendTo(b []byte) []byte {
 	b = append(b, recordVersion, j.Priority)
-	b = binary.AppendVarint(b, j.When)
+	b = binary.AppendVarint(b, j.Due)
 	for _, s := range []string{j.Handle, j.Function, j.Unique, j.Reducer} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
@@ -52,11 +52,11 @@ func decodeJob(id uint64, b []byte) (*Job, error) {
 	}
 	j := &Job{ID: id, Priority: b[1]}
 	b = b[2:]
-	when, n := binary.Varint(b)
+	due, n := binary.Varint(b)
 	if n <= 0 {
 		return nil, errCorrupt
 	}
-	j.When, b = when, b[n:]
+	j.Due, b = due, b[n:]
 	var fields [5][]byte
 	for i := range fields {
 		l, n := binary.Uvarint(b)
@@ -70,8 +70,9 @@ func decodeJob(id uint64, b []byte) (*Job, error) {
 	return j, nil
 }
 
-// Jobs calls fn for every stored job in ID order, which is submission order.
-// It reads one consistent snapshot; fn must not write to the store.
+// Jobs calls fn for every job that is ready to run (not waiting for its
+// due time) in ID order, which is submission order. It reads one consistent
+// snapshot; fn must not write to the store.
 func (s *Store) Jobs(fn func(*Job) error) error {
 	return s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
@@ -99,8 +100,10 @@ func (s *Store) ReserveIDs(n uint64) (first uint64, err error) {
 			first = binary.BigEndian.Uint64(v)
 		}
 		// Never hand out an ID at or below one already stored.
-		if k, _ := tx.Bucket(bucketJobs).Cursor().Last(); len(k) == 8 {
-			first = max(first, binary.BigEndian.Uint64(k)+1)
+		for _, b := range [][]byte{bucketJobs, bucketSched, bucketSchedules} {
+			if k, _ := tx.Bucket(b).Cursor().Last(); len(k) == 8 {
+				first = max(first, binary.BigEndian.Uint64(k)+1)
+			}
 		}
 		return meta.Put(keyNextID, binary.BigEndian.AppendUint64(nil, first+n))
 	})

@@ -17,10 +17,19 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
+// Buckets. A background job is in jobs while it is ready to run; a job
+// waiting for its due time is in sched instead, indexed by due, so that a
+// restart never loads the pending ones and the next due ones are a cursor
+// seek away.
 var (
-	bucketJobs = []byte("jobs")
-	bucketMeta = []byte("meta")
-	keyNextID  = []byte("next_id")
+	bucketJobs      = []byte("jobs")      // id -> job record, ready to run
+	bucketSched     = []byte("sched")     // id -> job record, waiting for its due time
+	bucketSchedules = []byte("schedules") // id -> recurring schedule (JSON)
+	bucketDue       = []byte("due")       // due ns (BE) + id (BE) -> kind
+	bucketUniq      = []byte("uniq")      // function \0 unique -> id, for pending jobs and schedules
+	bucketCounts    = []byte("counts")    // function -> pending scheduled jobs (BE)
+	bucketMeta      = []byte("meta")
+	keyNextID       = []byte("next_id")
 )
 
 // ErrClosed is returned by writes made after Close.
@@ -59,7 +68,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketJobs, bucketMeta} {
+		for _, b := range [][]byte{bucketJobs, bucketSched, bucketSchedules, bucketDue, bucketUniq, bucketCounts, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

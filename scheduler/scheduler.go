@@ -1,0 +1,345 @@
+// Package scheduler releases jobs at their due time. It owns one loop that
+// sleeps until the earliest due time in the store's index (never longer
+// than a second, re-reading the wall clock on every wake-up so clock steps
+// and suspend cannot make it fire early or stall), then hands everything
+// due, in bounded batches, to a Sink.
+//
+// Recurring schedules are advanced here: occurrences are computed with
+// ParseCron, missed runs (daemon down, clock jumped forward) follow each
+// schedule's policy, and overlap and jitter are applied.
+package scheduler
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/gearsched/gearsched/store"
+)
+
+// Sink receives due work. The embedded job server and the sidecar's
+// upstream forwarder are sinks.
+type Sink interface {
+	// Release hands over due one-shot jobs and schedule occurrences. It
+	// returns nil only once every item is accepted and recorded as fired
+	// in the store; on error nothing may be assumed fired and the
+	// scheduler offers the items again later.
+	Release(ctx context.Context, jobs []*store.Job, occs []Occurrence) error
+	// Live reports whether the job with that handle is still queued or
+	// running, for the overlap policy.
+	Live(ctx context.Context, handle string) (bool, error)
+}
+
+// Occurrence is one due occurrence of a recurring schedule.
+type Occurrence struct {
+	// Schedule is the schedule already advanced past this occurrence
+	// (Next, FireAt, Last). The sink sets LastHandle when it fires one.
+	Schedule *store.Schedule
+	At       time.Time // the nominal occurrence time
+	Unique   string    // deterministic per occurrence, at most 63 bytes
+	// Fire is false when the occurrence is skipped (overlap, missed-run
+	// policy): only the schedule advances.
+	Fire bool
+}
+
+// Clock is the scheduler's time source; tests inject a fake one.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+
+// Policies for missed runs and overlap.
+const (
+	MissedSkip   = "skip"
+	MissedOnce   = "once"
+	MissedAll    = "all"
+	OverlapAllow = "allow"
+	OverlapSkip  = "skip"
+)
+
+const (
+	// MaxSleep bounds every sleep so that a wall-clock step is noticed
+	// within a second.
+	MaxSleep = time.Second
+	// DefaultBatch is how many due items one Release carries at most.
+	DefaultBatch = 1000
+	// jumpThreshold is how far the wall clock may run ahead of the
+	// monotonic clock between two wake-ups before it counts as a jump.
+	jumpThreshold = 5 * time.Second
+	// maxEnumerate bounds how many missed occurrences are walked.
+	maxEnumerate = 1_000_000
+	// MaxUnique is the longest unique the scheduler generates: gearmand
+	// silently cuts 64-byte uniques, so stay at 63 for upstreams.
+	MaxUnique = 63
+)
+
+// Config configures a Scheduler.
+type Config struct {
+	Store  *store.Store
+	Sink   Sink
+	Logger *slog.Logger
+	Clock  Clock // default: the real clock
+	Batch  int   // default DefaultBatch
+}
+
+// Scheduler is the due-time engine. Create it with New and run it with Run.
+type Scheduler struct {
+	st    *store.Store
+	sink  Sink
+	log   *slog.Logger
+	clock Clock
+	batch int
+	wake  chan struct{}
+	specs map[[2]string]Schedule // parsed specs by (spec, zone), owned by Run
+}
+
+// New returns a scheduler; it does nothing until Run.
+func New(cfg Config) *Scheduler {
+	s := &Scheduler{
+		st:    cfg.Store,
+		sink:  cfg.Sink,
+		log:   cfg.Logger,
+		clock: cfg.Clock,
+		batch: cfg.Batch,
+		wake:  make(chan struct{}, 1),
+		specs: make(map[[2]string]Schedule),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.clock == nil {
+		s.clock = realClock{}
+	}
+	if s.batch <= 0 {
+		s.batch = DefaultBatch
+	}
+	return s
+}
+
+// Wake makes the loop re-read the index now, after something was added
+// that may be due earlier than what it sleeps for. It never blocks.
+func (s *Scheduler) Wake() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run releases due work until ctx is done. Occurrences that fell due
+// before Run started were missed while the daemon was down: their
+// schedules' missed-run policy applies (one-shot jobs just run).
+func (s *Scheduler) Run(ctx context.Context) error {
+	start := s.clock.Now()
+	missedBefore := start
+	prev := start
+	for {
+		now := s.clock.Now()
+		// Wall time ahead of monotonic time: the clock was stepped
+		// forward or the machine slept. Treat the gap as downtime.
+		if jump := now.Round(0).Sub(prev.Round(0)) - now.Sub(prev); jump > jumpThreshold {
+			s.log.Warn("wall clock jumped forward; applying missed-run policies", "jump", jump)
+			missedBefore = now
+		}
+		prev = now
+		if err := s.Tick(ctx, now, missedBefore); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			s.log.Error("releasing due jobs failed; retrying", "err", err)
+		}
+		sleep := MaxSleep
+		if due, ok, err := s.st.NextDue(); err == nil && ok {
+			sleep = min(sleep, max(time.Unix(0, due).Sub(s.clock.Now().Round(0)), 0))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.wake:
+		case <-s.clock.After(sleep):
+		}
+	}
+}
+
+// Tick releases everything due by now, batch by batch. Schedule
+// occurrences with a fire time before missedBefore count as missed.
+func (s *Scheduler) Tick(ctx context.Context, now, missedBefore time.Time) error {
+	for {
+		items, err := s.st.DueItems(now.UnixNano(), s.batch)
+		if err != nil || len(items) == 0 {
+			return err
+		}
+		var jobs []*store.Job
+		var occs []Occurrence
+		for _, it := range items {
+			if it.Job != nil {
+				if it.Due < missedBefore.UnixNano() {
+					s.log.Info("releasing a job that fell due while gearsched was down", "handle", it.Job.Handle,
+						"function", it.Job.Function, "due", time.Unix(0, it.Due).UTC(), "late", now.Sub(time.Unix(0, it.Due)))
+				}
+				jobs = append(jobs, it.Job)
+				continue
+			}
+			o, err := s.plan(ctx, it.Schedule, now, missedBefore)
+			if err != nil {
+				return err
+			}
+			occs = append(occs, o...)
+		}
+		if err := s.sink.Release(ctx, jobs, occs); err != nil {
+			return err
+		}
+		if len(items) < s.batch {
+			return nil
+		}
+	}
+}
+
+func (s *Scheduler) parse(sc *store.Schedule) (Schedule, error) {
+	key := [2]string{sc.Spec, sc.Zone}
+	if p, ok := s.specs[key]; ok {
+		return p, nil
+	}
+	loc, err := time.LoadLocation(sc.Zone)
+	if err != nil {
+		return nil, fmt.Errorf("schedule %s: zone %q: %w", sc.Handle, sc.Zone, err)
+	}
+	p, err := ParseCron(sc.Spec, loc)
+	if err != nil {
+		return nil, fmt.Errorf("schedule %s: %w", sc.Handle, err)
+	}
+	s.specs[key] = p
+	return p, nil
+}
+
+// plan decides what a due schedule does: which of its due occurrences
+// fire and where it goes next. The returned occurrences share one advanced
+// copy of the schedule.
+func (s *Scheduler) plan(ctx context.Context, orig *store.Schedule, now, missedBefore time.Time) ([]Occurrence, error) {
+	sc := *orig
+	spec, err := s.parse(&sc)
+	if err != nil {
+		// A schedule whose spec no longer parses (a zone removed from
+		// tzdata) stops instead of blocking every other release.
+		s.log.Error("disabling schedule", "handle", sc.Handle, "name", sc.Name, "err", err)
+		sc.Enabled = false
+		return []Occurrence{{Schedule: &sc}}, nil
+	}
+	jitter := JitterFor(&sc)
+	var due []time.Time // occurrences due now, oldest first; missed ones trimmed
+	missed, dropped := 0, 0
+	at := time.Unix(0, sc.Next)
+	for n := 0; !at.IsZero() && !at.Add(jitter).After(now); n++ {
+		if n == maxEnumerate {
+			s.log.Warn("too many missed occurrences; skipping ahead", "handle", sc.Handle, "name", sc.Name)
+			at = spec.Next(now)
+			break
+		}
+		fireAt := at.Add(jitter)
+		if fireAt.Before(missedBefore) {
+			missed++
+			if sc.Missed == MissedSkip || now.Sub(fireAt) > time.Duration(sc.CatchUp) {
+				dropped++
+			} else {
+				due = append(due, at)
+			}
+		} else {
+			due = append(due, at)
+		}
+		sc.Last = at.UnixNano()
+		at = spec.Next(at)
+	}
+	// Of the missed occurrences still in the window keep the newest one
+	// (once) or the newest MissedCap (all); current ones all stay.
+	if missed > 0 {
+		current := 0
+		for _, t := range due {
+			if !t.Add(jitter).Before(missedBefore) {
+				current++
+			}
+		}
+		keep := 0
+		if sc.Missed == MissedOnce {
+			keep = 1
+		} else if sc.Missed == MissedAll {
+			keep = max(sc.MissedCap, 1)
+		}
+		inWindow := len(due) - current
+		if inWindow > keep {
+			dropped += inWindow - keep
+			due = due[inWindow-keep:]
+		}
+		s.log.Warn("schedule missed runs while gearsched was down", "handle", sc.Handle, "name", sc.Name,
+			"missed", missed, "running", missed-dropped, "dropped", dropped, "policy", sc.Missed)
+	}
+	if at.IsZero() {
+		sc.Next, sc.FireAt = 0, 0
+	} else {
+		sc.Next = at.UnixNano()
+		sc.FireAt = at.Add(jitter).UnixNano()
+	}
+	if len(due) > 0 && sc.Overlap == OverlapSkip {
+		live := false
+		if sc.LastHandle != "" {
+			if live, err = s.sink.Live(ctx, sc.LastHandle); err != nil {
+				return nil, err
+			}
+		}
+		if live {
+			s.log.Info("skipped occurrence: previous one still queued or running", "handle", sc.Handle, "name", sc.Name,
+				"occurrences", len(due), "previous", sc.LastHandle)
+			due = nil
+		} else if len(due) > 1 {
+			due = due[len(due)-1:] // one at a time
+		}
+	}
+	if len(due) == 0 {
+		return []Occurrence{{Schedule: &sc}}, nil
+	}
+	occs := make([]Occurrence, len(due))
+	for i, t := range due {
+		occs[i] = Occurrence{Schedule: &sc, At: t, Unique: OccurrenceUnique(&sc, t), Fire: true}
+	}
+	return occs, nil
+}
+
+// JitterFor returns a schedule's delay: deterministic (a hash of its name
+// or handle), so it is stable across restarts, and never negative, so a
+// job never runs before its time.
+func JitterFor(sc *store.Schedule) time.Duration {
+	if sc.Jitter <= 0 {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write([]byte(sc.Name + "\x00" + sc.Handle))
+	return time.Duration(h.Sum64() % uint64(sc.Jitter))
+}
+
+// OccurrenceUnique is the unique of one occurrence: the schedule's unique
+// (or name, or handle) and the occurrence's unix time, hashed down when
+// longer than MaxUnique. A duplicate submission of the same occurrence
+// therefore coalesces; different occurrences never do.
+func OccurrenceUnique(sc *store.Schedule, at time.Time) string {
+	base := sc.Unique
+	if base == "" {
+		base = sc.Name
+	}
+	if base == "" {
+		base = sc.Handle
+	}
+	u := base + "@" + strconv.FormatInt(at.Unix(), 10)
+	if len(u) <= MaxUnique {
+		return u
+	}
+	sum := sha256.Sum256([]byte(u))
+	return hex.EncodeToString(sum[:16]) + "@" + strconv.FormatInt(at.Unix(), 10)
+}

@@ -1,0 +1,319 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gearsched/gearsched/store"
+)
+
+// recordingSink is the Sink contract at its simplest: it records what it
+// is handed and marks it fired in the store, as the real sinks do.
+type recordingSink struct {
+	st     *store.Store
+	nextID uint64
+	live   map[string]bool
+	fired  []string // "handle" for jobs, "unique" for occurrences
+	skips  int
+}
+
+func (r *recordingSink) Release(ctx context.Context, jobs []*store.Job, occs []Occurrence) error {
+	var ids []uint64
+	for _, j := range jobs {
+		ids = append(ids, j.ID)
+		r.fired = append(r.fired, j.Handle)
+	}
+	var socc []store.Occurrence
+	for _, o := range occs {
+		so := store.Occurrence{Schedule: o.Schedule}
+		if o.Fire {
+			r.nextID++
+			h := fmt.Sprintf("H:occ:%d", r.nextID)
+			so.Job = &store.Job{ID: 1_000_000 + r.nextID, Handle: h, Function: o.Schedule.Function, Unique: o.Unique}
+			o.Schedule.LastHandle = h
+			r.fired = append(r.fired, o.Unique)
+		} else {
+			r.skips++
+		}
+		socc = append(socc, so)
+	}
+	_, err := r.st.Fire(ids, socc)
+	return err
+}
+
+func (r *recordingSink) Live(ctx context.Context, handle string) (bool, error) {
+	return r.live[handle], nil
+}
+
+func newTest(t *testing.T) (*Scheduler, *recordingSink, *store.Store) {
+	t.Helper()
+	st, err := store.Open(filepath.Join(t.TempDir(), "s.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	sink := &recordingSink{st: st, live: map[string]bool{}}
+	return New(Config{Store: st, Sink: sink, Batch: 3}), sink, st
+}
+
+var t0 = time.Date(2026, 1, 5, 12, 0, 0, 0, time.UTC)
+
+func TestOneShotNeverEarly(t *testing.T) {
+	s, sink, st := newTest(t)
+	for i, d := range []time.Duration{10 * time.Second, 10 * time.Second, 20 * time.Second, 10*time.Second + 1} {
+		j := &store.Job{ID: uint64(i + 1), Handle: fmt.Sprintf("H:t:%d", i+1), Function: "f", Due: t0.Add(d).UnixNano()}
+		if err := st.PutScheduled(j).Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := context.Background()
+	steps := []struct {
+		at   time.Duration
+		want string
+	}{
+		{0, ""},
+		{10*time.Second - 1, ""},
+		{10 * time.Second, "H:t:1 H:t:2"},
+		{10*time.Second + 1, "H:t:1 H:t:2 H:t:4"},
+		{19 * time.Second, "H:t:1 H:t:2 H:t:4"},
+		{25 * time.Second, "H:t:1 H:t:2 H:t:4 H:t:3"},
+	}
+	for _, step := range steps {
+		if err := s.Tick(ctx, t0.Add(step.at), t0); err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(sink.fired, " "); got != step.want {
+			t.Fatalf("at +%v fired %q, want %q", step.at, got, step.want)
+		}
+	}
+	if _, ok, _ := st.NextDue(); ok {
+		t.Error("index not empty after every job fired")
+	}
+	if counts, _ := st.PendingCounts(); len(counts) != 0 {
+		t.Errorf("pending counts left: %v", counts)
+	}
+}
+
+func minutely(missed string, cap int, catchUp time.Duration) *store.Schedule {
+	return &store.Schedule{
+		ID: 7, Handle: "H:t:7", Name: "m", Source: "file", Spec: "* * * * *", Zone: "UTC", Function: "f",
+		Missed: missed, MissedCap: cap, CatchUp: int64(catchUp), Overlap: OverlapAllow, Enabled: true,
+		Next: t0.UnixNano(), FireAt: t0.UnixNano(),
+	}
+}
+
+// TestMissedRunPolicies: the daemon was down from t0 (the schedule's next
+// occurrence) until t0+10m30s; occurrences t0 … t0+10m fell due meanwhile.
+func TestMissedRunPolicies(t *testing.T) {
+	restart := t0.Add(10*time.Minute + 30*time.Second)
+	for _, tc := range []struct {
+		name    string
+		sc      *store.Schedule
+		want    []string // minutes after t0 that fire
+		wantErr bool
+	}{
+		{"skip", minutely(MissedSkip, 0, time.Hour), nil, false},
+		{"once", minutely(MissedOnce, 0, time.Hour), []string{"10"}, false},
+		{"all capped", minutely(MissedAll, 3, time.Hour), []string{"8", "9", "10"}, false},
+		{"all uncapped within window", minutely(MissedAll, 100, 5*time.Minute), []string{"6", "7", "8", "9", "10"}, false},
+		{"once outside window", minutely(MissedOnce, 0, 10*time.Second), nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, sink, st := newTest(t)
+			if err := st.PutSchedule(tc.sc).Wait(); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Tick(context.Background(), restart, restart); err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for _, m := range tc.want {
+				var n int
+				fmt.Sscan(m, &n)
+				want = append(want, fmt.Sprintf("m@%d", t0.Add(time.Duration(n)*time.Minute).Unix()))
+			}
+			if strings.Join(sink.fired, " ") != strings.Join(want, " ") {
+				t.Errorf("fired %v, want %v", sink.fired, want)
+			}
+			sc, _ := st.GetSchedule(7)
+			if next := time.Unix(0, sc.Next).UTC(); !next.Equal(t0.Add(11 * time.Minute)) {
+				t.Errorf("next occurrence %v, want t0+11m", next)
+			}
+			if last := time.Unix(0, sc.Last).UTC(); !last.Equal(t0.Add(10 * time.Minute)) {
+				t.Errorf("last occurrence %v, want t0+10m", last)
+			}
+			// Running normally afterwards: the next minute fires, once.
+			before := len(sink.fired)
+			s.Tick(context.Background(), t0.Add(11*time.Minute), restart)
+			s.Tick(context.Background(), t0.Add(11*time.Minute+30*time.Second), restart)
+			if len(sink.fired) != before+1 {
+				t.Errorf("after the restart the 11th minute fired %d times", len(sink.fired)-before)
+			}
+		})
+	}
+}
+
+func TestLateButNotMissedFires(t *testing.T) {
+	// Due after the start but the loop got to it late: not a missed run.
+	s, sink, st := newTest(t)
+	st.PutSchedule(minutely(MissedSkip, 0, 0)).Wait()
+	s.Tick(context.Background(), t0.Add(3*time.Second), t0.Add(-time.Second))
+	if len(sink.fired) != 1 {
+		t.Fatalf("fired %v, want the t0 occurrence", sink.fired)
+	}
+}
+
+func TestOverlapSkip(t *testing.T) {
+	s, sink, st := newTest(t)
+	sc := minutely(MissedOnce, 0, time.Hour)
+	sc.Overlap = OverlapSkip
+	sc.LastHandle = "H:prev:1"
+	st.PutSchedule(sc).Wait()
+	sink.live["H:prev:1"] = true
+	s.Tick(context.Background(), t0, t0.Add(-time.Hour))
+	if len(sink.fired) != 0 || sink.skips != 1 {
+		t.Fatalf("fired %v with the previous run live (skips %d)", sink.fired, sink.skips)
+	}
+	sink.live["H:prev:1"] = false
+	s.Tick(context.Background(), t0.Add(time.Minute), t0.Add(-time.Hour))
+	if len(sink.fired) != 1 {
+		t.Fatalf("fired %v after the previous run ended", sink.fired)
+	}
+}
+
+func TestJitterDelaysNeverAdvances(t *testing.T) {
+	sc := minutely(MissedOnce, 0, time.Hour)
+	sc.Jitter = int64(30 * time.Second)
+	j := JitterFor(sc)
+	if j < 0 || j >= 30*time.Second {
+		t.Fatalf("jitter %v outside [0, 30s)", j)
+	}
+	if JitterFor(sc) != j {
+		t.Error("jitter not deterministic")
+	}
+	s, sink, st := newTest(t)
+	sc.FireAt = t0.Add(j).UnixNano()
+	st.PutSchedule(sc).Wait()
+	if j > 0 {
+		s.Tick(context.Background(), t0.Add(j-1), t0.Add(-time.Hour))
+		if len(sink.fired) != 0 {
+			t.Fatalf("fired before its jittered time")
+		}
+	}
+	s.Tick(context.Background(), t0.Add(j), t0.Add(-time.Hour))
+	if len(sink.fired) != 1 {
+		t.Fatalf("did not fire at its jittered time %v", j)
+	}
+}
+
+func TestOccurrenceUniqueBounded(t *testing.T) {
+	sc := &store.Schedule{Name: strings.Repeat("n", 100)}
+	u := OccurrenceUnique(sc, t0)
+	if len(u) > MaxUnique {
+		t.Errorf("unique of %d bytes", len(u))
+	}
+	if u != OccurrenceUnique(sc, t0) || u == OccurrenceUnique(sc, t0.Add(time.Minute)) {
+		t.Error("unique not deterministic per occurrence")
+	}
+}
+
+// TestRunWakesAtDueTime drives Run with a fake clock: nothing fires until
+// the clock reaches the due time, then it fires without waiting longer.
+func TestRunWakesAtDueTime(t *testing.T) {
+	s, sink, st := newTest(t)
+	clk := newManualClock(t0)
+	s.clock = clk
+	st.PutScheduled(&store.Job{ID: 1, Handle: "H:t:1", Function: "f", Due: t0.Add(2500 * time.Millisecond).UnixNano()}).Wait()
+	done := make(chan struct{})
+	released := make(chan struct{}, 10)
+	s.sink = notifySink{sink, released}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { defer close(done); s.Run(ctx) }()
+
+	// The loop sleeps in steps of at most MaxSleep: 1 s, 1 s, then 0.5 s.
+	for _, want := range []time.Duration{time.Second, time.Second, 500 * time.Millisecond} {
+		d := clk.waitSleeper(t)
+		if d != want {
+			t.Fatalf("loop slept %v, want %v", d, want)
+		}
+		if len(sink.fired) != 0 {
+			t.Fatalf("fired before the due time")
+		}
+		clk.advance(d)
+	}
+	select {
+	case <-released:
+	case <-time.After(5 * time.Second):
+		t.Fatal("not released at the due time")
+	}
+	cancel()
+	<-done
+	if strings.Join(sink.fired, " ") != "H:t:1" {
+		t.Errorf("fired %v", sink.fired)
+	}
+}
+
+type notifySink struct {
+	*recordingSink
+	ch chan struct{}
+}
+
+func (n notifySink) Release(ctx context.Context, jobs []*store.Job, occs []Occurrence) error {
+	err := n.recordingSink.Release(ctx, jobs, occs)
+	if len(jobs)+len(occs) > 0 {
+		n.ch <- struct{}{}
+	}
+	return err
+}
+
+// manualClock hands each sleep request to the test, which advances time.
+type manualClock struct {
+	now     chan time.Time // holds the current time
+	sleeps  chan sleepReq
+	pending sleepReq // the sleep the test will end next
+}
+
+type sleepReq struct {
+	d  time.Duration
+	ch chan time.Time
+}
+
+func newManualClock(at time.Time) *manualClock {
+	c := &manualClock{now: make(chan time.Time, 1), sleeps: make(chan sleepReq, 1)}
+	c.now <- at
+	return c
+}
+
+func (c *manualClock) Now() time.Time {
+	t := <-c.now
+	c.now <- t
+	return t
+}
+
+func (c *manualClock) After(d time.Duration) <-chan time.Time {
+	ch := make(chan time.Time, 1)
+	c.sleeps <- sleepReq{d, ch}
+	return ch
+}
+
+func (c *manualClock) waitSleeper(t *testing.T) time.Duration {
+	t.Helper()
+	select {
+	case c.pending = <-c.sleeps:
+		return c.pending.d
+	case <-time.After(5 * time.Second):
+		t.Fatal("the loop never went to sleep")
+	}
+	return 0
+}
+
+func (c *manualClock) advance(d time.Duration) {
+	t := <-c.now
+	t = t.Add(d)
+	c.now <- t
+	c.pending.ch <- t
+}

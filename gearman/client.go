@@ -95,7 +95,7 @@ func (c *Client) Admin(command string) (string, error) {
 	}
 	var b strings.Builder
 	for {
-		line, err := c.br.ReadString('\n')
+		line, err := c.readLine()
 		b.WriteString(line)
 		if err != nil {
 			return b.String(), err
@@ -107,4 +107,16 @@ func (c *Client) Admin(command string) (string, error) {
 			return b.String(), nil
 		}
 	}
+}
+
+// readLine reads one text line. The decoder leaves the frame it returned
+// last in br until its next call, so that frame is skipped first.
+func (c *Client) readLine() (string, error) {
+	if c.dec.discard > 0 {
+		if _, err := c.br.Discard(c.dec.discard); err != nil {
+			return "", err
+		}
+		c.dec.discard = 0
+	}
+	return c.br.ReadString('\n')
 }

@@ -89,6 +89,11 @@ func (c *conn) serve() {
 	s := c.srv
 	s.mu.Lock()
 	s.conns[c] = struct{}{}
+	if s.ctx.Err() != nil {
+		// Shutdown began before this connection was registered and may
+		// already have closed the others: close it too.
+		c.nc.Close()
+	}
 	s.mu.Unlock()
 
 	writerDone := make(chan struct{})

@@ -115,7 +115,7 @@ func (s *Server) submit(c *conn, p *Packet, sub Submission) {
 			Unique:   string(unique),
 			Reducer:  string(reducer),
 			Priority: uint8(sub.Priority),
-			When:     when,
+			Due:      when * int64(time.Second),
 			Data:     append([]byte(nil), data...),
 		},
 		fn: f,

@@ -107,14 +107,14 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:    cfg,
-		log:    log,
-		store:  cfg.Store,
-		funcs:  make(map[string]*function),
-		jobs:   make(map[string]*job),
-		conns:  make(map[*conn]struct{}),
-		ctx:    ctx,
-		stop:   cancel,
+		cfg:   cfg,
+		log:   log,
+		store: cfg.Store,
+		funcs: make(map[string]*function),
+		jobs:  make(map[string]*job),
+		conns: make(map[*conn]struct{}),
+		ctx:   ctx,
+		stop:  cancel,
 	}
 	if err := s.restore(); err != nil {
 		cancel()
@@ -133,7 +133,9 @@ func (s *Server) restore() error {
 		if int(rec.Priority) >= NumPriorities {
 			return fmt.Errorf("gearman: stored job %d has priority %d", rec.ID, rec.Priority)
 		}
-		j := &job{Job: *rec, fn: s.function(rec.Function), bg: true}
+		// The record is already durable: a bg submission coalescing onto
+		// the job is acknowledged at once.
+		j := &job{Job: *rec, fn: s.function(rec.Function), bg: true, batch: store.Committed()}
 		if key := uniqueKey(j.Unique, j.Data); key != "" {
 			if _, dup := j.fn.uniques[key]; !dup {
 				j.uniqKey = key
@@ -214,8 +216,17 @@ func (s *Server) Serve(ln net.Listener) error {
 			return fmt.Errorf("gearman: accept: %w", err)
 		}
 		backoff = 0
-		c := s.newConn(nc)
+		// Add under lnMu, where Shutdown cancels ctx before it waits, so
+		// no Add can race with its wg.Wait.
+		s.lnMu.Lock()
+		if s.ctx.Err() != nil {
+			s.lnMu.Unlock()
+			nc.Close()
+			return nil
+		}
 		s.wg.Add(1)
+		s.lnMu.Unlock()
+		c := s.newConn(nc)
 		go func() {
 			defer s.wg.Done()
 			c.serve()

@@ -144,9 +144,10 @@ func (s *Server) appendWorkers(b []byte) []byte {
 		b = append(b, ' ')
 		b = append(b, c.clientID...)
 		b = append(b, " :"...)
-		for _, a := range c.abilities {
+		// Newest registration first, as gearmand lists (and scans) them.
+		for i := len(c.abilities) - 1; i >= 0; i-- {
 			b = append(b, ' ')
-			b = append(b, a.fn.name...)
+			b = append(b, c.abilities[i].fn.name...)
 		}
 		b = append(b, '\n')
 	}

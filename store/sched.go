@@ -315,11 +315,11 @@ type Schedule struct {
 	Data     []byte `json:"data,omitempty"`
 	Priority uint8  `json:"priority"`
 
-	Missed    string `json:"missed"`             // skip, once or all
-	MissedCap int    `json:"missed_cap"`         // with all: at most this many
-	CatchUp   int64  `json:"catch_up_ns"`        // missed runs older than this are dropped
-	Overlap   string `json:"overlap"`            // allow or skip
-	Jitter    int64  `json:"jitter_ns"`          // delay-only, deterministic
+	Missed    string `json:"missed"`      // skip, once or all
+	MissedCap int    `json:"missed_cap"`  // with all: at most this many
+	CatchUp   int64  `json:"catch_up_ns"` // missed runs older than this are dropped
+	Overlap   string `json:"overlap"`     // allow or skip
+	Jitter    int64  `json:"jitter_ns"`   // delay-only, deterministic
 	Enabled   bool   `json:"enabled"`
 	Created   int64  `json:"created_ns"`
 

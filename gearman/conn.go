@@ -54,11 +54,16 @@ type conn struct {
 	listening  []*job // fg jobs this client waits on
 	acks       []pendingAck
 
-	wmu    sync.Mutex
-	out    []byte
-	spare  []byte
-	flush  chan struct{}
-	closed bool
+	wmu   sync.Mutex
+	out   []byte
+	spare []byte
+	flush chan struct{}
+	// dispatching: the reader is handling input and writes the output
+	// itself before it next blocks, saving the writer goroutine a wake-up
+	// on every request/response round trip.
+	dispatching bool
+	writing     bool // a write to the socket is in progress
+	closed      bool
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -129,7 +134,13 @@ func (c *conn) readLoop() error {
 			// acknowledge them before blocking on the network.
 			c.settleAcks()
 		}
+		if !dec.Buffered() {
+			c.flushInline()
+		}
 		pkt, line, err := dec.Next()
+		c.wmu.Lock()
+		c.dispatching = true
+		c.wmu.Unlock()
 		if line != nil {
 			words, err = SplitAdminLine(line, words)
 			if err != nil {
@@ -165,32 +176,67 @@ func (c *conn) signal() {
 	}
 }
 
-// writeLoop sends whatever has been queued, in one write per wake-up, so
-// replies to pipelined requests and each admin reply leave in one flush.
+// writeLoop sends what other goroutines queue (NOOPs, forwarded WORK_*
+// packets) and whatever the reader left, one write per wake-up, so each
+// admin reply and the replies to pipelined requests leave in one flush.
 func (c *conn) writeLoop() {
 	for range c.flush {
-		c.wmu.Lock()
-		buf, closed := c.out, c.closed
-		c.out = c.spare[:0]
-		c.spare = nil
-		c.wmu.Unlock()
-		if len(buf) > 0 {
-			c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if _, err := c.nc.Write(buf); err != nil {
-				// The reader notices the closed socket and cleans up.
-				c.nc.Close()
-				closed = true
+		for {
+			wrote, more, closed := c.writeQueued()
+			if closed {
+				return
+			}
+			if !wrote || !more {
+				break
 			}
 		}
-		c.wmu.Lock()
-		if cap(buf) <= readBufferSize {
-			c.spare = buf[:0]
-		}
-		c.wmu.Unlock()
-		if closed {
-			return
-		}
 	}
+}
+
+// flushInline writes the queued output from the reader goroutine, unless
+// the writer goroutine is busy writing (it picks up what is left).
+func (c *conn) flushInline() {
+	c.wmu.Lock()
+	c.dispatching = false
+	c.wmu.Unlock()
+	if _, more, _ := c.writeQueued(); more {
+		c.signal()
+	}
+}
+
+// writeQueued takes the queued output and writes it, unless another write
+// is in progress. It reports whether it wrote, whether more output queued
+// meanwhile, and whether the connection is closed.
+func (c *conn) writeQueued() (wrote, more, closed bool) {
+	c.wmu.Lock()
+	if c.writing {
+		c.wmu.Unlock()
+		return false, false, false
+	}
+	buf := c.out
+	closed = c.closed
+	if len(buf) == 0 {
+		c.wmu.Unlock()
+		return false, false, closed
+	}
+	c.out, c.spare, c.writing = c.spare[:0], nil, true
+	c.wmu.Unlock()
+
+	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if _, err := c.nc.Write(buf); err != nil {
+		// The reader notices the closed socket and cleans up.
+		c.nc.Close()
+		closed = true
+	}
+	c.wmu.Lock()
+	c.writing = false
+	if cap(buf) <= readBufferSize {
+		c.spare = buf[:0]
+	}
+	more = len(c.out) > 0
+	closed = closed || c.closed
+	c.wmu.Unlock()
+	return true, more, closed
 }
 
 // maxOutput bounds what may wait for a peer that does not read: past it the
@@ -206,14 +252,17 @@ func (c *conn) write(build func([]byte) []byte) {
 		return
 	}
 	c.out = build(c.out)
-	over := len(c.out) > c.maxOutput()
+	queued := len(c.out)
+	inline := c.dispatching
 	c.wmu.Unlock()
-	if over {
-		c.log.Warn("peer is not reading its replies; closing", "queued_bytes", len(c.out))
+	if queued > c.maxOutput() {
+		c.log.Warn("peer is not reading its replies; closing", "queued_bytes", queued)
 		c.nc.Close()
 		return
 	}
-	c.signal()
+	if !inline {
+		c.signal()
+	}
 }
 
 func (c *conn) send(t Type, args ...string) {

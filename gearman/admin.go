@@ -23,6 +23,10 @@ const (
 // admin answers one text command. words is the line split by
 // SplitAdminLine; the reply is queued whole so it leaves in one write.
 func (s *Server) admin(c *conn, line []byte, words [][]byte) {
+	if len(words) == 2 && strings.EqualFold(string(words[0]), "show") && strings.EqualFold(string(words[1]), "schedules") {
+		s.showSchedules(c) // reads the store, not the server's state
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c.write(func(b []byte) []byte { return s.adminReply(b, c, line, words) })
@@ -109,14 +113,14 @@ func (s *Server) sortedFunctions() []*function {
 
 func (s *Server) appendStatusList(b []byte) []byte {
 	for _, f := range s.sortedFunctions() {
-		b = appendRow(b, f.name, f.total, f.running, len(f.workers))
+		b = appendRow(b, f.name, f.total+s.pending[f.name], f.running, len(f.workers))
 	}
 	return append(b, ".\n"...)
 }
 
 func (s *Server) appendPriorityStatus(b []byte) []byte {
 	for _, f := range s.sortedFunctions() {
-		b = appendRow(b, f.name, f.queue[High].n, f.queue[Normal].n, f.queue[Low].n, len(f.workers))
+		b = appendRow(b, f.name, f.queue[High].n, f.queue[Normal].n+s.pending[f.name], f.queue[Low].n, len(f.workers))
 	}
 	return append(b, ".\n"...)
 }
@@ -201,7 +205,7 @@ func (s *Server) dropFunction(b []byte, name string) []byte {
 		if !strings.EqualFold(f.name, name) {
 			continue
 		}
-		if len(f.workers) > 0 || f.total > 0 {
+		if len(f.workers) > 0 || f.total > 0 || s.pending[f.name] > 0 {
 			return append(b, adminFunctionBusy...)
 		}
 		delete(s.funcs, f.name)

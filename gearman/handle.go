@@ -142,8 +142,9 @@ func (s *Server) preSleep(c *conn) {
 func (s *Server) getStatus(c *conn, handle []byte) {
 	j := s.jobs[string(handle)]
 	if j == nil || j.ignore {
+		known := s.storedKnown(handle)
 		c.write(func(b []byte) []byte {
-			return appendStatus(b, StatusRes, handle, "0", "0", "0", "0")
+			return appendStatus(b, StatusRes, handle, boolDigit(known), "0", "0", "0")
 		})
 		return
 	}

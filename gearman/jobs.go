@@ -57,19 +57,23 @@ func (s *Server) submit(c *conn, p *Packet, sub Submission) {
 	var when int64
 	switch {
 	case sub.Sched:
-		c.replyError(errInvalidCommand, txtNotExpected)
+		s.submitSched(c, p)
 		return
 	case sub.Epoch:
 		var ok bool
 		if when, ok = parseEpoch(p.Args[2]); !ok {
-			c.replyError(errInvalidArgument, "Epoch must be decimal unix seconds")
-			return
-		}
-		if when > s.cfg.Now().Unix() {
-			c.replyError(errInvalidCommand, "Future SUBMIT_JOB_EPOCH is not supported yet")
+			c.replyError(errInvalidArgument, txtBadEpoch)
 			return
 		}
 		data = p.Args[3]
+		if when > s.cfg.Now().Unix() {
+			if len(unique) > MaxUniqueSize {
+				c.replyError(errArgumentTooLarge, txtUniqueTooLarge)
+				return
+			}
+			s.submitEpoch(c, fnName, unique, data, when)
+			return
+		}
 	case sub.Reduce:
 		reducer, data = p.Args[2], p.Args[4]
 		if len(reducer) > maxReducerSize {
@@ -98,7 +102,10 @@ func (s *Server) submit(c *conn, p *Packet, sub Submission) {
 		s.coalesce(c, j, sub.Background)
 		return
 	}
-	if limit := f.maxQueue[sub.Priority]; limit > 0 && f.total >= limit {
+	if sub.Background && s.coalesceStored(c, f, unique) {
+		return
+	}
+	if limit := f.maxQueue[sub.Priority]; limit > 0 && f.total+s.pending[f.name] >= limit {
 		c.replyError(errQueueError, txtQueueFull)
 		return
 	}
@@ -140,15 +147,31 @@ func (s *Server) submit(c *conn, p *Packet, sub Submission) {
 	c.acks = append(c.acks, pendingAck{j: j, batch: j.batch})
 }
 
+// txtBadEpoch answers an unparsable or out-of-range SUBMIT_JOB_EPOCH time.
+const txtBadEpoch = "Epoch must be decimal unix seconds"
+
+// maxEpoch is the latest SUBMIT_JOB_EPOCH time accepted (end of year 9999): later
+// ones overflow nanosecond arithmetic and are surely mistakes.
+const maxEpoch = 253402300799
+
 // parseEpoch reads SUBMIT_JOB_EPOCH's time. Empty and "0" mean now, as in
-// gearmand; anything else must be a decimal number (gearmand runs garbage
-// at once, silently).
+// gearmand; anything else must be a decimal number of seconds from 0 to
+// maxEpoch (gearmand runs garbage at once, silently).
 func parseEpoch(b []byte) (int64, bool) {
 	if len(b) == 0 {
 		return 0, true
 	}
+	digits := b
+	if digits[0] == '-' { // in the past: runs now, as in gearmand
+		digits = digits[1:]
+	}
+	for _, ch := range digits {
+		if ch < '0' || ch > '9' {
+			return 0, false
+		}
+	}
 	v, err := strconv.ParseInt(string(b), 10, 64)
-	return v, err == nil
+	return v, err == nil && v <= maxEpoch
 }
 
 // coalesce attaches a submission to the live job j with the same unique.
@@ -190,6 +213,10 @@ func (s *Server) listen(c *conn, j *job) {
 // the job enters its queue, or is forgotten if the write failed.
 func (s *Server) settle(j *job) {
 	err := j.batch.Err()
+	if j.scheduled {
+		s.settleScheduled(j, err)
+		return
+	}
 	if j.state != statePersisting {
 		if err != nil && j.state != stateDone {
 			j.bg = false // the fg job stays, but nothing is stored
@@ -464,7 +491,7 @@ func (s *Server) unindex(j *job) {
 func (s *Server) cancel(handle string) bool {
 	j := s.jobs[handle]
 	if j == nil || j.ignore {
-		return false
+		return s.cancelStored(handle)
 	}
 	s.failListeners(j)
 	for _, l := range j.listeners {

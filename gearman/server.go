@@ -44,6 +44,15 @@ type Config struct {
 	LogLevel func() string
 	// Now returns the current time; default time.Now. Tests inject clocks.
 	Now func() time.Time
+	// Wake tells the scheduler that a job with a due time was stored.
+	Wake func()
+	// SchedZone is the zone SUBMIT_JOB_SCHED fields are read in (the wire
+	// carries none); it is recorded with each schedule. Default UTC.
+	SchedZone *time.Location
+	// SchedCronWeekdays reads SUBMIT_JOB_SCHED's day of week in cron
+	// numbering (0 = Sunday, as appscode/g2's clients send) instead of
+	// PROTOCOL's 0 = Monday.
+	SchedCronWeekdays bool
 }
 
 // Server is a Gearman job server. Each connection is served by its own
@@ -62,6 +71,13 @@ type Server struct {
 	idLimit  uint64 // first ID not reserved
 	draining bool   // shutting down: hand out no more jobs
 	idle     chan struct{}
+	// pending counts jobs waiting for their due time, by function; they
+	// live in the store, but `status` and maxqueue count them.
+	pending map[string]int
+	// schedFns counts SUBMIT_JOB_SCHED schedules by function, so that only
+	// functions with some look in the store when coalescing.
+	schedFns map[string]int
+	schedLoc *time.Location
 
 	lnMu      sync.Mutex
 	listeners []net.Listener
@@ -115,6 +131,13 @@ func NewServer(cfg Config) (*Server, error) {
 		conns: make(map[*conn]struct{}),
 		ctx:   ctx,
 		stop:  cancel,
+
+		pending:  make(map[string]int),
+		schedFns: make(map[string]int),
+		schedLoc: cfg.SchedZone,
+	}
+	if s.schedLoc == nil {
+		s.schedLoc = time.UTC
 	}
 	if err := s.restore(); err != nil {
 		cancel()
@@ -123,8 +146,10 @@ func NewServer(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// restore requeues the stored background jobs. A job that was running when
-// the server stopped is queued again: delivery is at least once.
+// restore requeues the stored background jobs that are ready to run. A
+// job that was running when the server stopped is queued again: delivery
+// is at least once. Jobs waiting for their due time stay in the store; only
+// their number per function is loaded.
 func (s *Server) restore() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -133,23 +158,30 @@ func (s *Server) restore() error {
 		if int(rec.Priority) >= NumPriorities {
 			return fmt.Errorf("gearman: stored job %d has priority %d", rec.ID, rec.Priority)
 		}
-		// The record is already durable: a bg submission coalescing onto
-		// the job is acknowledged at once.
-		j := &job{Job: *rec, fn: s.function(rec.Function), bg: true, batch: store.Committed()}
-		if key := uniqueKey(j.Unique, j.Data); key != "" {
-			if _, dup := j.fn.uniques[key]; !dup {
-				j.uniqKey = key
-				j.fn.uniques[key] = j
-			}
-		}
-		s.jobs[j.Handle] = j
-		j.fn.total++
-		s.enqueue(j)
+		s.admit(rec)
 		n++
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("gearman: restore jobs: %w", err)
+	}
+	counts, err := s.store.PendingCounts()
+	if err != nil {
+		return fmt.Errorf("gearman: restore scheduled job counts: %w", err)
+	}
+	for fn, c := range counts {
+		s.function(fn)
+		s.pending[fn] = c
+	}
+	schedules, err := s.store.Schedules()
+	if err != nil {
+		return fmt.Errorf("gearman: restore schedules: %w", err)
+	}
+	for _, sc := range schedules {
+		s.function(sc.Function)
+		if sc.Source == "protocol" {
+			s.schedFns[sc.Function]++
+		}
 	}
 	if n > 0 {
 		s.log.Info("restored background jobs", "jobs", n)

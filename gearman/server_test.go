@@ -1211,7 +1211,8 @@ func TestEpoch(t *testing.T) {
 		{"abc", "abc", errInvalidArgument, "Epoch must be decimal unix seconds"},
 		{"trailing garbage", "12x", errInvalidArgument, "Epoch must be decimal unix seconds"},
 		{"space", " 1", errInvalidArgument, "Epoch must be decimal unix seconds"},
-		{"future", "1800000001", errInvalidCommand, "Future SUBMIT_JOB_EPOCH is not supported yet"},
+		{"year 10000", "253402300800", errInvalidArgument, "Epoch must be decimal unix seconds"},
+		{"overflow", "99999999999999999999", errInvalidArgument, "Epoch must be decimal unix seconds"},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1230,6 +1231,18 @@ func TestEpoch(t *testing.T) {
 			w.sync()
 		})
 	}
+	// A future job waits in the store: known, not running, not handed out.
+	t.Run("future", func(t *testing.T) {
+		c, w := c.in(t), w.in(t)
+		w.canDo("ep_future")
+		h := c.submit(SubmitJobEpoch, "ep_future", "fu", "1800000060", "data")
+		w.expectNoJob()
+		c.send(GetStatus, h)
+		c.expect(StatusRes, h, "1", "0", "0", "0")
+		if again := c.submit(SubmitJobEpoch, "ep_future", "fu", "1800000999", "other"); again != h {
+			t.Errorf("resubmission with the same unique got %s, want %s", again, h)
+		}
+	})
 }
 
 // TestMalformedInput: bad input affects at most the connection it came on.
@@ -1325,7 +1338,7 @@ func TestMalformedInput(t *testing.T) {
 	t.Run("not expected", func(t *testing.T) {
 		c := dialT(t, addr)
 		types := []Type{unused5, Noop, JobCreated, NoJob, JobAssign, EchoRes, Error, StatusRes,
-			AllYours, OptionRes, JobAssignUniq, SubmitJobSched, JobAssignAll, StatusResUnique}
+			AllYours, OptionRes, JobAssignUniq, JobAssignAll, StatusResUnique}
 		for _, typ := range types {
 			args := make([][]byte, typ.NArgs())
 			for i := range args {

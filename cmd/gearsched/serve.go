@@ -7,11 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gearsched/gearsched/gearman"
+	"github.com/gearsched/gearsched/scheduler"
 	"github.com/gearsched/gearsched/store"
 	"github.com/lmittmann/tint"
 	"github.com/spf13/pflag"
@@ -31,6 +34,9 @@ type serveConfig struct {
 	logFormat       string
 	maxPacketSize   int
 	shutdownTimeout time.Duration
+	schedules       string
+	schedZone       *time.Location
+	schedWeekdays   string
 }
 
 func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -54,6 +60,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.IntVar(&c.maxPacketSize, "max-packet-size", gearman.DefaultMaxPacketSize, "largest packet payload accepted, in bytes")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long running jobs may take to finish")
+	fs.StringVar(&c.schedules, "schedules", "", "TOML file of recurring schedules (see configs/schedules.toml); SIGHUP reloads it")
+	schedZone := fs.String("sched-timezone", "UTC", "IANA time zone SUBMIT_JOB_SCHED fields are read in; recorded with each schedule")
+	fs.StringVar(&c.schedWeekdays, "sched-weekdays", "protocol", "SUBMIT_JOB_SCHED day-of-week numbering: protocol (0 = Monday) or cron (0 = Sunday, as appscode/g2 clients send)")
 	// gearmand options that have no meaning here, accepted so that service
 	// files written for gearmand keep working.
 	fs.IntP("threads", "t", 4, "ignored (gearmand compatibility)")
@@ -84,6 +93,13 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		return nil, usageError{fmt.Errorf("--verbose %q: not a log level", c.verbose)}
 	}
 	c.verbose = strings.ToUpper(c.verbose)
+	var err error
+	if c.schedZone, err = time.LoadLocation(*schedZone); err != nil || *schedZone == "" || *schedZone == "Local" {
+		return nil, usageError{fmt.Errorf("--sched-timezone %q: want an IANA zone name such as Europe/Berlin", *schedZone)}
+	}
+	if c.schedWeekdays != "protocol" && c.schedWeekdays != "cron" {
+		return nil, usageError{fmt.Errorf("--sched-weekdays %q: want protocol or cron", c.schedWeekdays)}
+	}
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return nil, usageError{fmt.Errorf("--log-format %q: want text or json", c.logFormat)}
 	}
@@ -120,19 +136,29 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
+	var sched *scheduler.Scheduler
 	srv, err := gearman.NewServer(gearman.Config{
-		Store:         st,
-		Logger:        log,
-		HandlePrefix:  c.handlePrefix,
-		JobRetries:    c.jobRetries,
-		RoundRobin:    c.roundRobin,
-		WorkerWakeup:  c.workerWakeup,
-		Exceptions:    c.exceptions,
-		MaxPacketSize: c.maxPacketSize,
-		LogLevel:      func() string { return c.verbose },
+		Store:             st,
+		Logger:            log,
+		HandlePrefix:      c.handlePrefix,
+		JobRetries:        c.jobRetries,
+		RoundRobin:        c.roundRobin,
+		WorkerWakeup:      c.workerWakeup,
+		Exceptions:        c.exceptions,
+		MaxPacketSize:     c.maxPacketSize,
+		LogLevel:          func() string { return c.verbose },
+		Wake:              func() { sched.Wake() },
+		SchedZone:         c.schedZone,
+		SchedCronWeekdays: c.schedWeekdays == "cron",
 	})
 	if err != nil {
 		return err
+	}
+	sched = scheduler.New(scheduler.Config{Store: st, Sink: srv, Logger: log})
+	if c.schedules != "" {
+		if err := loadSchedules(c.schedules, st, srv, log); err != nil {
+			return err
+		}
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(c.listen, strconv.Itoa(c.port)))
 	if err != nil {
@@ -140,15 +166,40 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("gearsched serving", "version", gearman.Version, "addr", ln.Addr().String(), "db", c.db, "pid", os.Getpid())
 
+	schedCtx, stopSched := context.WithCancel(context.Background())
+	schedDone := make(chan struct{})
+	go func() {
+		defer close(schedDone)
+		sched.Run(schedCtx)
+	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err = <-served:
-		srv.Shutdown(context.Background())
-		return err
-	case <-ctx.Done():
+	for done := false; !done; {
+		select {
+		case err = <-served:
+			stopSched()
+			<-schedDone
+			srv.Shutdown(context.Background())
+			return err
+		case <-hup:
+			if c.schedules == "" {
+				log.Info("SIGHUP: no --schedules file to reload")
+			} else if err := loadSchedules(c.schedules, st, srv, log); err != nil {
+				log.Error("schedules file rejected; keeping the running schedules", "file", c.schedules, "err", err)
+			} else {
+				sched.Wake()
+			}
+		case <-ctx.Done():
+			done = true
+		}
 	}
 	log.Info("shutting down", "timeout", c.shutdownTimeout)
+	stopSched()
+	<-schedDone
 	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 	defer cancel()
 	srv.Shutdown(sctx)
@@ -159,5 +210,21 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("close store: %w", err)
 	}
 	log.Info("stopped")
+	return nil
+}
+
+// loadSchedules reads the schedules file and applies it; an invalid file
+// changes nothing.
+func loadSchedules(path string, st *store.Store, srv *gearman.Server, log *slog.Logger) error {
+	defs, err := scheduler.LoadFile(path)
+	if err != nil {
+		return err
+	}
+	res, err := scheduler.Sync(st, defs, time.Now(), srv.NewHandle)
+	if err != nil {
+		return fmt.Errorf("apply %s: %w", path, err)
+	}
+	log.Info("schedules loaded", "file", path, "added", res.Added, "changed", res.Changed,
+		"removed", res.Removed, "unchanged", len(res.Unchanged))
 	return nil
 }

@@ -1,0 +1,381 @@
+package gearman
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gearsched/gearsched/scheduler"
+	"github.com/gearsched/gearsched/store"
+)
+
+// Defaults of schedules made by SUBMIT_JOB_SCHED, which carries no policy.
+const (
+	schedMissed  = scheduler.MissedOnce
+	schedCatchUp = time.Hour
+)
+
+// errDraining refuses releases while the server shuts down; the
+// scheduler offers them again after the restart.
+var errDraining = errors.New("gearman: server is shutting down")
+
+// submitEpoch accepts a SUBMIT_JOB_EPOCH whose time is in the future. The
+// job is written to the store's due index and acknowledged once durable;
+// it is not held in memory while it waits.
+func (s *Server) submitEpoch(c *conn, fnName, unique, data []byte, when int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		c.replyError(errQueueError, txtShuttingDown)
+		return
+	}
+	f := s.funcs[string(fnName)]
+	if f == nil {
+		f = s.function(string(fnName))
+	}
+	// Coalescing as for any bg job: onto a live job, or a pending one.
+	if j := f.lookupUnique(unique, data); j != nil {
+		s.coalesce(c, j, true)
+		return
+	}
+	if s.coalesceStored(c, f, unique) {
+		return
+	}
+	if limit := f.maxQueue[Normal]; limit > 0 && f.total+s.pending[f.name] >= limit {
+		c.replyError(errQueueError, txtQueueFull)
+		return
+	}
+	id, err := s.newID()
+	if err != nil {
+		c.replyError(errQueueError, err.Error())
+		return
+	}
+	j := &job{
+		Job: store.Job{
+			ID:       id,
+			Handle:   s.handleFor(id),
+			Function: f.name,
+			Unique:   string(unique),
+			Priority: uint8(Normal),
+			Due:      when * int64(time.Second),
+			Data:     append([]byte(nil), data...),
+		},
+		fn:        f,
+		bg:        true,
+		scheduled: true,
+		state:     statePersisting,
+	}
+	// Indexed in memory only until the write commits, so that a
+	// concurrent submission with the same unique coalesces onto it.
+	if key := uniqueKey(j.Unique, j.Data); key != "" {
+		j.uniqKey = key
+		f.uniques[key] = j
+	}
+	j.batch = s.store.PutScheduled(&j.Job)
+	c.acks = append(c.acks, pendingAck{j: j, batch: j.batch})
+}
+
+// settleScheduled finishes a scheduled submission once its write commits:
+// the store's indexes take over from the in-memory entry.
+func (s *Server) settleScheduled(j *job, err error) {
+	if j.state != statePersisting {
+		return
+	}
+	j.state = stateDone
+	s.unindex(j)
+	if err != nil {
+		return
+	}
+	if j.Due > 0 {
+		s.pending[j.Function]++
+	}
+	if s.cfg.Wake != nil {
+		s.cfg.Wake()
+	}
+}
+
+// coalesceStored answers a background submission whose (function, unique)
+// belongs to a job or schedule waiting in the store: JOB_CREATED with its
+// handle, as for a live job.
+func (s *Server) coalesceStored(c *conn, f *function, unique []byte) bool {
+	if len(unique) == 0 || string(unique) == "-" || s.pending[f.name]+s.schedFns[f.name] == 0 {
+		return false
+	}
+	id, err := s.store.LookupUnique(f.name, string(unique))
+	if err != nil || id == 0 {
+		return false
+	}
+	handle := s.storedHandle(id)
+	if handle == "" {
+		return false
+	}
+	if len(c.acks) > 0 {
+		c.acks = append(c.acks, ackOnly(handle, store.Committed()))
+	} else {
+		c.send(JobCreated, handle)
+	}
+	return true
+}
+
+// storedHandle returns the handle of the pending job or schedule id.
+func (s *Server) storedHandle(id uint64) string {
+	if j, err := s.store.Scheduled(id); err == nil && j != nil {
+		return j.Handle
+	}
+	if sc, err := s.store.GetSchedule(id); err == nil && sc != nil {
+		return sc.Handle
+	}
+	return ""
+}
+
+// storedID extracts the id from a handle this server issued.
+func (s *Server) storedID(handle []byte) (uint64, bool) {
+	prefix := s.cfg.HandlePrefix + ":"
+	if !strings.HasPrefix(string(handle), prefix) {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(string(handle[len(prefix):]), 10, 64)
+	return id, err == nil && id > 0
+}
+
+// storedKnown reports whether handle names a job waiting for its time or a
+// recurring schedule: GET_STATUS says known=1, running=0 for them.
+func (s *Server) storedKnown(handle []byte) bool {
+	id, ok := s.storedID(handle)
+	return ok && s.storedHandle(id) == string(handle)
+}
+
+// cancelStored cancels a pending scheduled job, or deletes a schedule made
+// by SUBMIT_JOB_SCHED. Schedules from the schedules file are changed by
+// editing the file.
+func (s *Server) cancelStored(handle string) bool {
+	id, ok := s.storedID([]byte(handle))
+	if !ok {
+		return false
+	}
+	if j, err := s.store.CancelScheduled(id); err != nil {
+		s.log.Error("cancel of a scheduled job failed", "handle", handle, "err", err)
+		return false
+	} else if j != nil {
+		s.pending[j.Function]--
+		return true
+	}
+	sc, err := s.store.GetSchedule(id)
+	if err != nil || sc == nil || sc.Source != "protocol" {
+		return false
+	}
+	if _, err := s.store.DeleteSchedule(id); err != nil {
+		s.log.Error("cancel of a schedule failed", "handle", handle, "err", err)
+		return false
+	}
+	s.schedFns[sc.Function]--
+	return true
+}
+
+// submitSched turns SUBMIT_JOB_SCHED into a recurring schedule evaluated
+// in the server's schedule zone. Its occurrences are NORMAL background
+// jobs with the schedule's function and data.
+func (s *Server) submitSched(c *conn, p *Packet) {
+	fnName, unique, data := string(p.Args[0]), string(p.Args[1]), p.Args[7]
+	if len(unique) > MaxUniqueSize {
+		c.replyError(errArgumentTooLarge, txtUniqueTooLarge)
+		return
+	}
+	spec, err := scheduler.SchedSpec(scheduler.SchedFields{
+		Minute: string(p.Args[2]), Hour: string(p.Args[3]), DayOfMonth: string(p.Args[4]),
+		Month: string(p.Args[5]), DayOfWeek: string(p.Args[6]),
+	}, s.cfg.SchedCronWeekdays)
+	var sched scheduler.Schedule
+	if err == nil {
+		sched, err = scheduler.ParseCron(spec, s.schedLoc)
+	}
+	if err != nil {
+		c.replyError(errInvalidArgument, err.Error())
+		return
+	}
+	now := s.cfg.Now()
+	next := sched.Next(now)
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		c.replyError(errQueueError, txtShuttingDown)
+		return
+	}
+	f := s.function(fnName)
+	if unique != "" && s.coalesceStored(c, f, []byte(unique)) {
+		return
+	}
+	id, err := s.newID()
+	if err != nil {
+		c.replyError(errQueueError, err.Error())
+		return
+	}
+	sc := &store.Schedule{
+		ID: id, Handle: s.handleFor(id), Source: "protocol", Spec: spec, Zone: s.schedLoc.String(),
+		Function: fnName, Unique: unique, Data: append([]byte(nil), data...), Priority: uint8(Normal),
+		Missed: schedMissed, CatchUp: int64(schedCatchUp), Overlap: scheduler.OverlapAllow, Enabled: true,
+		Created: now.UnixNano(), Next: next.UnixNano(), FireAt: next.UnixNano(),
+	}
+	s.schedFns[fnName]++
+	b := s.store.PutSchedule(sc)
+	c.acks = append(c.acks, ackOnly(sc.Handle, b))
+}
+
+// ackOnly is an acknowledgement that answers JOB_CREATED handle (or the
+// error) once b commits, for a submission that created no job in memory.
+func ackOnly(handle string, b *store.Batch) pendingAck {
+	return pendingAck{j: &job{Job: store.Job{Handle: handle}, state: stateDone, batch: b}, batch: b}
+}
+
+// Release implements scheduler.Sink: due one-shot jobs and schedule
+// occurrences become ready jobs. The store records them as fired in the
+// same commit that makes them ready, and only then are they queued, so a
+// crash can neither lose nor repeat one; sleeping workers get NOOP at once.
+func (s *Server) Release(ctx context.Context, jobs []*store.Job, occs []scheduler.Occurrence) error {
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		return errDraining
+	}
+	ids := make([]uint64, len(jobs))
+	for i, j := range jobs {
+		ids[i] = j.ID
+	}
+	socc := make([]store.Occurrence, len(occs))
+	for i, o := range occs {
+		socc[i].Schedule = o.Schedule
+		if !o.Fire {
+			continue
+		}
+		id, err := s.newID()
+		if err != nil {
+			s.mu.Unlock()
+			return err
+		}
+		sc := o.Schedule
+		socc[i].Job = &store.Job{ID: id, Handle: s.handleFor(id), Function: sc.Function, Unique: o.Unique,
+			Priority: sc.Priority, Data: sc.Data}
+		sc.LastHandle = socc[i].Job.Handle
+	}
+	s.mu.Unlock()
+
+	moved, err := s.store.Fire(ids, socc)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, rec := range moved {
+		s.pending[rec.Function]--
+		s.admit(rec)
+	}
+	for _, o := range socc {
+		if o.Job != nil {
+			s.admit(o.Job)
+		}
+	}
+	return nil
+}
+
+// Live implements scheduler.Sink: whether the job is queued or running.
+func (s *Server) Live(ctx context.Context, handle string) (bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j := s.jobs[handle]
+	return j != nil && !j.ignore && j.state != stateDone, nil
+}
+
+// admit queues a stored background job that is ready to run: restored at
+// start-up, or released by the scheduler.
+func (s *Server) admit(rec *store.Job) {
+	j := &job{Job: *rec, fn: s.function(rec.Function), bg: true, batch: store.Committed()}
+	if key := uniqueKey(j.Unique, j.Data); key != "" {
+		// A scheduled submission still being written may hold the key
+		// for a moment; a live job keeps it.
+		if old := j.fn.uniques[key]; old == nil || old.scheduled {
+			j.uniqKey = key
+			j.fn.uniques[key] = j
+		}
+	}
+	s.jobs[j.Handle] = j
+	j.fn.total++
+	s.enqueue(j)
+}
+
+// showSchedules answers `show schedules`: one tab-separated row per pending
+// scheduled job and per recurring schedule (handle, function, unique or
+// name, next run in RFC 3339 UTC, spec, zone), in due order, then ".".
+// Rows are read from the store page by page, never all at once.
+func (s *Server) showSchedules(c *conn) {
+	var b []byte
+	flush := func() {
+		out := b
+		c.write(func(dst []byte) []byte { return append(dst, out...) })
+		b = nil
+	}
+	listed := map[uint64]bool{}
+	err := s.store.ForEachDue(func(it store.DueItem) bool {
+		if it.Job != nil {
+			b = appendScheduleRow(b, it.Job.Handle, it.Job.Function, it.Job.Unique, it.Due, "once", "UTC")
+		} else {
+			sc := it.Schedule
+			listed[sc.ID] = true
+			b = appendScheduleRow(b, sc.Handle, sc.Function, scheduleLabel(sc), it.Due, sc.Spec, sc.Zone)
+		}
+		if len(b) > 64<<10 {
+			flush()
+		}
+		return true
+	})
+	if err == nil {
+		var all []*store.Schedule
+		if all, err = s.store.Schedules(); err == nil {
+			for _, sc := range all { // disabled or finished: not in the due index
+				if !listed[sc.ID] {
+					b = appendScheduleRow(b, sc.Handle, sc.Function, scheduleLabel(sc), 0, sc.Spec, sc.Zone)
+				}
+			}
+		}
+	}
+	if err != nil {
+		s.log.Error("show schedules failed", "err", err)
+	}
+	b = append(b, ".\n"...)
+	flush()
+}
+
+func scheduleLabel(sc *store.Schedule) string {
+	if sc.Name != "" {
+		return sc.Name
+	}
+	return sc.Unique
+}
+
+func appendScheduleRow(b []byte, handle, function, label string, due int64, spec, zone string) []byte {
+	next := "-"
+	if due > 0 {
+		next = time.Unix(0, due).UTC().Format(time.RFC3339)
+	}
+	for i, f := range [...]string{handle, function, label, next, spec, zone} {
+		if i > 0 {
+			b = append(b, '\t')
+		}
+		b = append(b, f...)
+	}
+	return append(b, '\n')
+}
+
+// NewHandle allocates a job id and its handle, for schedules created
+// outside the protocol (the schedules file).
+func (s *Server) NewHandle() (uint64, string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	id, err := s.newID()
+	if err != nil {
+		return 0, "", err
+	}
+	return id, s.handleFor(id), nil
+}

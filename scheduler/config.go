@@ -1,0 +1,281 @@
+package scheduler
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/gearsched/gearsched/store"
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Definition is one [[schedule]] of the schedules file.
+type Definition struct {
+	Name      string `toml:"name"`
+	Cron      string `toml:"cron"`
+	Timezone  string `toml:"timezone"`
+	Function  string `toml:"function"`
+	Data      string `toml:"data"`
+	Priority  string `toml:"priority"`
+	Unique    string `toml:"unique"`
+	Missed    string `toml:"missed"`
+	MissedCap int    `toml:"missed_cap"`
+	CatchUp   string `toml:"catch_up"`
+	Overlap   string `toml:"overlap"`
+	Jitter    string `toml:"jitter"`
+	Enabled   *bool  `toml:"enabled"`
+}
+
+type fileFormat struct {
+	Schedule []Definition `toml:"schedule"`
+}
+
+// Defaults for keys a definition leaves out.
+const (
+	DefaultCatchUp   = time.Hour
+	DefaultMissedCap = 10
+)
+
+// LoadFile reads and validates a schedules file (TOML, an example is in
+// configs/schedules.toml). Every problem is reported as FILE:LINE: and
+// none is ignored: unknown keys, bad cron specs, unknown zones, bad
+// policies, duplicate names.
+func LoadFile(path string) ([]*store.Schedule, error) {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var f fileFormat
+	dec := toml.NewDecoder(bytes.NewReader(text)).DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		var strict *toml.StrictMissingError
+		var derr *toml.DecodeError
+		switch {
+		case errors.As(err, &strict) && len(strict.Errors) > 0:
+			var msgs []string
+			for _, e := range strict.Errors {
+				row, _ := e.Position()
+				msgs = append(msgs, fmt.Sprintf("%s:%d: unknown key %q", path, row, strings.Join(e.Key(), ".")))
+			}
+			return nil, errors.New(strings.Join(msgs, "\n"))
+		case errors.As(err, &derr):
+			row, _ := derr.Position()
+			return nil, fmt.Errorf("%s:%d: %s", path, row, derr.Error())
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	lines := entryLines(text)
+	seen := map[string]int{}
+	var out []*store.Schedule
+	var errs []string
+	for i, d := range f.Schedule {
+		at := func(key string) string {
+			return fmt.Sprintf("%s:%d", path, keyLine(text, lines, i, key))
+		}
+		sc, key, err := d.build()
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s: schedule %q: %v", at(key), d.Name, err))
+			continue
+		}
+		if prev, dup := seen[d.Name]; dup {
+			errs = append(errs, fmt.Sprintf("%s: schedule %q: name already used at line %d", at("name"), d.Name, keyLine(text, lines, prev, "name")))
+			continue
+		}
+		seen[d.Name] = i
+		out = append(out, sc)
+	}
+	if len(errs) > 0 {
+		return nil, errors.New(strings.Join(errs, "\n"))
+	}
+	return out, nil
+}
+
+// build validates a definition into a schedule record; on error it names
+// the key at fault.
+func (d *Definition) build() (*store.Schedule, string, error) {
+	if d.Name == "" {
+		return nil, "name", errors.New("name is required")
+	}
+	if d.Function == "" {
+		return nil, "function", errors.New("function is required")
+	}
+	zone := d.Timezone
+	if zone == "" {
+		zone = "UTC"
+	}
+	loc, err := time.LoadLocation(zone)
+	if err != nil {
+		return nil, "timezone", fmt.Errorf("unknown time zone %q (use an IANA name such as Europe/London)", zone)
+	}
+	if d.Cron == "" {
+		return nil, "cron", errors.New("cron is required")
+	}
+	if _, err := ParseCron(d.Cron, loc); err != nil {
+		return nil, "cron", err
+	}
+	prio, ok := map[string]uint8{"high": 0, "": 1, "normal": 1, "low": 2}[strings.ToLower(d.Priority)]
+	if !ok {
+		return nil, "priority", fmt.Errorf("priority %q: want high, normal or low", d.Priority)
+	}
+	missed := strings.ToLower(d.Missed)
+	switch missed {
+	case "":
+		missed = MissedOnce
+	case MissedSkip, MissedOnce, MissedAll:
+	default:
+		return nil, "missed", fmt.Errorf("missed %q: want skip, once or all", d.Missed)
+	}
+	if d.MissedCap < 0 {
+		return nil, "missed_cap", errors.New("missed_cap must not be negative")
+	}
+	missedCap := d.MissedCap
+	if missedCap == 0 {
+		missedCap = DefaultMissedCap
+	}
+	catchUp := DefaultCatchUp
+	if d.CatchUp != "" {
+		if catchUp, err = time.ParseDuration(d.CatchUp); err != nil || catchUp < 0 {
+			return nil, "catch_up", fmt.Errorf("catch_up %q: want a duration such as 30m", d.CatchUp)
+		}
+	}
+	overlap := strings.ToLower(d.Overlap)
+	switch overlap {
+	case "":
+		overlap = OverlapAllow
+	case OverlapAllow, OverlapSkip:
+	default:
+		return nil, "overlap", fmt.Errorf("overlap %q: want allow or skip", d.Overlap)
+	}
+	var jitter time.Duration
+	if d.Jitter != "" {
+		if jitter, err = time.ParseDuration(d.Jitter); err != nil || jitter < 0 {
+			return nil, "jitter", fmt.Errorf("jitter %q: want a duration such as 30s", d.Jitter)
+		}
+	}
+	if len(d.Unique) > MaxUnique {
+		return nil, "unique", fmt.Errorf("unique is %d bytes; at most %d", len(d.Unique), MaxUnique)
+	}
+	return &store.Schedule{
+		Name: d.Name, Source: "file", Spec: d.Cron, Zone: zone, Function: d.Function, Data: []byte(d.Data),
+		Priority: prio, Unique: d.Unique, Missed: missed, MissedCap: missedCap, CatchUp: int64(catchUp),
+		Overlap: overlap, Jitter: int64(jitter), Enabled: d.Enabled == nil || *d.Enabled,
+	}, "", nil
+}
+
+var scheduleHeader = regexp.MustCompile(`^\s*\[\[\s*schedule\s*\]\]`)
+
+// entryLines returns the line number of each [[schedule]] header.
+func entryLines(text []byte) []int {
+	var lines []int
+	for i, l := range strings.Split(string(text), "\n") {
+		if scheduleHeader.MatchString(l) {
+			lines = append(lines, i+1)
+		}
+	}
+	return lines
+}
+
+// keyLine finds the line of key within entry i, or the entry's header.
+func keyLine(text []byte, entries []int, i int, key string) int {
+	if i >= len(entries) {
+		return 1
+	}
+	all := strings.Split(string(text), "\n")
+	end := len(all)
+	if i+1 < len(entries) {
+		end = entries[i+1] - 1
+	}
+	re := regexp.MustCompile(`^\s*"?` + regexp.QuoteMeta(key) + `"?\s*=`)
+	for n := entries[i]; n < end; n++ {
+		if key != "" && re.MatchString(all[n]) {
+			return n + 1
+		}
+	}
+	return entries[i]
+}
+
+// SyncResult says what Sync changed, by schedule name.
+type SyncResult struct {
+	Added, Changed, Removed, Unchanged []string
+}
+
+// Sync makes the file schedules in the store match defs, by name. An
+// unchanged schedule keeps its next and last fire times, so downtime is
+// handled by its missed-run policy; a changed spec, zone, jitter or
+// enabled flag restarts it from now. newID allocates ids and handles.
+func Sync(st *store.Store, defs []*store.Schedule, now time.Time, newID func() (uint64, string, error)) (SyncResult, error) {
+	var res SyncResult
+	existing, err := st.Schedules()
+	if err != nil {
+		return res, err
+	}
+	byName := map[string]*store.Schedule{}
+	for _, sc := range existing {
+		if sc.Source == "file" {
+			byName[sc.Name] = sc
+		}
+	}
+	var batches []*store.Batch
+	for _, d := range defs {
+		old := byName[d.Name]
+		delete(byName, d.Name)
+		sc := *d
+		restart := true
+		if old != nil {
+			sc.ID, sc.Handle, sc.Created, sc.Last, sc.LastHandle = old.ID, old.Handle, old.Created, old.Last, old.LastHandle
+			if sameDefinition(old, d) {
+				res.Unchanged = append(res.Unchanged, d.Name)
+				continue
+			}
+			restart = old.Spec != d.Spec || old.Zone != d.Zone || old.Jitter != d.Jitter || old.Enabled != d.Enabled
+			if !restart {
+				sc.Next, sc.FireAt = old.Next, old.FireAt
+			}
+			res.Changed = append(res.Changed, d.Name)
+		} else {
+			if sc.ID, sc.Handle, err = newID(); err != nil {
+				return res, err
+			}
+			sc.Created = now.UnixNano()
+			res.Added = append(res.Added, d.Name)
+		}
+		if restart {
+			loc, err := time.LoadLocation(sc.Zone)
+			if err != nil {
+				return res, err
+			}
+			spec, err := ParseCron(sc.Spec, loc)
+			if err != nil {
+				return res, err
+			}
+			sc.Next, sc.FireAt = 0, 0
+			if next := spec.Next(now); !next.IsZero() {
+				sc.Next = next.UnixNano()
+				sc.FireAt = next.Add(JitterFor(&sc)).UnixNano()
+			}
+		}
+		batches = append(batches, st.PutSchedule(&sc))
+	}
+	for name, sc := range byName {
+		if _, err := st.DeleteSchedule(sc.ID); err != nil {
+			return res, err
+		}
+		res.Removed = append(res.Removed, name)
+	}
+	for _, b := range batches {
+		if err := b.Wait(); err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+func sameDefinition(a, b *store.Schedule) bool {
+	return a.Spec == b.Spec && a.Zone == b.Zone && a.Function == b.Function && bytes.Equal(a.Data, b.Data) &&
+		a.Priority == b.Priority && a.Unique == b.Unique && a.Missed == b.Missed && a.MissedCap == b.MissedCap &&
+		a.CatchUp == b.CatchUp && a.Overlap == b.Overlap && a.Jitter == b.Jitter && a.Enabled == b.Enabled
+}

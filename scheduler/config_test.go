@@ -1,0 +1,71 @@
+package scheduler
+
+import (
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gearsched/gearsched/store"
+)
+
+func TestLoadFileErrors(t *testing.T) {
+	for _, tc := range []struct{ file, want string }{
+		{"unknown-key.toml", `unknown-key.toml:5: unknown key "schedule.funtcion"`},
+		{"bad-cron.toml", `bad-cron.toml:9: schedule "broken": cron spec "61 * * * *"`},
+		{"bad-zone.toml", `bad-zone.toml:4: schedule "z": unknown time zone "Mars/Olympus"`},
+		{"bad-policy.toml", `bad-policy.toml:5: schedule "p": missed "sometimes"`},
+		{"duplicate.toml", `duplicate.toml:7: schedule "d": name already used at line 2`},
+		{"syntax.toml", `syntax.toml:3:`},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			_, err := LoadFile(filepath.Join("../testdata/schedules", tc.file))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadExampleAndSync(t *testing.T) {
+	defs, err := LoadFile("../configs/schedules.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(defs) != 2 || defs[0].Name != "nightly-report" || defs[0].Zone != "Europe/London" || defs[1].Priority != 2 {
+		t.Fatalf("example parsed as %+v", defs)
+	}
+	_, _, st := newTest(t)
+	next := uint64(100)
+	alloc := func() (uint64, string, error) { next++; return next, fmt.Sprintf("H:t:%d", next), nil }
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	res, err := Sync(st, defs, now, alloc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(res.Added, ",") != "nightly-report,cache-warm" {
+		t.Errorf("added %v", res.Added)
+	}
+	all, _ := st.Schedules()
+	for _, sc := range all {
+		if sc.Name == "nightly-report" && !time.Unix(0, sc.Next).Equal(time.Date(2026, 3, 2, 2, 30, 0, 0, time.UTC)) {
+			t.Errorf("nightly-report next %v", time.Unix(0, sc.Next).UTC())
+		}
+	}
+	// Same file again: nothing changes, next times are kept.
+	if res, _ = Sync(st, defs, now.Add(time.Hour), alloc); len(res.Unchanged) != 2 || len(res.Added)+len(res.Changed) != 0 {
+		t.Errorf("resync: %+v", res)
+	}
+	// Change one, drop the other.
+	changed := *defs[0]
+	changed.Spec = "0 3 * * *"
+	res, err = Sync(st, []*store.Schedule{&changed}, now, alloc)
+	if err != nil || strings.Join(res.Changed, ",") != "nightly-report" || strings.Join(res.Removed, ",") != "cache-warm" {
+		t.Errorf("change+remove: %+v, %v", res, err)
+	}
+	all, _ = st.Schedules()
+	if len(all) != 1 || all[0].Spec != "0 3 * * *" || all[0].ID != 101 {
+		t.Errorf("after sync the store holds %+v", all)
+	}
+}

@@ -2,10 +2,13 @@
 //
 // Usage:
 //
-//	gearsched [serve] [flags]   run the job server (the default)
-//	gearsched version           print the version
+//	gearsched [serve] [flags]            run the job server (the default)
+//	gearsched at WHEN FUNCTION [DATA|-]  submit a job that runs at WHEN
+//	gearsched ls                         list scheduled jobs and schedules
+//	gearsched cancel HANDLE              cancel a job or schedule
+//	gearsched version                    print the version
 //
-// Run `gearsched serve --help` for the server's flags.
+// Each command takes --help.
 package main
 
 import (
@@ -24,11 +27,12 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// run executes one command line and returns the process exit code.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+// run executes one command line and returns the process exit code: 0, 1
+// for a failure, 2 for a bad command line.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := "serve"
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
@@ -37,6 +41,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case "serve":
 		err = serve(ctx, args, stderr)
+	case "at":
+		err = runAt(ctx, args, stdin, stdout, stderr)
+	case "ls":
+		err = runLs(ctx, args, stdout, stderr)
+	case "cancel":
+		err = runCancel(ctx, args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "gearsched", gearman.Version)
 	case "help":
@@ -66,10 +76,13 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `gearsched: a Gearman job server whose background jobs survive restarts.
 
 Usage:
-  gearsched [serve] [flags]   run the job server (default command)
-  gearsched version           print the version
-  gearsched help              show this help
+  gearsched [serve] [flags]             run the job server (default command)
+  gearsched at WHEN FUNCTION [DATA|-]   submit a job that runs at WHEN
+  gearsched ls                          list scheduled jobs and schedules
+  gearsched cancel HANDLE               cancel a job or schedule
+  gearsched version                     print the version
+  gearsched help                        show this help
 
-Run 'gearsched serve --help' for the server's flags.
+Each command takes --help.
 `)
 }

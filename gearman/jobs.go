@@ -1,6 +1,7 @@
 package gearman
 
 import (
+	"math"
 	"hash/fnv"
 	"strconv"
 	"time"
@@ -150,9 +151,9 @@ func (s *Server) submit(c *conn, p *Packet, sub Submission) {
 // txtBadEpoch answers an unparsable or out-of-range SUBMIT_JOB_EPOCH time.
 const txtBadEpoch = "Epoch must be decimal unix seconds"
 
-// maxEpoch is the latest SUBMIT_JOB_EPOCH time accepted (end of year 9999): later
-// ones overflow nanosecond arithmetic and are surely mistakes.
-const maxEpoch = 253402300799
+// maxEpoch is the latest SUBMIT_JOB_EPOCH time accepted: due times are
+// kept in int64 nanoseconds, which end in April 2262.
+const maxEpoch = math.MaxInt64 / int64(time.Second)
 
 // parseEpoch reads SUBMIT_JOB_EPOCH's time. Empty and "0" mean now, as in
 // gearmand; anything else must be a decimal number of seconds from 0 to

@@ -1,8 +1,8 @@
 package gearman
 
 import (
-	"math"
 	"hash/fnv"
+	"math"
 	"strconv"
 	"time"
 

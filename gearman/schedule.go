@@ -311,10 +311,14 @@ func (s *Server) admit(rec *store.Job) {
 // Rows are read from the store page by page, never all at once.
 func (s *Server) showSchedules(c *conn) {
 	var b []byte
+	// Each page is written before the next is read, so a listing of
+	// millions of rows holds one page in memory, and a slow reader slows
+	// the listing down instead of growing the output buffer.
 	flush := func() {
 		out := b
 		c.write(func(dst []byte) []byte { return append(dst, out...) })
-		b = nil
+		c.flushInline()
+		b = b[:0]
 	}
 	listed := map[uint64]bool{}
 	err := s.store.ForEachDue(func(it store.DueItem) bool {

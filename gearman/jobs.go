@@ -56,6 +56,7 @@ func (s *Server) submit(c *conn, p *Packet, sub Submission) {
 	fnName, unique := p.Args[0], p.Args[1]
 	var reducer, data []byte
 	var when int64
+	scheduled := false // an epoch job due in the future: it waits in the store
 	switch {
 	case sub.Sched:
 		s.submitSched(c, p)
@@ -67,14 +68,7 @@ func (s *Server) submit(c *conn, p *Packet, sub Submission) {
 			return
 		}
 		data = p.Args[3]
-		if when > s.cfg.Now().Unix() {
-			if len(unique) > MaxUniqueSize {
-				c.replyError(errArgumentTooLarge, txtUniqueTooLarge)
-				return
-			}
-			s.submitEpoch(c, fnName, unique, data, when)
-			return
-		}
+		scheduled = when > s.cfg.Now().Unix()
 	case sub.Reduce:
 		reducer, data = p.Args[2], p.Args[4]
 		if len(reducer) > maxReducerSize {
@@ -128,12 +122,21 @@ func (s *Server) submit(c *conn, p *Packet, sub Submission) {
 		},
 		fn: f,
 	}
-	s.jobs[j.Handle] = j
-	f.total++
+	// While a scheduled job is being written it is indexed by unique, so
+	// a concurrent submission coalesces onto it; after that the store's
+	// index answers.
 	if key := uniqueKey(j.Unique, j.Data); key != "" {
 		j.uniqKey = key
 		f.uniques[key] = j
 	}
+	if scheduled {
+		j.bg, j.scheduled, j.state = true, true, statePersisting
+		j.batch = s.store.PutScheduled(&j.Job)
+		c.acks = append(c.acks, pendingAck{j: j, batch: j.batch})
+		return
+	}
+	s.jobs[j.Handle] = j
+	f.total++
 	if !sub.Background {
 		s.listen(c, j)
 		s.enqueue(j)

@@ -21,62 +21,6 @@ const (
 // scheduler offers them again after the restart.
 var errDraining = errors.New("gearman: server is shutting down")
 
-// submitEpoch accepts a SUBMIT_JOB_EPOCH whose time is in the future. The
-// job is written to the store's due index and acknowledged once durable;
-// it is not held in memory while it waits.
-func (s *Server) submitEpoch(c *conn, fnName, unique, data []byte, when int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.draining {
-		c.replyError(errQueueError, txtShuttingDown)
-		return
-	}
-	f := s.funcs[string(fnName)]
-	if f == nil {
-		f = s.function(string(fnName))
-	}
-	// Coalescing as for any bg job: onto a live job, or a pending one.
-	if j := f.lookupUnique(unique, data); j != nil {
-		s.coalesce(c, j, true)
-		return
-	}
-	if s.coalesceStored(c, f, unique) {
-		return
-	}
-	if limit := f.maxQueue[Normal]; limit > 0 && f.total+s.pending[f.name] >= limit {
-		c.replyError(errQueueError, txtQueueFull)
-		return
-	}
-	id, err := s.newID()
-	if err != nil {
-		c.replyError(errQueueError, err.Error())
-		return
-	}
-	j := &job{
-		Job: store.Job{
-			ID:       id,
-			Handle:   s.handleFor(id),
-			Function: f.name,
-			Unique:   string(unique),
-			Priority: uint8(Normal),
-			Due:      when * int64(time.Second),
-			Data:     append([]byte(nil), data...),
-		},
-		fn:        f,
-		bg:        true,
-		scheduled: true,
-		state:     statePersisting,
-	}
-	// Indexed in memory only until the write commits, so that a
-	// concurrent submission with the same unique coalesces onto it.
-	if key := uniqueKey(j.Unique, j.Data); key != "" {
-		j.uniqKey = key
-		f.uniques[key] = j
-	}
-	j.batch = s.store.PutScheduled(&j.Job)
-	c.acks = append(c.acks, pendingAck{j: j, batch: j.batch})
-}
-
 // settleScheduled finishes a scheduled submission once its write commits:
 // the store's indexes take over from the in-memory entry.
 func (s *Server) settleScheduled(j *job, err error) {

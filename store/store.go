@@ -59,10 +59,12 @@ type Store struct {
 // Open opens or creates the database at path and starts its committer.
 func Open(path string, opts Options) (*Store, error) {
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:        time.Second, // another process holds the file lock
-		NoSync:         opts.NoSync,
-		FreelistType:   bolt.FreelistMapType,
-		NoFreelistSync: true,
+		Timeout: time.Second, // another process holds the file lock
+		NoSync:  opts.NoSync,
+		// The freelist is written with each commit (the default) so that
+		// opening a database with millions of pending jobs reads one page
+		// instead of scanning the whole file to rebuild it.
+		FreelistType: bolt.FreelistMapType,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)

@@ -38,9 +38,14 @@ fuzz:
 	$(GO) test ./gearman -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./gearman -run '^$$' -fuzz '^FuzzAdminLine$$' -fuzztime $(FUZZTIME)
 
-# bench measures gearsched against the real gearmand in the same run.
+# bench measures gearsched against the real gearmand in the same run:
+# background throughput, epoch lateness, durable epoch submissions, then
+# memory and restart time with 1M pending epoch jobs, and store writes.
+# GEARSCHED_BENCH_10M=1 adds the 10M-job case (about 10 minutes more).
 bench: deps
-	$(GO) test ./cmd/gearsched -run '^$$' -bench . -benchtime 1x -count 3
+	$(GO) test ./cmd/gearsched -run '^$$' -bench 'BackgroundThroughput|EpochLateness|EpochSubmit' -benchtime 1x -count 3 -timeout 30m
+	$(GO) test ./cmd/gearsched -run '^$$' -bench 'PendingEpochJobs' -benchtime 1x -timeout 2h
+	$(GO) test ./store -run '^$$' -bench Put -benchtime 2000x
 
 clean:
 	rm -rf bin

@@ -19,6 +19,10 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	// Zone rules for hosts without tzdata (minimal containers). The
+	// system's zoneinfo is still preferred when present, so OS updates to
+	// zone rules apply; this copy is only the fallback.
+	_ "time/tzdata"
 
 	"github.com/gearsched/gearsched/gearman"
 	"github.com/spf13/pflag"

@@ -36,7 +36,7 @@ func (s *Server) settleScheduled(j *job, err error) {
 		s.pending[j.Function]++
 	}
 	if s.cfg.Wake != nil {
-		s.cfg.Wake()
+		s.cfg.Wake(j.Due)
 	}
 }
 

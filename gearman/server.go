@@ -44,8 +44,9 @@ type Config struct {
 	LogLevel func() string
 	// Now returns the current time; default time.Now. Tests inject clocks.
 	Now func() time.Time
-	// Wake tells the scheduler that a job with a due time was stored.
-	Wake func()
+	// Wake tells the scheduler that something due at the given time (unix
+	// ns) was stored.
+	Wake func(due int64)
 	// SchedZone is the zone SUBMIT_JOB_SCHED fields are read in (the wire
 	// carries none); it is recorded with each schedule. Default UTC.
 	SchedZone *time.Location

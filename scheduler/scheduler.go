@@ -17,6 +17,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/gearsched/gearsched/store"
@@ -101,6 +102,9 @@ type Scheduler struct {
 	batch int
 	wake  chan struct{}
 	specs map[[2]string]Schedule // parsed specs by (spec, zone), owned by Run
+	// sleepUntil is when the loop will next look at the index (unix ns),
+	// or 0 while it is awake; WakeFor compares against it.
+	sleepUntil atomic.Int64
 }
 
 // New returns a scheduler; it does nothing until Run.
@@ -126,8 +130,16 @@ func New(cfg Config) *Scheduler {
 	return s
 }
 
-// Wake makes the loop re-read the index now, after something was added
-// that may be due earlier than what it sleeps for. It never blocks.
+// WakeFor tells the loop that something due at due (unix ns) was stored.
+// It wakes the loop only if that is earlier than it would look anyway, so
+// a job scheduled for next year costs the loop nothing. It never blocks.
+func (s *Scheduler) WakeFor(due int64) {
+	if until := s.sleepUntil.Load(); until == 0 || due < until {
+		s.Wake()
+	}
+}
+
+// Wake makes the loop re-read the index now. It never blocks.
 func (s *Scheduler) Wake() {
 	select {
 	case s.wake <- struct{}{}:
@@ -143,6 +155,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	missedBefore := start
 	prev := start
 	for {
+		s.sleepUntil.Store(0)
 		now := s.clock.Now()
 		// Wall time ahead of monotonic time: the clock was stepped
 		// forward or the machine slept. Treat the gap as downtime.
@@ -158,9 +171,14 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.log.Error("releasing due jobs failed; retrying", "err", err)
 		}
 		sleep := MaxSleep
+		wakeAt := s.clock.Now().Round(0)
 		if due, ok, err := s.st.NextDue(); err == nil && ok {
-			sleep = min(sleep, max(time.Unix(0, due).Sub(s.clock.Now().Round(0)), 0))
+			sleep = min(sleep, max(time.Unix(0, due).Sub(wakeAt), 0))
 		}
+		// Anything stored from here on that is due before this wake-up
+		// signals the loop (and anything stored since the top of the
+		// loop already did, while sleepUntil was 0).
+		s.sleepUntil.Store(max(wakeAt.Add(sleep).UnixNano(), 1))
 		select {
 		case <-ctx.Done():
 			return nil

@@ -317,3 +317,28 @@ func (c *manualClock) advance(d time.Duration) {
 	c.now <- t
 	c.pending.ch <- t
 }
+
+// TestWakeFor: storing a job due after the loop's next look does not wake
+// it; one due earlier does, and so does anything while the loop is awake.
+func TestWakeFor(t *testing.T) {
+	s, _, _ := newTest(t)
+	for _, tc := range []struct {
+		sleepUntil, due int64
+		wakes           bool
+	}{
+		{1000, 2000, false},
+		{1000, 1000, false},
+		{1000, 999, true},
+		{0, 2000, true}, // awake: it may have read the index before the job was stored
+	} {
+		s.sleepUntil.Store(tc.sleepUntil)
+		s.WakeFor(tc.due)
+		if woke := len(s.wake) == 1; woke != tc.wakes {
+			t.Errorf("sleeping until %d, job due %d: woke %v, want %v", tc.sleepUntil, tc.due, woke, tc.wakes)
+		}
+		select {
+		case <-s.wake:
+		default:
+		}
+	}
+}

@@ -147,7 +147,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Exceptions:        c.exceptions,
 		MaxPacketSize:     c.maxPacketSize,
 		LogLevel:          func() string { return c.verbose },
-		Wake:              func() { sched.Wake() },
+		Wake:              func(due int64) { sched.WakeFor(due) },
 		SchedZone:         c.schedZone,
 		SchedCronWeekdays: c.schedWeekdays == "cron",
 	})

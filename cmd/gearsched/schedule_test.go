@@ -140,6 +140,11 @@ func TestKill9BeforeDue(t *testing.T) {
 			t.Errorf("job k-%d fired %d times", i, n)
 		}
 	}
+	// The ECHO round trip makes sure the last WORK_COMPLETE was processed.
+	w.Send(gearman.EchoReq, []byte("sync"))
+	if p, err := w.Recv(); err != nil || p.Type != gearman.EchoRes {
+		t.Fatalf("sync: %v %v", p, err)
+	}
 	// Nothing more is queued or pending: no job fires a second time.
 	for _, row := range listRows(t, admin(t, s2.Addr, "status")) {
 		if strings.HasPrefix(row, "k9\t") && row != "k9\t0\t0\t1" {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -34,7 +33,7 @@ func BenchmarkBackgroundThroughput(b *testing.B) {
 				}
 				b.Cleanup(func() { w.Process.Kill(); w.Wait() })
 			}
-			c := dialClientB(b, srv.Addr)
+			c := dialServer(b, srv.Addr)
 			payload := []byte("0123456789")
 			b.ResetTimer()
 			start := time.Now()
@@ -84,15 +83,4 @@ func waitDrained(b *testing.B, c *gearman.Client, fn string) {
 		time.Sleep(5 * time.Millisecond) // polling resolution of the measurement
 	}
 	b.Fatal("jobs not drained within 5 minutes")
-}
-
-func dialClientB(b *testing.B, addr string) *gearman.Client {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := gearman.Dial(ctx, addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { c.Close() })
-	return c
 }

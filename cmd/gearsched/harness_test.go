@@ -36,6 +36,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gearsched/gearsched/gearman"
 )
 
 const (
@@ -520,4 +522,26 @@ func clientScript(t *testing.T, name string) string {
 		t.Fatalf("client script: %v", err)
 	}
 	return p
+}
+
+// dialServer connects a gearman.Client to addr (within 5 s) and closes it
+// at cleanup. It sets no deadline: benchmarks run long.
+func dialServer(t testing.TB, addr string) *gearman.Client {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := gearman.Dial(ctx, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// dialClient is dialServer with a 30 s deadline on everything, for tests.
+func dialClient(t *testing.T, addr string) *gearman.Client {
+	t.Helper()
+	c := dialServer(t, addr)
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	return c
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -21,19 +20,6 @@ func (s *server) kill9(t *testing.T) {
 		t.Fatalf("kill -9 %s: %v", s.Backend, err)
 	}
 	<-s.done
-}
-
-func dialClient(t *testing.T, addr string) *gearman.Client {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	c, err := gearman.Dial(ctx, addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	return c
 }
 
 func handleNumber(t *testing.T, h string) int {

@@ -20,7 +20,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -205,7 +204,7 @@ func loadJobs(b testing.TB, addr string, plan epochPlan, n, conns int, timeout t
 // gearmand both count jobs waiting for their time there), or -1.
 func statusTotal(b testing.TB, addr, fn string) int {
 	b.Helper()
-	c := dialBenchClient(b, addr)
+	c := dialServer(b, addr)
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(time.Minute))
 	reply, err := c.Admin("status")
@@ -219,18 +218,6 @@ func statusTotal(b testing.TB, addr, fn string) int {
 		}
 	}
 	return -1
-}
-
-func dialBenchClient(b testing.TB, addr string) *gearman.Client {
-	b.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), ioTimeout)
-	defer cancel()
-	c, err := gearman.Dial(ctx, addr)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { c.Close() })
-	return c
 }
 
 // percentile returns the q-quantile (0 < q <= 1) of sorted samples.
@@ -345,7 +332,7 @@ func latenessRound(b *testing.B, n int, ready bool) (late []time.Duration, submi
 	}()
 	startWorkers := func() {
 		for range 4 {
-			w := dialBenchClient(b, srv.Addr)
+			w := dialServer(b, srv.Addr)
 			workers = append(workers, w)
 			wg.Add(1)
 			go func() {
@@ -482,7 +469,7 @@ func BenchmarkEpochSubmit(b *testing.B) {
 				srv := be.start(b)
 				cs := make([]*gearman.Client, clients)
 				for i := range cs {
-					cs[i] = dialBenchClient(b, srv.Addr)
+					cs[i] = dialServer(b, srv.Addr)
 				}
 				base := time.Now().AddDate(1, 0, 0).Unix()
 				seed := uint64(time.Now().UnixNano())

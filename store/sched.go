@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -206,7 +207,7 @@ func (s *Store) NextDue() (due int64, ok bool, err error) {
 // with due <= until, and their records: a cursor seek, never a scan of the
 // pending set.
 func (s *Store) DueItems(until int64, max int) ([]DueItem, error) {
-	return s.dueItems(0, until, max)
+	return s.dueItems(-1, 0, until, max)
 }
 
 // ForEachDue calls fn for every entry of the due index in due order, in
@@ -216,7 +217,7 @@ func (s *Store) ForEachDue(fn func(DueItem) bool) error {
 	var after int64 = -1
 	var afterID uint64
 	for {
-		items, err := s.dueItemsAfter(after, afterID, 1000)
+		items, err := s.dueItems(after, afterID, math.MaxInt64, 1000)
 		if err != nil || len(items) == 0 {
 			return err
 		}
@@ -230,28 +231,9 @@ func (s *Store) ForEachDue(fn func(DueItem) bool) error {
 	}
 }
 
-func (s *Store) dueItems(from, until int64, max int) ([]DueItem, error) {
-	var items []DueItem
-	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketDue).Cursor()
-		for k, v := c.Seek(dueKey(from, 0)); len(k) == 16 && len(items) < max; k, v = c.Next() {
-			due := int64(binary.BigEndian.Uint64(k))
-			if due > until {
-				break
-			}
-			it, err := loadItem(tx, due, binary.BigEndian.Uint64(k[8:]), v)
-			if err != nil {
-				return err
-			}
-			items = append(items, it)
-		}
-		return nil
-	})
-	return items, err
-}
-
-// dueItemsAfter returns up to max entries strictly after (due, id).
-func (s *Store) dueItemsAfter(due int64, id uint64, max int) ([]DueItem, error) {
+// dueItems returns up to max entries strictly after (due, id), from the
+// start when due < 0, with due <= until.
+func (s *Store) dueItems(due int64, id uint64, until int64, max int) ([]DueItem, error) {
 	var items []DueItem
 	err := s.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketDue).Cursor()
@@ -260,13 +242,16 @@ func (s *Store) dueItemsAfter(due int64, id uint64, max int) ([]DueItem, error) 
 			k, v = c.First()
 		} else {
 			start := dueKey(due, id)
-			k, v = c.Seek(start)
-			if string(k) == string(start) {
+			if k, v = c.Seek(start); string(k) == string(start) {
 				k, v = c.Next()
 			}
 		}
 		for ; len(k) == 16 && len(items) < max; k, v = c.Next() {
-			it, err := loadItem(tx, int64(binary.BigEndian.Uint64(k)), binary.BigEndian.Uint64(k[8:]), v)
+			at := int64(binary.BigEndian.Uint64(k))
+			if at > until {
+				break
+			}
+			it, err := loadItem(tx, at, binary.BigEndian.Uint64(k[8:]), v)
 			if err != nil {
 				return err
 			}

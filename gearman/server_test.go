@@ -1000,14 +1000,7 @@ func TestCanDoTimeout(t *testing.T) {
 		t.Fatalf("wA got %s", got)
 	}
 	wB.canDo("to")
-	wB.send(PreSleep)
-	// The NOOP comes when the job is requeued at the deadline.
-	wB.SetDeadline(time.Now().Add(3 * testTimeout))
-	p, err := wB.Recv()
-	if err != nil || p.Type != Noop {
-		t.Fatalf("waiting for NOOP: %v %v", p, err)
-	}
-	if el := time.Since(start); el < 900*time.Millisecond {
+	if el := awaitRequeue(t, wB, start); el < 900*time.Millisecond {
 		t.Errorf("requeued after %v, before the 1000 ms timeout", el)
 	}
 	adm.adminExpect("show jobs", h+"\t1\t0\t0\n"+hc+"\t0\t0\t0\n.\n")
@@ -1045,13 +1038,7 @@ func TestCanDoTimeoutFloor(t *testing.T) {
 		t.Fatalf("got %s", got)
 	}
 	sleeper.canDo("fl")
-	sleeper.send(PreSleep)
-	sleeper.SetDeadline(time.Now().Add(3 * testTimeout))
-	p, err := sleeper.Recv()
-	if err != nil || p.Type != Noop {
-		t.Fatalf("waiting for NOOP: %v %v", p, err)
-	}
-	if el := time.Since(start); el < 900*time.Millisecond {
+	if el := awaitRequeue(t, sleeper, start); el < 900*time.Millisecond {
 		t.Errorf("a 1 ms timeout requeued after %v, want the 1000 ms floor", el)
 	}
 	if got := adminRow(t, client, "status", "none"); got != "none\t0\t0\t4" {
@@ -1466,4 +1453,18 @@ func TestShutdownWhileConnecting(t *testing.T) {
 			t.Fatalf("a connection is still open after Shutdown returned (of %d)", len(conns))
 		}
 	}
+}
+
+// awaitRequeue puts w to sleep and waits for the NOOP that a timed-out job's
+// requeue sends; it returns how long after start that came. A lower bound
+// on it is a correctness check (a timer must not fire early), not a timing.
+func awaitRequeue(t *testing.T, w *tconn, start time.Time) time.Duration {
+	t.Helper()
+	w.send(PreSleep)
+	w.SetDeadline(time.Now().Add(3 * testTimeout))
+	p, err := w.Recv()
+	if err != nil || p.Type != Noop {
+		t.Fatalf("waiting for the requeue NOOP: %v %v", p, err)
+	}
+	return time.Since(start)
 }

@@ -300,13 +300,9 @@ func TestPHPClient(t *testing.T) {
 			w := php(t, s, "php_worker.php", "3")
 			out, _ := php(t, s, "php_client.php", "do").wait(t)
 			want := "doNormal lamron rc=0\ndoHigh hgih rc=0\ndoLow wol rc=0\n"
-			if out != want {
-				t.Errorf("client transcript:\n%s\nwant:\n%s", out, want)
-			}
+			checkTranscript(t, "client", out, want)
 			wout, _ := w.wait(t)
-			if want := "job php_rev normal\njob php_rev high\njob php_rev low\nworker done\n"; wout != want {
-				t.Errorf("worker transcript:\n%s\nwant:\n%s", wout, want)
-			}
+			checkTranscript(t, "worker", wout, "job php_rev normal\njob php_rev high\njob php_rev low\nworker done\n")
 		})
 	})
 
@@ -332,14 +328,10 @@ n3-b created handle ok
 addTaskBackground same unique: same handle yes
 distinct handles 3
 `
-			if out != want {
-				t.Errorf("client transcript:\n%s\nwant:\n%s", out, want)
-			}
+			checkTranscript(t, "client", out, want)
 			checkRows(t, "prioritystatus", admin(t, s.Addr, "prioritystatus"), "php_rec\t2\t3\t2\t0")
 			wout, _ := php(t, s, "php_worker.php", "7").wait(t)
-			if want := "job php_rec h1\njob php_rec h2\njob php_rec n1\njob php_rec n2\njob php_rec n3\njob php_rec l1\njob php_rec l2\nworker done\n"; wout != want {
-				t.Errorf("worker transcript:\n%s\nwant:\n%s", wout, want)
-			}
+			checkTranscript(t, "worker", wout, "job php_rec h1\njob php_rec h2\njob php_rec n1\njob php_rec n2\njob php_rec n3\njob php_rec l1\njob php_rec l2\nworker done\n")
 		})
 	})
 
@@ -383,9 +375,7 @@ distinct handles 3
 jobStatus running known=1 running=1 1/2
 jobStatus finished known=0 running=0 0/0
 `
-			if out != want {
-				t.Errorf("client transcript:\n%s\nwant:\n%s", out, want)
-			}
+			checkTranscript(t, "client", out, want)
 			if wout, _ := w.wait(t); wout != "job php_progress\nworker done\n" {
 				t.Errorf("worker transcript:\n%s", wout)
 			}
@@ -435,14 +425,10 @@ dispatch_background high handle ok
 dispatch_background low handle ok
 get_status known=1 running=0
 `
-			if out != want {
-				t.Errorf("client transcript:\n%s\nwant:\n%s", out, want)
-			}
+			checkTranscript(t, "client", out, want)
 			checkRows(t, "prioritystatus", admin(t, s.Addr, "prioritystatus"), "pl_rec\t1\t1\t1\t0")
 			wout, _ := perl(t, s, "perl_worker.pl", "3").wait(t)
-			if want := "job pl_rec b2\njob pl_rec b1\njob pl_rec b3\nworker done\n"; wout != want {
-				t.Errorf("worker transcript:\n%s\nwant:\n%s", wout, want)
-			}
+			checkTranscript(t, "worker", wout, "job pl_rec b2\njob pl_rec b1\njob pl_rec b3\nworker done\n")
 		})
 	})
 
@@ -459,9 +445,7 @@ task abc complete cba
 task boom fail
 task xyz complete zyx
 `
-			if out != want {
-				t.Errorf("client transcript:\n%s\nwant:\n%s", out, want)
-			}
+			checkTranscript(t, "client", out, want)
 			wout, _ := w.wait(t)
 			want = "job pl_fail boom\njob pl_fail x\njob pl_rev abc\njob pl_rev hello\njob pl_rev xyz\nworker done"
 			if got := strings.Join(sortedLines(wout), "\n"); got != want {
@@ -469,4 +453,13 @@ task xyz complete zyx
 			}
 		})
 	})
+}
+
+// checkTranscript compares what a client or worker script printed with
+// what it should have printed.
+func checkTranscript(t *testing.T, who, got, want string) {
+	t.Helper()
+	if got != want {
+		t.Errorf("%s transcript:\n%s\nwant:\n%s", who, got, want)
+	}
 }

@@ -100,11 +100,6 @@ func newFunction(name string) *function {
 	return &function{name: name, uniques: make(map[string]*job)}
 }
 
-// queued returns the number of jobs waiting in f's queues.
-func (f *function) queued() int {
-	return f.queue[High].n + f.queue[Normal].n + f.queue[Low].n
-}
-
 func (f *function) removeWorker(c *conn) {
 	w := f.workers[:0]
 	for _, x := range f.workers {

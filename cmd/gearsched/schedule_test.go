@@ -87,7 +87,7 @@ func TestEpochJobsFireOnTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if due.Sub(time.Now()) < 500*time.Millisecond {
+	if time.Until(due) < 500*time.Millisecond {
 		t.Fatal("submissions took too long to leave room before the due second")
 	}
 	if rows := listRows(t, admin(t, s.Addr, "show schedules")); len(rows) != 1001 {

@@ -118,7 +118,7 @@ func newLogger(format string, level slog.Leveler, w *os.File) *slog.Logger {
 	}
 	fi, err := w.Stat()
 	tty := err == nil && fi.Mode()&os.ModeCharDevice != 0
-	return slog.New(tint.NewHandler(w, &tint.Options{Level: level, NoColor: !tty, TimeFormat: time.RFC3339Nano}))
+	return slog.New(tint.NewTextHandler(w, &tint.Options{Level: level, NoColor: !tty, TimeFormat: time.RFC3339Nano}))
 }
 
 // serve runs the job server until ctx is cancelled (SIGINT or SIGTERM).

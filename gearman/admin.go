@@ -27,6 +27,11 @@ func (s *Server) admin(c *conn, line []byte, words [][]byte) {
 		s.showSchedules(c) // reads the store, not the server's state
 		return
 	}
+	if s.cfg.Forwarder != nil && len(words) == 2 && strings.EqualFold(string(words[0]), "show") &&
+		strings.EqualFold(string(words[1]), "upstreams") {
+		s.showUpstreams(c)
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c.write(func(b []byte) []byte { return s.adminReply(b, c, line, words) })

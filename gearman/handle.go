@@ -14,6 +14,9 @@ func (s *Server) handle(c *conn, p *Packet) bool {
 		c.replyError(errInvalidMagic, txtRequestMagic)
 		return true
 	}
+	if s.cfg.Forwarder != nil && s.sidecarPacket(c, p) {
+		return true
+	}
 	if sub, ok := SubmitKind(p.Type); ok {
 		if !sub.Background || sub.Sched {
 			c.settleAcks()

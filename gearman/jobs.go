@@ -82,6 +82,18 @@ func (s *Server) submit(c *conn, p *Packet, sub Submission) {
 		c.replyError(errArgumentTooLarge, txtUniqueTooLarge)
 		return
 	}
+	due := when * int64(time.Second)
+	var kind uint8
+	if s.cfg.Forwarder != nil {
+		// A sidecar holds every submission in the store until the
+		// forwarder has it acknowledged upstream.
+		if s.cfg.Passthrough && scheduled {
+			kind, due = store.JobPassthrough, s.cfg.Now().UnixNano()
+		} else if !scheduled {
+			due = s.cfg.Now().UnixNano()
+		}
+		scheduled = true
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -117,8 +129,9 @@ func (s *Server) submit(c *conn, p *Packet, sub Submission) {
 			Unique:   string(unique),
 			Reducer:  string(reducer),
 			Priority: uint8(sub.Priority),
-			Due:      when * int64(time.Second),
+			Due:      due,
 			Data:     append([]byte(nil), data...),
+			Kind:     kind,
 		},
 		fn: f,
 	}
@@ -128,6 +141,9 @@ func (s *Server) submit(c *conn, p *Packet, sub Submission) {
 	if key := uniqueKey(j.Unique, j.Data); key != "" {
 		j.uniqKey = key
 		f.uniques[key] = j
+	}
+	if kind == store.JobPassthrough {
+		j.When = when
 	}
 	if scheduled {
 		j.bg, j.scheduled, j.state = true, true, statePersisting

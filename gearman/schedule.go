@@ -65,13 +65,20 @@ func (s *Server) coalesceStored(c *conn, f *function, unique []byte) bool {
 
 // storedHandle returns the handle of the pending job or schedule id.
 func (s *Server) storedHandle(id uint64) string {
+	h, _ := s.storedItem(id)
+	return h
+}
+
+// storedItem returns the handle and next due time (unix ns) of the pending
+// job or schedule id, or "".
+func (s *Server) storedItem(id uint64) (string, int64) {
 	if j, err := s.store.Scheduled(id); err == nil && j != nil {
-		return j.Handle
+		return j.Handle, j.Due
 	}
 	if sc, err := s.store.GetSchedule(id); err == nil && sc != nil {
-		return sc.Handle
+		return sc.Handle, sc.Next
 	}
-	return ""
+	return "", 0
 }
 
 // storedID extracts the id from a handle this server issued.
@@ -107,7 +114,7 @@ func (s *Server) cancelStored(handle string) bool {
 		return true
 	}
 	sc, err := s.store.GetSchedule(id)
-	if err != nil || sc == nil || sc.Source != "protocol" {
+	if err != nil || sc == nil || sc.Source == store.SourceFile {
 		return false
 	}
 	if _, err := s.store.DeleteSchedule(id); err != nil {
@@ -158,7 +165,7 @@ func (s *Server) submitSched(c *conn, p *Packet) {
 		return
 	}
 	sc := &store.Schedule{
-		ID: id, Handle: s.handleFor(id), Source: "protocol", Spec: spec, Zone: s.schedLoc.String(),
+		ID: id, Handle: s.handleFor(id), Source: store.SourceProtocol, Spec: spec, Zone: s.schedLoc.String(),
 		Function: fnName, Unique: unique, Data: append([]byte(nil), data...), Priority: uint8(Normal),
 		Missed: schedMissed, CatchUp: int64(schedCatchUp), Overlap: scheduler.OverlapAllow, Enabled: true,
 		Created: now.UnixNano(), Next: next.UnixNano(), FireAt: next.UnixNano(),
@@ -326,4 +333,120 @@ func (s *Server) NewHandle() (uint64, string, error) {
 		return 0, "", err
 	}
 	return id, s.handleFor(id), nil
+}
+
+// forgetPending drops jobs the forwarder handed upstream from the pending
+// counts.
+func (s *Server) forgetPending(removed []*store.Job) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, j := range removed {
+		if j.Kind != store.JobTrigger {
+			s.pending[j.Function]--
+		}
+	}
+}
+
+// ScheduleRequest is a job to hold until its time, or a recurring
+// schedule, as the sidecar's control function asks for one.
+type ScheduleRequest struct {
+	Function string
+	Unique   string
+	Data     []byte
+	Priority Priority
+	// At is a one-shot job's time; a past time means at once.
+	At time.Time
+	// Cron and Zone make a recurring schedule instead (Source control).
+	Cron string
+	Zone *time.Location
+}
+
+// Schedule stores req durably and returns its handle and next run. A
+// one-shot request whose (function, unique) is held already coalesces onto
+// that job or schedule, as a background submission would.
+func (s *Server) Schedule(req ScheduleRequest) (handle string, next time.Time, err error) {
+	now := s.cfg.Now()
+	var cron scheduler.Schedule
+	if req.Cron != "" {
+		if req.Zone == nil {
+			req.Zone = time.UTC
+		}
+		if cron, err = scheduler.ParseCron(req.Cron, req.Zone); err != nil {
+			return "", time.Time{}, err
+		}
+		next = cron.Next(now)
+	} else if next = req.At; next.Before(now) {
+		next = now
+	}
+	if len(req.Unique) > MaxUniqueSize {
+		return "", time.Time{}, errors.New(txtUniqueTooLarge)
+	}
+
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		return "", time.Time{}, errors.New(txtShuttingDown)
+	}
+	f := s.function(req.Function)
+	if j := f.lookupUnique([]byte(req.Unique), req.Data); j != nil {
+		handle, due, b := j.Handle, j.Due, j.batch
+		s.mu.Unlock()
+		return handle, time.Unix(0, due), b.Wait()
+	}
+	if req.Unique != "" && s.pending[f.name]+s.schedFns[f.name] > 0 {
+		if id, err := s.store.LookupUnique(f.name, req.Unique); err == nil && id != 0 {
+			if h, due := s.storedItem(id); h != "" {
+				s.mu.Unlock()
+				return h, time.Unix(0, due), nil
+			}
+		}
+	}
+	id, err := s.newID()
+	if err != nil {
+		s.mu.Unlock()
+		return "", time.Time{}, err
+	}
+	handle = s.handleFor(id)
+	if req.Cron != "" {
+		sc := &store.Schedule{
+			ID: id, Handle: handle, Source: store.SourceControl, Spec: req.Cron, Zone: req.Zone.String(),
+			Function: f.name, Unique: req.Unique, Data: req.Data, Priority: uint8(req.Priority),
+			Missed: schedMissed, CatchUp: int64(schedCatchUp), Overlap: scheduler.OverlapAllow, Enabled: true,
+			Created: now.UnixNano(), Next: next.UnixNano(), FireAt: next.UnixNano(),
+		}
+		s.schedFns[f.name]++
+		s.mu.Unlock()
+		if err := s.store.PutSchedule(sc).Wait(); err != nil {
+			s.mu.Lock()
+			s.schedFns[f.name]--
+			s.mu.Unlock()
+			return "", time.Time{}, err
+		}
+		if s.cfg.Wake != nil {
+			s.cfg.Wake(sc.Next)
+		}
+		return handle, next, nil
+	}
+	j := &job{Job: store.Job{ID: id, Handle: handle, Function: f.name, Unique: req.Unique,
+		Priority: uint8(req.Priority), Due: next.UnixNano(), Data: req.Data}, fn: f,
+		bg: true, scheduled: true, state: statePersisting}
+	if key := uniqueKey(j.Unique, j.Data); key != "" {
+		j.uniqKey = key
+		f.uniques[key] = j
+	}
+	j.batch = s.store.PutScheduled(&j.Job)
+	s.mu.Unlock()
+	err = j.batch.Wait()
+	s.mu.Lock()
+	s.settle(j)
+	s.mu.Unlock()
+	return handle, next, err
+}
+
+// Cancel cancels a held job or a schedule not from the schedules file, as
+// the admin `cancel job` does; it reports whether there was one.
+func (s *Server) Cancel(handle string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cancelStored(handle)
 }

@@ -54,6 +54,14 @@ type Config struct {
 	// numbering (0 = Sunday, as appscode/g2's clients send) instead of
 	// PROTOCOL's 0 = Monday.
 	SchedCronWeekdays bool
+	// Forwarder makes the server a sidecar: it holds background and
+	// scheduled submissions in the store and the forwarder submits them
+	// upstream when due. It serves no workers and no foreground jobs.
+	Forwarder *Forwarder
+	// Passthrough (sidecar only) forwards a future SUBMIT_JOB_EPOCH to
+	// upstream as SUBMIT_JOB_EPOCH at once and wakes it at its time with
+	// a trigger job.
+	Passthrough bool
 }
 
 // Server is a Gearman job server. Each connection is served by its own
@@ -144,6 +152,9 @@ func NewServer(cfg Config) (*Server, error) {
 		cancel()
 		return nil, err
 	}
+	if cfg.Forwarder != nil {
+		cfg.Forwarder.srv = s
+	}
 	return s, nil
 }
 
@@ -158,6 +169,9 @@ func (s *Server) restore() error {
 	err := s.store.Jobs(func(rec *store.Job) error {
 		if int(rec.Priority) >= NumPriorities {
 			return fmt.Errorf("gearman: stored job %d has priority %d", rec.ID, rec.Priority)
+		}
+		if s.cfg.Forwarder != nil {
+			return fmt.Errorf("gearman: the database holds ready job %s from job-server mode; serve it without --upstream first", rec.Handle)
 		}
 		s.admit(rec)
 		n++
@@ -180,7 +194,7 @@ func (s *Server) restore() error {
 	}
 	for _, sc := range schedules {
 		s.function(sc.Function)
-		if sc.Source == "protocol" {
+		if sc.Source != store.SourceFile {
 			s.schedFns[sc.Function]++
 		}
 	}

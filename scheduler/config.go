@@ -160,7 +160,7 @@ func (d *Definition) build() (*store.Schedule, string, error) {
 		return nil, "unique", fmt.Errorf("unique is %d bytes; at most %d", len(d.Unique), MaxUnique)
 	}
 	return &store.Schedule{
-		Name: d.Name, Source: "file", Spec: d.Cron, Zone: zone, Function: d.Function, Data: []byte(d.Data),
+		Name: d.Name, Source: store.SourceFile, Spec: d.Cron, Zone: zone, Function: d.Function, Data: []byte(d.Data),
 		Priority: prio, Unique: d.Unique, Missed: missed, MissedCap: missedCap, CatchUp: int64(catchUp),
 		Overlap: overlap, Jitter: int64(jitter), Enabled: d.Enabled == nil || *d.Enabled,
 	}, "", nil
@@ -215,7 +215,7 @@ func Sync(st *store.Store, defs []*store.Schedule, now time.Time, newID func() (
 	}
 	byName := map[string]*store.Schedule{}
 	for _, sc := range existing {
-		if sc.Source == "file" {
+		if sc.Source == store.SourceFile {
 			byName[sc.Name] = sc
 		}
 	}

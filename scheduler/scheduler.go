@@ -164,15 +164,18 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			missedBefore = now
 		}
 		prev = now
-		if err := s.Tick(ctx, now, missedBefore); err != nil {
+		err := s.Tick(ctx, now, missedBefore)
+		if err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			s.log.Error("releasing due jobs failed; retrying", "err", err)
+			s.log.Error("releasing due jobs failed; retrying", "err", err, "retry_in", MaxSleep)
 		}
 		sleep := MaxSleep
 		wakeAt := s.clock.Now().Round(0)
-		if due, ok, err := s.st.NextDue(); err == nil && ok {
+		// After a failure (the sink's upstream is down, say) the due items
+		// wait MaxSleep or a Wake, instead of being retried in a busy loop.
+		if due, ok, nerr := s.st.NextDue(); err == nil && nerr == nil && ok {
 			sleep = min(sleep, max(time.Unix(0, due).Sub(wakeAt), 0))
 		}
 		// Anything stored from here on that is due before this wake-up

@@ -19,7 +19,28 @@ type Job struct {
 	Priority uint8 // 0 = HIGH, 1 = NORMAL, 2 = LOW
 	Due      int64 // unix nanoseconds it runs at; 0 = at once
 	Data     []byte
+
+	// The fields below are used by the sidecar only; a job with Kind
+	// JobPlain and no Upstream encodes exactly as before they existed.
+
+	// Kind says what the sidecar does with the job when it is due.
+	Kind uint8
+	// When is a passthrough job's own time (unix seconds), forwarded as
+	// SUBMIT_JOB_EPOCH's argument while the job itself is due at once.
+	When int64
+	// Upstream pins a trigger job to the server that holds its epoch jobs.
+	Upstream string
+	// Watch lists the upstream handles of the epoch jobs a trigger job
+	// wakes, so it can be cancelled once they were taken.
+	Watch []string
 }
+
+// Kinds of job for the sidecar.
+const (
+	JobPlain       uint8 = 0 // submitted upstream as a background job when due
+	JobPassthrough uint8 = 1 // forwarded upstream as SUBMIT_JOB_EPOCH at once
+	JobTrigger     uint8 = 2 // a trigger job that wakes upstream epoch jobs
+)
 
 const recordVersion = 1
 
@@ -27,10 +48,13 @@ var errCorrupt = errors.New("store: corrupt job record")
 
 func (j *Job) encodedSize() int {
 	n := 1 + 1 + binary.MaxVarintLen64
-	for _, s := range []int{len(j.Handle), len(j.Function), len(j.Unique), len(j.Reducer), len(j.Data)} {
+	for _, s := range []int{len(j.Handle), len(j.Function), len(j.Unique), len(j.Reducer), len(j.Data), len(j.Upstream)} {
 		n += binary.MaxVarintLen64 + s
 	}
-	return n
+	for _, w := range j.Watch {
+		n += binary.MaxVarintLen64 + len(w)
+	}
+	return n + 1 + 2*binary.MaxVarintLen64
 }
 
 // appendTo appends j's encoding: version, priority, when, then the handle,
@@ -43,7 +67,62 @@ func (j *Job) appendTo(b []byte) []byte {
 		b = append(b, s...)
 	}
 	b = binary.AppendUvarint(b, uint64(len(j.Data)))
-	return append(b, j.Data...)
+	b = append(b, j.Data...)
+	if j.Kind == JobPlain && j.Upstream == "" && j.When == 0 && len(j.Watch) == 0 {
+		return b
+	}
+	// Sidecar trailer: kind, when, upstream, then the watched handles.
+	b = append(b, j.Kind)
+	b = binary.AppendVarint(b, j.When)
+	b = binary.AppendUvarint(b, uint64(len(j.Upstream)))
+	b = append(b, j.Upstream...)
+	b = binary.AppendUvarint(b, uint64(len(j.Watch)))
+	for _, w := range j.Watch {
+		b = binary.AppendUvarint(b, uint64(len(w)))
+		b = append(b, w...)
+	}
+	return b
+}
+
+// readBytes reads one length-prefixed field.
+func readBytes(b []byte) (field, rest []byte, ok bool) {
+	l, n := binary.Uvarint(b)
+	if n <= 0 || l > uint64(len(b)-n) {
+		return nil, b, false
+	}
+	return b[n : n+int(l)], b[n+int(l):], true
+}
+
+// decodeTrailer reads the sidecar fields after the data.
+func (j *Job) decodeTrailer(b []byte) error {
+	j.Kind = b[0]
+	when, n := binary.Varint(b[1:])
+	if n <= 0 {
+		return errCorrupt
+	}
+	j.When, b = when, b[1+n:]
+	up, b, ok := readBytes(b)
+	if !ok {
+		return errCorrupt
+	}
+	j.Upstream = string(up)
+	count, n := binary.Uvarint(b)
+	if n <= 0 || count > uint64(len(b)) {
+		return errCorrupt
+	}
+	b = b[n:]
+	j.Watch = make([]string, 0, count)
+	for range count {
+		var w []byte
+		if w, b, ok = readBytes(b); !ok {
+			return errCorrupt
+		}
+		j.Watch = append(j.Watch, string(w))
+	}
+	if len(b) != 0 {
+		return errCorrupt
+	}
+	return nil
 }
 
 func decodeJob(id uint64, b []byte) (*Job, error) {
@@ -59,14 +138,18 @@ func decodeJob(id uint64, b []byte) (*Job, error) {
 	j.Due, b = due, b[n:]
 	var fields [5][]byte
 	for i := range fields {
-		l, n := binary.Uvarint(b)
-		if n <= 0 || l > uint64(len(b)-n) {
+		var ok bool
+		if fields[i], b, ok = readBytes(b); !ok {
 			return nil, errCorrupt
 		}
-		fields[i], b = b[n:n+int(l)], b[n+int(l):]
 	}
 	j.Handle, j.Function, j.Unique, j.Reducer = string(fields[0]), string(fields[1]), string(fields[2]), string(fields[3])
 	j.Data = append([]byte(nil), fields[4]...)
+	if len(b) > 0 {
+		if err := j.decodeTrailer(b); err != nil {
+			return nil, err
+		}
+	}
 	return j, nil
 }
 

@@ -37,6 +37,21 @@ func uniqKey(function, unique string) []byte {
 	return append(append([]byte(function), 0), unique...)
 }
 
+// pendingKey is j's key in the unique index. A trigger job's includes its
+// upstream, since each server holding epoch jobs for a second gets its own
+// trigger; it can never equal a client's key, whose unique has no NUL.
+func pendingKey(j *Job) []byte {
+	k := uniqKey(j.Function, j.Unique)
+	if j.Kind == JobTrigger {
+		k = append(append(k, 0), j.Upstream...)
+	}
+	return k
+}
+
+// counted reports whether j counts as a pending job of its function in
+// `status`; trigger jobs are the sidecar's own.
+func counted(j *Job) bool { return j.Kind != JobTrigger }
+
 func addCount(tx *bolt.Tx, function string, delta int64) error {
 	b := tx.Bucket(bucketCounts)
 	var n int64
@@ -53,20 +68,25 @@ func addCount(tx *bolt.Tx, function string, delta int64) error {
 // PutScheduled queues a job that must wait until j.Due: it is indexed by
 // due time and, when its unique is not empty, by (function, unique).
 func (s *Store) PutScheduled(j *Job) *Batch {
-	return s.update(func(tx *bolt.Tx) error {
-		if err := tx.Bucket(bucketSched).Put(idKey(j.ID), j.appendTo(nil)); err != nil {
+	return s.update(func(tx *bolt.Tx) error { return putScheduled(tx, j) })
+}
+
+func putScheduled(tx *bolt.Tx, j *Job) error {
+	if err := tx.Bucket(bucketSched).Put(idKey(j.ID), j.appendTo(nil)); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketDue).Put(dueKey(j.Due, j.ID), []byte{KindJob}); err != nil {
+		return err
+	}
+	if j.Unique != "" {
+		if err := tx.Bucket(bucketUniq).Put(pendingKey(j), idKey(j.ID)); err != nil {
 			return err
 		}
-		if err := tx.Bucket(bucketDue).Put(dueKey(j.Due, j.ID), []byte{KindJob}); err != nil {
-			return err
-		}
-		if j.Unique != "" {
-			if err := tx.Bucket(bucketUniq).Put(uniqKey(j.Function, j.Unique), idKey(j.ID)); err != nil {
-				return err
-			}
-		}
-		return addCount(tx, j.Function, 1)
-	})
+	}
+	if !counted(j) {
+		return nil
+	}
+	return addCount(tx, j.Function, 1)
 }
 
 // removeScheduled deletes a pending job's record and index entries and
@@ -88,11 +108,14 @@ func removeScheduled(tx *bolt.Tx, id uint64) (*Job, error) {
 	}
 	if j.Unique != "" {
 		u := tx.Bucket(bucketUniq)
-		if v := u.Get(uniqKey(j.Function, j.Unique)); len(v) == 8 && binary.BigEndian.Uint64(v) == id {
-			if err := u.Delete(uniqKey(j.Function, j.Unique)); err != nil {
+		if v := u.Get(pendingKey(j)); len(v) == 8 && binary.BigEndian.Uint64(v) == id {
+			if err := u.Delete(pendingKey(j)); err != nil {
 				return nil, err
 			}
 		}
+	}
+	if !counted(j) {
+		return j, nil
 	}
 	return j, addCount(tx, j.Function, -1)
 }
@@ -286,8 +309,15 @@ func loadItem(tx *bolt.Tx, due int64, id uint64, kind []byte) (DueItem, error) {
 	return it, err
 }
 
-// Schedule is a recurring schedule: from SUBMIT_JOB_SCHED (Source
-// "protocol") or from the schedules file (Source "file", keyed by Name).
+// Sources of schedules.
+const (
+	SourceProtocol = "protocol" // SUBMIT_JOB_SCHED
+	SourceFile     = "file"     // the schedules file, keyed by Name
+	SourceControl  = "control"  // the sidecar's control function
+)
+
+// Schedule is a recurring schedule from one of the Sources. Schedules not
+// from the file are indexed by (function, unique) like pending jobs.
 type Schedule struct {
 	ID       uint64 `json:"id"`
 	Handle   string `json:"handle"`
@@ -349,7 +379,7 @@ func putSchedule(tx *bolt.Tx, sc *Schedule) error {
 			return err
 		}
 	}
-	if sc.Unique != "" && sc.Source == "protocol" {
+	if sc.Unique != "" && sc.Source != SourceFile {
 		return tx.Bucket(bucketUniq).Put(uniqKey(sc.Function, sc.Unique), idKey(sc.ID))
 	}
 	return nil
@@ -364,7 +394,7 @@ func unindexSchedule(tx *bolt.Tx, sc *Schedule) error {
 			return err
 		}
 	}
-	if sc.Unique != "" && sc.Source == "protocol" {
+	if sc.Unique != "" && sc.Source != SourceFile {
 		u := tx.Bucket(bucketUniq)
 		if v := u.Get(uniqKey(sc.Function, sc.Unique)); len(v) == 8 && binary.BigEndian.Uint64(v) == sc.ID {
 			return u.Delete(uniqKey(sc.Function, sc.Unique))

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -37,6 +38,15 @@ type serveConfig struct {
 	schedules       string
 	schedZone       *time.Location
 	schedWeekdays   string
+
+	// Sidecar mode.
+	upstreams       []string
+	passthrough     bool
+	triggerPayload  string
+	controlSchedule string
+	controlCancel   string
+	upstreamTimeout time.Duration
+	ledgerRetention time.Duration
 }
 
 func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -63,6 +73,13 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.schedules, "schedules", "", "TOML file of recurring schedules (see configs/schedules.toml); SIGHUP reloads it")
 	schedZone := fs.String("sched-timezone", "UTC", "IANA time zone SUBMIT_JOB_SCHED fields are read in; recorded with each schedule")
 	fs.StringVar(&c.schedWeekdays, "sched-weekdays", "protocol", "SUBMIT_JOB_SCHED day-of-week numbering: protocol (0 = Monday) or cron (0 = Sunday, as appscode/g2 clients send)")
+	fs.StringSliceVar(&c.upstreams, "upstream", nil, "sidecar mode: gearmand servers (host[:port], comma-separated) that due jobs are submitted to")
+	fs.BoolVar(&c.passthrough, "epoch-passthrough", false, "sidecar: forward future SUBMIT_JOB_EPOCH jobs to gearmand at once and wake them with trigger jobs")
+	fs.StringVar(&c.triggerPayload, "trigger-payload", "", "sidecar: data of trigger jobs")
+	fs.StringVar(&c.controlSchedule, "control-function", gearman.DefaultScheduleFunction, "sidecar: function registered upstream to schedule jobs (JSON payload); empty disables the control functions")
+	fs.StringVar(&c.controlCancel, "control-cancel-function", gearman.DefaultCancelFunction, "sidecar: function registered upstream to cancel a scheduled job by handle")
+	fs.DurationVar(&c.upstreamTimeout, "upstream-timeout", 5*time.Second, "sidecar: bound on each dial and request to an upstream server")
+	fs.DurationVar(&c.ledgerRetention, "ledger-retention", gearman.DefaultLedgerRetention, "sidecar: how long forwarded jobs are remembered for GET_STATUS")
 	// gearmand options that have no meaning here, accepted so that service
 	// files written for gearmand keep working.
 	fs.IntP("threads", "t", 4, "ignored (gearmand compatibility)")
@@ -103,7 +120,43 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	if c.logFormat != "text" && c.logFormat != "json" {
 		return nil, usageError{fmt.Errorf("--log-format %q: want text or json", c.logFormat)}
 	}
+	if err := c.checkSidecar(fs); err != nil {
+		return nil, usageError{err}
+	}
 	return c, nil
+}
+
+// checkSidecar validates the sidecar options and completes upstream
+// addresses without a port with gearmand's 4730.
+func (c *serveConfig) checkSidecar(fs *pflag.FlagSet) error {
+	if len(c.upstreams) == 0 {
+		for _, name := range []string{"epoch-passthrough", "trigger-payload", "control-function", "control-cancel-function", "upstream-timeout", "ledger-retention"} {
+			if fs.Changed(name) {
+				return fmt.Errorf("--%s needs --upstream", name)
+			}
+		}
+		return nil
+	}
+	for i, a := range c.upstreams {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			a = net.JoinHostPort(a, "4730")
+		}
+		host, port, err := net.SplitHostPort(a)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("--upstream %q: want host:port", c.upstreams[i])
+		}
+		c.upstreams[i] = a
+	}
+	if c.upstreamTimeout <= 0 {
+		return fmt.Errorf("--upstream-timeout %s must be positive", c.upstreamTimeout)
+	}
+	if c.ledgerRetention <= 0 {
+		return fmt.Errorf("--ledger-retention %s must be positive", c.ledgerRetention)
+	}
+	if c.controlSchedule != "" && c.controlSchedule == c.controlCancel {
+		return fmt.Errorf("--control-function and --control-cancel-function are both %q", c.controlSchedule)
+	}
+	return nil
 }
 
 // logLevels maps gearmand's level names onto slog's.
@@ -137,6 +190,11 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	defer st.Close()
 	var sched *scheduler.Scheduler
+	wake := func() { sched.Wake() }
+	sidecar, err := newSidecar(c, st, log, wake)
+	if err != nil {
+		return err
+	}
 	srv, err := gearman.NewServer(gearman.Config{
 		Store:             st,
 		Logger:            log,
@@ -150,11 +208,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Wake:              func(due int64) { sched.WakeFor(due) },
 		SchedZone:         c.schedZone,
 		SchedCronWeekdays: c.schedWeekdays == "cron",
+		Forwarder:         sidecar.forwarder(),
+		Passthrough:       c.passthrough,
 	})
 	if err != nil {
 		return err
 	}
-	sched = scheduler.New(scheduler.Config{Store: st, Sink: srv, Logger: log})
+	var sink scheduler.Sink = srv
+	if sidecar != nil {
+		sink = sidecar.fwd
+	}
+	sched = scheduler.New(scheduler.Config{Store: st, Sink: sink, Logger: log})
 	if c.schedules != "" {
 		if err := loadSchedules(c.schedules, st, srv, log); err != nil {
 			return err
@@ -164,14 +228,19 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	log.Info("gearsched serving", "version", gearman.Version, "addr", ln.Addr().String(), "db", c.db, "pid", os.Getpid())
+	log.Info("gearsched serving", "version", gearman.Version, "addr", ln.Addr().String(), "db", c.db, "pid", os.Getpid(),
+		"upstreams", c.upstreams)
 
-	schedCtx, stopSched := context.WithCancel(context.Background())
-	schedDone := make(chan struct{})
-	go func() {
-		defer close(schedDone)
-		sched.Run(schedCtx)
-	}()
+	// The scheduler and the sidecar's loops stop before the listener
+	// drains, so nothing is released into a server that is shutting down.
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	var background sync.WaitGroup
+	background.Go(func() { sched.Run(bgCtx) })
+	sidecar.start(bgCtx, &background, srv)
+	stopSched := func() {
+		stopBackground()
+		background.Wait()
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -182,7 +251,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		select {
 		case err = <-served:
 			stopSched()
-			<-schedDone
 			srv.Shutdown(context.Background())
 			return err
 		case <-hup:
@@ -199,7 +267,6 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("shutting down", "timeout", c.shutdownTimeout)
 	stopSched()
-	<-schedDone
 	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
 	defer cancel()
 	srv.Shutdown(sctx)

@@ -1,0 +1,317 @@
+package gearman
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Default names of the control functions.
+const (
+	DefaultScheduleFunction = "gearsched.schedule"
+	DefaultCancelFunction   = "gearsched.cancel"
+)
+
+// ControlConfig configures a Control.
+type ControlConfig struct {
+	Server   *Server  // holds what is scheduled
+	Addrs    []string // upstream servers to register on
+	Logger   *slog.Logger
+	Schedule string // default DefaultScheduleFunction
+	Cancel   string // default DefaultCancelFunction
+	// MinBackoff and MaxBackoff bound reconnection waits; default 100 ms
+	// and 30 s.
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Control lets any Gearman client schedule through the job servers it
+// already uses: it registers on every upstream server as a worker for the
+// schedule and cancel functions, whose payloads are JSON. A job completes
+// with a JSON result only once what it asked for is durable; bad input ends
+// it with WORK_EXCEPTION carrying the reason (clients that did not ask for
+// exceptions see WORK_FAIL).
+type Control struct {
+	cfg ControlConfig
+	log *slog.Logger
+}
+
+// NewControl returns a Control; it connects when Run is called.
+func NewControl(cfg ControlConfig) *Control {
+	if cfg.Schedule == "" {
+		cfg.Schedule = DefaultScheduleFunction
+	}
+	if cfg.Cancel == "" {
+		cfg.Cancel = DefaultCancelFunction
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 100 * time.Millisecond
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = max(30*time.Second, cfg.MinBackoff)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Control{cfg: cfg, log: log}
+}
+
+// Run serves the control functions on every upstream server until ctx is
+// done, reconnecting with capped exponential backoff.
+func (c *Control) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, addr := range c.cfg.Addrs {
+		wg.Go(func() {
+			log := c.log.With("upstream", addr, "functions", c.cfg.Schedule+","+c.cfg.Cancel)
+			backoff := time.Duration(0)
+			for ctx.Err() == nil {
+				err := c.serve(ctx, addr)
+				if ctx.Err() != nil {
+					return
+				}
+				backoff = min(max(2*backoff, c.cfg.MinBackoff), c.cfg.MaxBackoff)
+				if backoff == c.cfg.MinBackoff || backoff == c.cfg.MaxBackoff {
+					log.Warn("control worker disconnected; reconnecting", "err", err, "retry_in", backoff)
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(backoff):
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// serve runs one worker connection: grab, run, report, sleep when idle.
+func (c *Control) serve(ctx context.Context, addr string) error {
+	cl, err := Dial(ctx, addr)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	stop := context.AfterFunc(ctx, func() { cl.Close() })
+	defer stop()
+	for _, fn := range []string{c.cfg.Schedule, c.cfg.Cancel} {
+		if err := cl.Send(CanDo, []byte(fn)); err != nil {
+			return err
+		}
+	}
+	c.log.Info("control functions registered", "upstream", addr)
+	for {
+		if err := cl.Send(GrabJobUniq); err != nil {
+			return err
+		}
+		p, err := cl.Recv()
+		if err != nil {
+			return err
+		}
+		switch p.Type {
+		case NoJob:
+			if err := cl.Send(PreSleep); err != nil {
+				return err
+			}
+			if err := awaitNoop(cl); err != nil {
+				return err
+			}
+		case JobAssignUniq:
+			handle := bytes.Clone(p.Args[0])
+			result, err := c.run(string(p.Args[1]), p.Args[3])
+			if err != nil {
+				c.log.Warn("control job refused", "function", string(p.Args[1]), "err", err)
+				err = cl.Send(WorkException, handle, []byte(err.Error()))
+			} else {
+				err = cl.Send(WorkComplete, handle, result)
+			}
+			if err != nil {
+				return err
+			}
+		case Noop:
+		default:
+			return fmt.Errorf("gearman: %s in reply to GRAB_JOB_UNIQ", p.Type)
+		}
+	}
+}
+
+// awaitNoop reads until the NOOP that ends a worker's sleep.
+func awaitNoop(cl *Client) error {
+	for {
+		p, err := cl.Recv()
+		if err != nil {
+			return err
+		}
+		if p.Type == Noop {
+			return nil
+		}
+	}
+}
+
+// run executes one control job and returns its JSON result.
+func (c *Control) run(function string, payload []byte) ([]byte, error) {
+	switch function {
+	case c.cfg.Schedule:
+		req, err := ParseScheduleRequest(payload, c.cfg.Server.cfg.Now())
+		if err != nil {
+			return nil, err
+		}
+		handle, next, err := c.cfg.Server.Schedule(req)
+		if err != nil {
+			return nil, fmt.Errorf("schedule: %w", err)
+		}
+		return json.Marshal(scheduleResult{Handle: handle, NextRun: next.UTC().Format(time.RFC3339)})
+	case c.cfg.Cancel:
+		handle := strings.TrimSpace(string(payload))
+		var obj struct {
+			Handle string `json:"handle"`
+		}
+		if strings.HasPrefix(handle, "{") {
+			if err := json.Unmarshal(payload, &obj); err != nil {
+				return nil, fmt.Errorf("cancel: payload: %w", err)
+			}
+			handle = obj.Handle
+		}
+		if !c.cfg.Server.Cancel(handle) {
+			return nil, fmt.Errorf("cancel: no pending job or schedule %q (schedules file entries are removed by editing the file)", handle)
+		}
+		return json.Marshal(map[string]any{"handle": handle, "cancelled": true})
+	}
+	return nil, fmt.Errorf("unknown control function %q", function)
+}
+
+type scheduleResult struct {
+	Handle  string `json:"handle"`
+	NextRun string `json:"next_run"`
+}
+
+// scheduleJSON is the schedule function's payload.
+type scheduleJSON struct {
+	Function   string          `json:"function"`
+	Data       *string         `json:"data"`
+	DataBase64 *string         `json:"data_base64"`
+	Unique     string          `json:"unique"`
+	Priority   string          `json:"priority"`
+	At         json.RawMessage `json:"at"`
+	In         string          `json:"in"`
+	Cron       string          `json:"cron"`
+	TZ         string          `json:"tz"`
+}
+
+// ParseScheduleRequest reads a schedule function payload: function, data
+// (text) or data_base64, unique, priority (high, normal, low), and one of
+// at (RFC 3339 or unix seconds), in (a Go duration) or cron with tz.
+func ParseScheduleRequest(payload []byte, now time.Time) (ScheduleRequest, error) {
+	var in scheduleJSON
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		return ScheduleRequest{}, fmt.Errorf("payload is not a JSON object of the known fields: %w", err)
+	}
+	if dec.More() {
+		return ScheduleRequest{}, errors.New("payload has data after its JSON object")
+	}
+	req := ScheduleRequest{Function: in.Function, Unique: in.Unique}
+	switch {
+	case in.Function == "":
+		return req, errors.New(`"function" is required`)
+	case strings.ContainsRune(in.Function, 0) || strings.ContainsRune(in.Unique, 0):
+		return req, errors.New(`"function" and "unique" must not contain NUL`)
+	case len(in.Unique) > MaxUniqueSize:
+		return req, fmt.Errorf(`"unique" is longer than %d bytes`, MaxUniqueSize)
+	case in.Data != nil && in.DataBase64 != nil:
+		return req, errors.New(`give "data" or "data_base64", not both`)
+	}
+	switch {
+	case in.Data != nil:
+		req.Data = []byte(*in.Data)
+	case in.DataBase64 != nil:
+		b, err := base64.StdEncoding.DecodeString(*in.DataBase64)
+		if err != nil {
+			return req, fmt.Errorf(`"data_base64": %w`, err)
+		}
+		req.Data = b
+	}
+	switch strings.ToLower(in.Priority) {
+	case "", "normal":
+		req.Priority = Normal
+	case "high":
+		req.Priority = High
+	case "low":
+		req.Priority = Low
+	default:
+		return req, fmt.Errorf(`"priority" must be high, normal or low, not %q`, in.Priority)
+	}
+	n := 0
+	for _, set := range []bool{len(in.At) > 0, in.In != "", in.Cron != ""} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return req, errors.New(`give exactly one of "at", "in" and "cron"`)
+	}
+	if in.TZ != "" && in.Cron == "" {
+		return req, errors.New(`"tz" applies to "cron" only`)
+	}
+	switch {
+	case in.Cron != "":
+		req.Cron, req.Zone = in.Cron, time.UTC
+		if in.TZ != "" {
+			loc, err := time.LoadLocation(in.TZ)
+			if err != nil {
+				return req, fmt.Errorf(`"tz": %w`, err)
+			}
+			req.Zone = loc
+		}
+	case in.In != "":
+		d, err := time.ParseDuration(in.In)
+		if err != nil {
+			return req, fmt.Errorf(`"in": %w`, err)
+		}
+		if d < 0 {
+			return req, fmt.Errorf(`"in" is negative: %s`, in.In)
+		}
+		req.At = now.Add(d)
+	default:
+		at, err := parseAt(in.At)
+		if err != nil {
+			return req, err
+		}
+		req.At = at
+	}
+	if req.Cron == "" && req.At.Unix() > maxEpoch {
+		return req, errors.New("the time is after April 2262")
+	}
+	return req, nil
+}
+
+// parseAt reads "at": unix seconds as a JSON number or string, or an RFC
+// 3339 time.
+func parseAt(raw json.RawMessage) (time.Time, error) {
+	var s string
+	if raw[0] == '"' {
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return time.Time{}, fmt.Errorf(`"at": %w`, err)
+		}
+	} else {
+		s = string(raw)
+	}
+	if secs, err := strconv.ParseInt(s, 10, 64); err == nil {
+		if secs < 0 || secs > maxEpoch {
+			return time.Time{}, fmt.Errorf(`"at": %d is out of range`, secs)
+		}
+		return time.Unix(secs, 0), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf(`"at" must be unix seconds or an RFC 3339 time, not %s`, raw)
+	}
+	return t, nil
+}

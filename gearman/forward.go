@@ -1,0 +1,469 @@
+package gearman
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gearsched/gearsched/scheduler"
+	"github.com/gearsched/gearsched/store"
+)
+
+// Forwarder defaults.
+const (
+	// DefaultLedgerRetention is how long the fire ledger remembers a
+	// forwarded job (for GET_STATUS and the overlap policy).
+	DefaultLedgerRetention = 7 * 24 * time.Hour
+	// lateThreshold is the lateness from which a forwarded job is logged
+	// and counted as late.
+	lateThreshold = time.Second
+	// watchPoll is how often the epoch jobs behind a trigger are polled,
+	// and watchFor how long before the trigger is left alone.
+	watchPoll = 20 * time.Millisecond
+	watchFor  = 10 * time.Second
+	// triggerDelay puts a trigger job just after its second: gearmand
+	// compares when_to_run with time(2), which reads a coarse clock that
+	// can lag the real one by a few milliseconds; a trigger handed out
+	// before gearmand sees the epoch job as due wakes nothing.
+	triggerDelay = 20 * time.Millisecond
+	// maxRetriggers bounds the extra triggers sent when a trigger was
+	// taken but its epoch job still waits (clock skew between hosts);
+	// they follow at retriggerAfter, doubling each time.
+	maxRetriggers  = 5
+	retriggerAfter = 200 * time.Millisecond
+	// TriggerUniquePrefix starts every trigger job's unique, so that
+	// workers can recognise and skip trigger jobs.
+	TriggerUniquePrefix = "gearsched-trigger:"
+)
+
+// ForwarderConfig configures a Forwarder.
+type ForwarderConfig struct {
+	Store    *store.Store
+	Upstream *Upstream
+	Logger   *slog.Logger
+	// TriggerPayload is the data of trigger jobs; default empty.
+	TriggerPayload []byte
+	// LedgerRetention bounds the fire ledger's age; default
+	// DefaultLedgerRetention.
+	LedgerRetention time.Duration
+	// Now returns the current time; default time.Now.
+	Now func() time.Time
+}
+
+// Forwarder is the sidecar's scheduler.Sink: due jobs and occurrences are
+// submitted to the upstream servers as background jobs. An item counts as
+// fired only once JOB_CREATED came back and the fire ledger recorded it; until
+// then it stays due and is offered again, so nothing is dropped while
+// upstream is down and the backlog drains in due order when it returns.
+//
+// It also sends trigger jobs for the epoch jobs it passed through, and
+// cancels a trigger once the epoch job behind it was taken.
+type Forwarder struct {
+	cfg ForwarderConfig
+	st  *store.Store
+	up  *Upstream
+	log *slog.Logger
+	srv *Server // the sidecar's listener: ids, handles, pending counts
+
+	stats map[string]*forwardStats // by upstream address; fixed at creation
+
+	mu      sync.Mutex
+	watches []*watch
+	signal  chan struct{}
+}
+
+// forwardStats counts one upstream's forwarding.
+type forwardStats struct {
+	late      atomic.Uint64 // jobs forwarded lateThreshold or more after due
+	maxLateMs atomic.Int64
+	triggers  atomic.Uint64 // trigger jobs acknowledged
+	cancelled atomic.Uint64 // triggers cancelled before a worker took them
+}
+
+// watch follows one trigger job until its epoch jobs were taken.
+type watch struct {
+	addr    string
+	trigger string   // the trigger's upstream handle
+	epochs  []string // upstream handles of epoch jobs it wakes
+	job     *store.Job
+	until   time.Time
+	retries int
+	retryAt time.Time
+}
+
+// NewForwarder returns a forwarder; attach it to a Server through
+// Config.Forwarder, and run it with Run.
+func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
+	if cfg.Store == nil || cfg.Upstream == nil {
+		return nil, errors.New("gearman: Forwarder needs a Store and an Upstream")
+	}
+	if cfg.LedgerRetention <= 0 {
+		cfg.LedgerRetention = DefaultLedgerRetention
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	f := &Forwarder{cfg: cfg, st: cfg.Store, up: cfg.Upstream, log: log,
+		stats: map[string]*forwardStats{}, signal: make(chan struct{}, 1)}
+	for _, a := range cfg.Upstream.Addrs() {
+		f.stats[a] = &forwardStats{}
+	}
+	return f, nil
+}
+
+// forwardItem is one due item on its way upstream.
+type forwardItem struct {
+	up  UpstreamJob
+	job *store.Job            // a pending job, or nil
+	occ *scheduler.Occurrence // an occurrence, or nil
+	id  uint64
+	due int64
+}
+
+// Release implements scheduler.Sink.
+func (f *Forwarder) Release(ctx context.Context, jobs []*store.Job, occs []scheduler.Occurrence) error {
+	if f.srv == nil {
+		return errors.New("gearman: Forwarder is not attached to a Server")
+	}
+	items := make([]forwardItem, 0, len(jobs)+len(occs))
+	for _, j := range jobs {
+		it := forwardItem{job: j, id: j.ID, due: j.Due, up: UpstreamJob{
+			Type: bgType(j.Priority), Function: j.Function, Unique: forwardUnique(j.Unique, j.Handle), Data: j.Data}}
+		switch j.Kind {
+		case store.JobPassthrough:
+			it.up.Type, it.up.When = SubmitJobEpoch, j.When
+		case store.JobTrigger:
+			it.up.Unique, it.up.Pin = j.Unique, j.Upstream
+		}
+		items = append(items, it)
+	}
+	for i := range occs {
+		o := &occs[i]
+		if !o.Fire {
+			continue
+		}
+		id, handle, err := f.srv.NewHandle()
+		if err != nil {
+			return err
+		}
+		sc := o.Schedule
+		sc.LastHandle = handle
+		items = append(items, forwardItem{occ: o, id: id, due: o.At.UnixNano(), up: UpstreamJob{
+			Type: bgType(sc.Priority), Function: sc.Function, Unique: o.Unique, Data: sc.Data}})
+	}
+	ups := make([]*UpstreamJob, len(items))
+	for i := range items {
+		ups[i] = &items[i].up
+	}
+	f.up.Submit(ctx, ups)
+
+	now := f.cfg.Now()
+	var fw store.Forward
+	var watches []*watch
+	failedSchedules := map[*store.Schedule]bool{}
+	failed, late := 0, 0
+	var maxLate time.Duration
+	var firstErr error
+	for i := range items {
+		it := &items[i]
+		if it.up.Err != nil {
+			failed++
+			if firstErr == nil {
+				firstErr = it.up.Err
+			}
+			if it.occ != nil {
+				failedSchedules[it.occ.Schedule] = true
+			}
+			continue
+		}
+		if it.job != nil {
+			fw.Done = append(fw.Done, it.id)
+		}
+		if it.job != nil && it.job.Kind == store.JobTrigger {
+			f.stats[it.up.Server].triggers.Add(1)
+			if len(it.job.Watch) > 0 {
+				watches = append(watches, &watch{addr: it.up.Server, trigger: it.up.Handle,
+					epochs: it.job.Watch, job: it.job, until: now.Add(watchFor)})
+			}
+		} else {
+			fw.Ledger = append(fw.Ledger, store.Fired{ID: it.id, Upstream: it.up.Server,
+				UpstreamHandle: it.up.Handle, Due: it.due, At: now.UnixNano()})
+		}
+		if it.job != nil && it.job.Kind == store.JobPassthrough {
+			t, err := f.trigger(it.job, it.up.Server, it.up.Handle)
+			if err != nil {
+				return err
+			}
+			fw.Triggers = append(fw.Triggers, t)
+		}
+		if d := f.countLate(it.up.Server, now, it.due); d > 0 {
+			late++
+			maxLate = max(maxLate, d)
+		}
+	}
+	if late > 0 {
+		f.log.Warn("forwarded late", "jobs", late, "max_late", maxLate)
+	}
+	seen := map[*store.Schedule]bool{}
+	for _, o := range occs {
+		if sc := o.Schedule; !seen[sc] && !failedSchedules[sc] {
+			seen[sc] = true
+			fw.Schedules = append(fw.Schedules, sc)
+		}
+	}
+	removed, err := f.st.Forwarded(fw)
+	if err != nil {
+		// Upstream has the jobs but the ledger does not: they are offered
+		// again, and their uniques coalesce with the copies still queued.
+		return fmt.Errorf("gearman: recording %d forwarded jobs: %w", len(fw.Ledger), err)
+	}
+	f.srv.forgetPending(removed)
+	if len(watches) > 0 {
+		f.mu.Lock()
+		f.watches = append(f.watches, watches...)
+		f.mu.Unlock()
+		select {
+		case f.signal <- struct{}{}:
+		default:
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("gearman: %d of %d due jobs not forwarded: %w", failed, len(items), firstErr)
+	}
+	return nil
+}
+
+// trigger returns the trigger job that wakes passthrough job j, now held
+// by server addr under upstreamHandle: a NORMAL background job on the same
+// function at j's second, so it queues behind the epoch job in gearmand's
+// FIFO (a LOW one would be blocked by any future epoch job, D2).
+func (f *Forwarder) trigger(j *store.Job, addr, upstreamHandle string) (*store.Job, error) {
+	id, handle, err := f.srv.NewHandle()
+	if err != nil {
+		return nil, err
+	}
+	return &store.Job{ID: id, Handle: handle, Function: j.Function,
+		Unique:   TriggerUniquePrefix + strconv.FormatInt(j.When, 10),
+		Priority: uint8(Normal), Due: j.When*int64(time.Second) + int64(triggerDelay), Data: f.cfg.TriggerPayload,
+		Kind: store.JobTrigger, When: j.When, Upstream: addr, Watch: []string{upstreamHandle}}, nil
+}
+
+// countLate counts a job forwarded lateThreshold or more after its due
+// time and returns its lateness, or 0 when it was on time.
+func (f *Forwarder) countLate(addr string, now time.Time, due int64) time.Duration {
+	late := now.Sub(time.Unix(0, due))
+	if late < lateThreshold {
+		return 0
+	}
+	st := f.stats[addr]
+	st.late.Add(1)
+	ms := late.Milliseconds()
+	for {
+		old := st.maxLateMs.Load()
+		if ms <= old || st.maxLateMs.CompareAndSwap(old, ms) {
+			break
+		}
+	}
+	return late
+}
+
+// bgType is the background submission type for a priority.
+func bgType(p uint8) Type {
+	switch Priority(p) {
+	case High:
+		return SubmitJobHighBg
+	case Low:
+		return SubmitJobLowBg
+	}
+	return SubmitJobBg
+}
+
+// forwardUnique is the unique a job is forwarded with. A job submitted
+// without one gets "gearsched:<handle>", so that a resubmission after a
+// crash coalesces with the copy upstream still holds.
+func forwardUnique(unique, handle string) string {
+	if unique != "" {
+		return unique
+	}
+	u := "gearsched:" + handle
+	if len(u) <= scheduler.MaxUnique {
+		return u
+	}
+	sum := sha256.Sum256([]byte(handle))
+	return "gearsched:" + hex.EncodeToString(sum[:16])
+}
+
+// Live implements scheduler.Sink for the overlap policy: the previous
+// occurrence is live while upstream knows its handle.
+func (f *Forwarder) Live(ctx context.Context, handle string) (bool, error) {
+	st, ok, err := f.upstreamStatus(ctx, handle)
+	return ok && st.Known, err
+}
+
+// upstreamStatus asks the upstream that took one of the sidecar's jobs
+// for its status; ok is false when the ledger has no such job.
+func (f *Forwarder) upstreamStatus(ctx context.Context, handle string) (JobStatus, bool, error) {
+	id, ok := f.srv.storedID([]byte(handle))
+	if !ok {
+		return JobStatus{}, false, nil
+	}
+	e, err := f.st.FiredJob(id)
+	if err != nil || e == nil {
+		return JobStatus{}, false, err
+	}
+	st, err := f.up.Status(ctx, e.Upstream, e.UpstreamHandle)
+	return st, err == nil, err
+}
+
+// Run watches trigger jobs and prunes the ledger until ctx is done.
+func (f *Forwarder) Run(ctx context.Context) {
+	prune := time.NewTicker(time.Hour)
+	defer prune.Stop()
+	f.prune()
+	for {
+		f.mu.Lock()
+		busy := len(f.watches) > 0
+		f.mu.Unlock()
+		var poll <-chan time.Time
+		if busy {
+			poll = time.After(watchPoll)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-prune.C:
+			f.prune()
+		case <-f.signal:
+		case <-poll:
+			f.pollWatches(ctx)
+		}
+	}
+}
+
+func (f *Forwarder) prune() {
+	before := f.cfg.Now().Add(-f.cfg.LedgerRetention).UnixNano()
+	for {
+		n, err := f.st.PruneFired(before, 10_000)
+		if err != nil {
+			f.log.Error("pruning the fire ledger failed", "err", err)
+			return
+		}
+		if n < 10_000 {
+			return
+		}
+	}
+}
+
+// pollWatches cancels each trigger whose epoch job was taken (running, or
+// already gone), and stops watching triggers a worker took or that
+// expired.
+func (f *Forwarder) pollWatches(ctx context.Context) {
+	f.mu.Lock()
+	ws := f.watches
+	f.watches = nil
+	f.mu.Unlock()
+	now := f.cfg.Now()
+	var keep []*watch
+	for _, w := range ws {
+		done, err := f.checkWatch(ctx, w)
+		if err == nil && !done && now.Before(w.until) {
+			keep = append(keep, w)
+		}
+	}
+	f.mu.Lock()
+	f.watches = append(f.watches, keep...)
+	f.mu.Unlock()
+}
+
+// checkWatch polls one trigger. While the trigger is queued and one of
+// its epoch jobs was taken, the trigger is cancelled: the woken workers
+// keep grabbing until the queue is empty. When a worker took the trigger
+// but the epoch jobs still wait (gearmand's clock behind ours), another
+// trigger follows, with backoff.
+func (f *Forwarder) checkWatch(ctx context.Context, w *watch) (done bool, err error) {
+	st, err := f.up.Status(ctx, w.addr, w.trigger)
+	if err != nil {
+		return true, err
+	}
+	triggerTaken := !st.Known || st.Running
+	waiting := false
+	for _, h := range w.epochs {
+		es, err := f.up.Status(ctx, w.addr, h)
+		if err != nil {
+			return true, err
+		}
+		if !es.Known || es.Running {
+			if triggerTaken {
+				return true, nil
+			}
+			ok, err := f.up.Cancel(ctx, w.addr, w.trigger)
+			if ok {
+				f.stats[w.addr].cancelled.Add(1)
+			}
+			return true, err
+		}
+		waiting = true
+	}
+	if !triggerTaken || !waiting {
+		return !waiting, nil
+	}
+	now := f.cfg.Now()
+	if w.retries >= maxRetriggers {
+		f.log.Warn("epoch jobs still wait after their triggers; is the upstream's clock behind?",
+			"upstream", w.addr, "function", w.job.Function, "when", w.job.When)
+		return true, nil
+	}
+	if w.retryAt.IsZero() {
+		w.retryAt = now.Add(retriggerAfter)
+	}
+	if now.Before(w.retryAt) {
+		return false, nil
+	}
+	w.retries++
+	w.retryAt = now.Add(retriggerAfter << w.retries)
+	w.until = w.retryAt.Add(watchFor)
+	j := &UpstreamJob{Type: SubmitJobBg, Function: w.job.Function, Pin: w.addr, Data: w.job.Data,
+		Unique: w.job.Unique + "#" + strconv.Itoa(w.retries)}
+	f.up.Submit(ctx, []*UpstreamJob{j})
+	if j.Err != nil {
+		return true, j.Err
+	}
+	f.stats[w.addr].triggers.Add(1)
+	w.trigger = j.Handle
+	return false, nil
+}
+
+// appendUpstreamRows appends `show upstreams` rows: address, state,
+// jobs submitted, refused, connection failures, jobs forwarded late, the
+// worst lateness in ms, trigger jobs sent, and triggers cancelled before
+// a worker took them.
+func (f *Forwarder) appendUpstreamRows(b []byte) []byte {
+	for _, s := range f.up.Stats() {
+		fs := f.stats[s.Addr]
+		state := "down"
+		if s.Up {
+			state = "up"
+		}
+		b = append(b, s.Addr...)
+		b = append(b, '\t')
+		b = append(b, state...)
+		for _, n := range []uint64{s.Submitted, s.Refused, s.Failures, fs.late.Load(), uint64(fs.maxLateMs.Load()),
+			fs.triggers.Load(), fs.cancelled.Load()} {
+			b = append(b, '\t')
+			b = strconv.AppendUint(b, n, 10)
+		}
+		b = append(b, '\n')
+	}
+	return b
+}

@@ -1,0 +1,407 @@
+package gearman
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// ErrNoUpstream is the error of a submission no upstream server can take
+// now: all are down, or the one it is pinned to is.
+var ErrNoUpstream = errors.New("gearman: no upstream server reachable")
+
+// UpstreamConfig configures an Upstream.
+type UpstreamConfig struct {
+	// Addrs are the job servers, "host:port" each. Required.
+	Addrs []string
+	// Logger receives connection state changes; nil discards them.
+	Logger *slog.Logger
+	// Timeout bounds every dial and every request; default 5 s.
+	Timeout time.Duration
+	// MinBackoff and MaxBackoff bound the wait between reconnection
+	// attempts, which doubles after each failure; default 100 ms and 30 s.
+	MinBackoff, MaxBackoff time.Duration
+	// OnUp is called (from Run's goroutine) when a server becomes
+	// reachable, so held work can drain at once.
+	OnUp func(addr string)
+}
+
+// UpstreamJob is one background submission to an upstream server, and its
+// outcome once Submit returns.
+type UpstreamJob struct {
+	Type     Type // SubmitJobBg, SubmitJobHighBg, SubmitJobLowBg or SubmitJobEpoch
+	Function string
+	Unique   string
+	When     int64 // SubmitJobEpoch's time, unix seconds
+	Data     []byte
+	// Pin sends the job to this server only; empty chooses one by hash.
+	Pin string
+
+	Server string // the server that answered
+	Handle string // its handle from JOB_CREATED
+	Err    error  // nil once JOB_CREATED came back
+}
+
+// UpstreamStats are one server's counters.
+type UpstreamStats struct {
+	Addr      string
+	Up        bool
+	Submitted uint64 // jobs acknowledged with JOB_CREATED
+	Refused   uint64 // submissions answered with ERROR
+	Failures  uint64 // connections lost or timed out
+}
+
+// Upstream is the sidecar's connection set to its job servers: one client
+// connection per server, reconnected with capped exponential backoff.
+// Requests on a connection are serialised; a batch of submissions is
+// pipelined (one write, then the replies in order). Safe for concurrent
+// use.
+type Upstream struct {
+	cfg   UpstreamConfig
+	log   *slog.Logger
+	peers []*peer
+	kick  chan struct{}
+}
+
+// peer is one upstream server.
+type peer struct {
+	addr string
+	log  *slog.Logger
+	up   atomic.Bool
+
+	mu      sync.Mutex // one request at a time on cl
+	cl      *Client    // nil while down
+	backoff time.Duration
+	retryAt time.Time
+
+	submitted, refused, failures atomic.Uint64
+}
+
+// NewUpstream returns the server set; nothing is dialled until Run.
+func NewUpstream(cfg UpstreamConfig) (*Upstream, error) {
+	if len(cfg.Addrs) == 0 {
+		return nil, errors.New("gearman: no upstream servers")
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 100 * time.Millisecond
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = max(30*time.Second, cfg.MinBackoff)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	u := &Upstream{cfg: cfg, log: log, kick: make(chan struct{}, 1)}
+	seen := map[string]bool{}
+	for _, a := range cfg.Addrs {
+		if seen[a] {
+			return nil, fmt.Errorf("gearman: upstream %s listed twice", a)
+		}
+		seen[a] = true
+		u.peers = append(u.peers, &peer{addr: a, log: log.With("upstream", a)})
+	}
+	return u, nil
+}
+
+// Addrs returns the servers in configuration order.
+func (u *Upstream) Addrs() []string {
+	out := make([]string, len(u.peers))
+	for i, p := range u.peers {
+		out[i] = p.addr
+	}
+	return out
+}
+
+// pingInterval is how often an idle connection is checked with ECHO, so a
+// server that went away is noticed before work for it is due.
+const pingInterval = 5 * time.Second
+
+// Run keeps the connections up until ctx is done: it dials every server at
+// once, redials each lost one when its backoff expires, and pings the
+// others.
+func (u *Upstream) Run(ctx context.Context) {
+	tick := time.NewTicker(u.cfg.MinBackoff)
+	defer tick.Stop()
+	lastPing := time.Now()
+	for {
+		ping := time.Since(lastPing) >= pingInterval
+		if ping {
+			lastPing = time.Now()
+		}
+		for _, p := range u.peers {
+			switch {
+			case !p.up.Load():
+				if u.connect(ctx, p) && u.cfg.OnUp != nil {
+					u.cfg.OnUp(p.addr)
+				}
+			case ping:
+				u.ping(ctx, p)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			for _, p := range u.peers {
+				p.mu.Lock()
+				p.drop()
+				p.mu.Unlock()
+			}
+			return
+		case <-tick.C:
+		case <-u.kick:
+		}
+	}
+}
+
+// connect dials p if its backoff has expired; it reports whether p came up.
+func (u *Upstream) connect(ctx context.Context, p *peer) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cl != nil || time.Now().Before(p.retryAt) {
+		return false
+	}
+	dctx, cancel := context.WithTimeout(ctx, u.cfg.Timeout)
+	cl, err := Dial(dctx, p.addr)
+	cancel()
+	if err != nil {
+		p.backoff = min(max(2*p.backoff, u.cfg.MinBackoff), u.cfg.MaxBackoff)
+		p.retryAt = time.Now().Add(p.backoff)
+		if p.backoff == u.cfg.MinBackoff || p.backoff == u.cfg.MaxBackoff {
+			p.log.Warn("upstream unreachable", "err", err, "retry_in", p.backoff)
+		}
+		return false
+	}
+	p.cl, p.backoff = cl, 0
+	p.up.Store(true)
+	p.log.Info("upstream connected")
+	return true
+}
+
+// ping checks p's connection with ECHO_REQ; a failure takes it down.
+func (u *Upstream) ping(ctx context.Context, p *peer) {
+	u.do(ctx, p, func(cl *Client) error {
+		if err := cl.Send(EchoReq, []byte("gearsched")); err != nil {
+			return err
+		}
+		pk, err := cl.Recv()
+		if err == nil && pk.Type != EchoRes {
+			err = fmt.Errorf("gearman: %s in reply to ECHO_REQ", pk.Type)
+		}
+		return err
+	})
+}
+
+// drop closes p's connection after a failure; called with p.mu held.
+func (p *peer) drop() {
+	if p.cl != nil {
+		p.cl.Close()
+		p.cl = nil
+	}
+	p.up.Store(false)
+}
+
+// fail records a lost connection; called with p.mu held.
+func (u *Upstream) fail(p *peer, err error) {
+	p.failures.Add(1)
+	p.log.Warn("upstream connection lost", "err", err)
+	p.drop()
+	p.retryAt = time.Time{} // the first redial is immediate
+	select {
+	case u.kick <- struct{}{}:
+	default:
+	}
+}
+
+// peerFor chooses a job's server: the pinned one, else the reachable one
+// with the highest rendezvous hash of (server, function, unique). The
+// choice is stable while the set of reachable servers is, and when the
+// chosen one fails only its jobs move.
+func (u *Upstream) peerFor(j *UpstreamJob) *peer {
+	var best *peer
+	var bestScore uint64
+	for _, p := range u.peers {
+		if j.Pin != "" {
+			if p.addr == j.Pin && p.up.Load() {
+				return p
+			}
+			continue
+		}
+		if !p.up.Load() {
+			continue
+		}
+		h := fnv.New64a()
+		h.Write([]byte(p.addr))
+		h.Write([]byte{0})
+		h.Write([]byte(j.Function))
+		h.Write([]byte{0})
+		h.Write([]byte(j.Unique))
+		if score := h.Sum64(); best == nil || score > bestScore {
+			best, bestScore = p, score
+		}
+	}
+	return best
+}
+
+// Submit submits jobs, grouped by server and pipelined per server, and
+// fills in each job's Server, Handle and Err. A job whose server fails
+// mid-batch may or may not have been queued there; resubmitting it with
+// the same unique coalesces with the copy if it is still queued.
+func (u *Upstream) Submit(ctx context.Context, jobs []*UpstreamJob) {
+	groups := map[*peer][]*UpstreamJob{}
+	for _, j := range jobs {
+		p := u.peerFor(j)
+		if p == nil {
+			j.Err = ErrNoUpstream
+			continue
+		}
+		groups[p] = append(groups[p], j)
+	}
+	var wg sync.WaitGroup
+	for p, group := range groups {
+		wg.Go(func() { u.submitTo(ctx, p, group) })
+	}
+	wg.Wait()
+}
+
+func (u *Upstream) submitTo(ctx context.Context, p *peer, jobs []*UpstreamJob) {
+	err := u.do(ctx, p, func(cl *Client) error {
+		cl.out = cl.out[:0]
+		for _, j := range jobs {
+			j.Server = p.addr
+			if j.Type == SubmitJobEpoch {
+				cl.out = AppendPacket(cl.out, MagicReq, j.Type, []byte(j.Function), []byte(j.Unique),
+					strconv.AppendInt(nil, j.When, 10), j.Data)
+			} else {
+				cl.out = AppendPacket(cl.out, MagicReq, j.Type, []byte(j.Function), []byte(j.Unique), j.Data)
+			}
+		}
+		if _, err := cl.nc.Write(cl.out); err != nil {
+			return err
+		}
+		for _, j := range jobs {
+			pk, err := cl.Recv()
+			if err != nil {
+				return err
+			}
+			switch pk.Type {
+			case JobCreated:
+				j.Handle = string(pk.Args[0])
+				p.submitted.Add(1)
+			case Error:
+				j.Err = &ServerError{Code: string(pk.Args[0]), Text: string(pk.Args[1])}
+				p.refused.Add(1)
+			default:
+				return fmt.Errorf("gearman: %s in reply to %s", pk.Type, j.Type)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for _, j := range jobs {
+			if j.Handle == "" && j.Err == nil {
+				j.Err = err
+			}
+		}
+	}
+}
+
+// do runs fn on p's connection under the request timeout. A connection
+// error takes p down; ERROR replies do not.
+func (u *Upstream) do(ctx context.Context, p *peer, fn func(*Client) error) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.cl == nil {
+		return fmt.Errorf("%w: %s is down", ErrNoUpstream, p.addr)
+	}
+	deadline := time.Now().Add(u.cfg.Timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	p.cl.SetDeadline(deadline)
+	err := fn(p.cl)
+	if err != nil {
+		var se *ServerError
+		if !errors.As(err, &se) {
+			u.fail(p, err)
+			return fmt.Errorf("gearman: upstream %s: %w", p.addr, err)
+		}
+	}
+	return err
+}
+
+func (u *Upstream) peerAt(addr string) *peer {
+	for _, p := range u.peers {
+		if p.addr == addr {
+			return p
+		}
+	}
+	return nil
+}
+
+// JobStatus is an upstream GET_STATUS answer.
+type JobStatus struct {
+	Known, Running bool
+	Numerator      string
+	Denominator    string
+}
+
+// Status asks server addr for a job's status with GET_STATUS.
+func (u *Upstream) Status(ctx context.Context, addr, handle string) (JobStatus, error) {
+	p := u.peerAt(addr)
+	if p == nil {
+		return JobStatus{}, fmt.Errorf("gearman: %s is not an upstream server", addr)
+	}
+	var st JobStatus
+	err := u.do(ctx, p, func(cl *Client) error {
+		if err := cl.Send(GetStatus, []byte(handle)); err != nil {
+			return err
+		}
+		pk, err := cl.Recv()
+		if err != nil {
+			return err
+		}
+		if pk.Type != StatusRes {
+			return fmt.Errorf("gearman: %s in reply to GET_STATUS", pk.Type)
+		}
+		st = JobStatus{Known: string(pk.Args[1]) == "1", Running: string(pk.Args[2]) == "1",
+			Numerator: string(pk.Args[3]), Denominator: string(pk.Args[4])}
+		return nil
+	})
+	return st, err
+}
+
+// Cancel removes a queued job from server addr with the admin command
+// `cancel job`. It reports false when the server no longer had it queued.
+func (u *Upstream) Cancel(ctx context.Context, addr, handle string) (bool, error) {
+	p := u.peerAt(addr)
+	if p == nil {
+		return false, fmt.Errorf("gearman: %s is not an upstream server", addr)
+	}
+	var ok bool
+	err := u.do(ctx, p, func(cl *Client) error {
+		reply, err := cl.Admin("cancel job " + handle)
+		ok = strings.HasPrefix(reply, "OK")
+		return err
+	})
+	return ok, err
+}
+
+// Stats returns each server's counters, in configuration order.
+func (u *Upstream) Stats() []UpstreamStats {
+	out := make([]UpstreamStats, len(u.peers))
+	for i, p := range u.peers {
+		out[i] = UpstreamStats{Addr: p.addr, Up: p.up.Load(), Submitted: p.submitted.Load(),
+			Refused: p.refused.Load(), Failures: p.failures.Load()}
+	}
+	return out
+}

@@ -1,0 +1,181 @@
+package store
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Buckets of the sidecar's fire ledger: what was submitted upstream, where,
+// and under which upstream handle. Entries are pruned by age through the
+// time index, so pruning seeks instead of scanning.
+var (
+	bucketFired   = []byte("fired")    // id -> Fired record
+	bucketFiredAt = []byte("fired_at") // fired ns (BE) + id (BE) -> nothing
+)
+
+// MaxWatch bounds a trigger job's watched handles. One taken epoch job
+// proves the trigger woke the workers, so a few suffice, and a trigger for
+// a second holding 100,000 epoch jobs stays small.
+const MaxWatch = 4
+
+// Fired is one ledger entry: a job, an occurrence or a passthrough epoch
+// job that an upstream server acknowledged with JOB_CREATED.
+type Fired struct {
+	ID             uint64 // the sidecar's job id (its handle's number)
+	Upstream       string // host:port of the server that took it
+	UpstreamHandle string
+	Due            int64 // unix ns it was due
+	At             int64 // unix ns JOB_CREATED came back
+}
+
+func (f *Fired) appendTo(b []byte) []byte {
+	b = binary.AppendVarint(b, f.Due)
+	b = binary.AppendVarint(b, f.At)
+	for _, s := range []string{f.Upstream, f.UpstreamHandle} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+func decodeFired(id uint64, b []byte) (*Fired, error) {
+	f := &Fired{ID: id}
+	var n int
+	if f.Due, n = binary.Varint(b); n <= 0 {
+		return nil, errCorrupt
+	}
+	b = b[n:]
+	if f.At, n = binary.Varint(b); n <= 0 {
+		return nil, errCorrupt
+	}
+	b = b[n:]
+	up, b, ok := readBytes(b)
+	if !ok {
+		return nil, errCorrupt
+	}
+	h, b, ok := readBytes(b)
+	if !ok || len(b) != 0 {
+		return nil, errCorrupt
+	}
+	f.Upstream, f.UpstreamHandle = string(up), string(h)
+	return f, nil
+}
+
+// Forward is one commit of the sidecar's forwarder.
+type Forward struct {
+	// Done are pending jobs that upstream acknowledged: they leave the
+	// due index.
+	Done []uint64
+	// Ledger records what was acknowledged.
+	Ledger []Fired
+	// Schedules are advanced past the occurrences they fired or skipped.
+	Schedules []*Schedule
+	// Triggers are trigger jobs to create, or to join when one for the
+	// same (upstream, function, second) is already pending: the new one's
+	// Watch is added to it (up to MaxWatch).
+	Triggers []*Job
+}
+
+// Forwarded commits f in one transaction, so a crash either leaves an item
+// pending (it is resubmitted, with the same unique) or records it as
+// fired: never both, never neither. It returns the pending records it
+// removed; ids no longer pending (cancelled meanwhile) are left out.
+func (s *Store) Forwarded(f Forward) ([]*Job, error) {
+	var removed []*Job
+	err := s.update(func(tx *bolt.Tx) error {
+		removed = removed[:0]
+		for _, id := range f.Done {
+			j, err := removeScheduled(tx, id)
+			if err != nil {
+				return err
+			}
+			if j != nil {
+				removed = append(removed, j)
+			}
+		}
+		fired, at := tx.Bucket(bucketFired), tx.Bucket(bucketFiredAt)
+		for i := range f.Ledger {
+			e := &f.Ledger[i]
+			if err := fired.Put(idKey(e.ID), e.appendTo(nil)); err != nil {
+				return err
+			}
+			if err := at.Put(dueKey(e.At, e.ID), nil); err != nil {
+				return err
+			}
+		}
+		for _, sc := range f.Schedules {
+			if err := putSchedule(tx, sc); err != nil {
+				return err
+			}
+		}
+		for _, t := range f.Triggers {
+			if err := joinTrigger(tx, t); err != nil {
+				return err
+			}
+		}
+		return nil
+	}).Wait()
+	return removed, err
+}
+
+// joinTrigger stores trigger t, or adds its watched handles to the pending
+// trigger with the same key.
+func joinTrigger(tx *bolt.Tx, t *Job) error {
+	v := tx.Bucket(bucketUniq).Get(pendingKey(t))
+	if len(v) != 8 {
+		return putScheduled(tx, t)
+	}
+	id := binary.BigEndian.Uint64(v)
+	rec := tx.Bucket(bucketSched).Get(idKey(id))
+	if rec == nil {
+		return putScheduled(tx, t)
+	}
+	old, err := decodeJob(id, rec)
+	if err != nil {
+		return fmt.Errorf("store: trigger %d: %w", id, err)
+	}
+	if len(old.Watch) >= MaxWatch {
+		return nil
+	}
+	old.Watch = append(old.Watch, t.Watch[:min(len(t.Watch), MaxWatch-len(old.Watch))]...)
+	return tx.Bucket(bucketSched).Put(idKey(id), old.appendTo(nil))
+}
+
+// FiredJob returns the ledger entry of job id, or nil.
+func (s *Store) FiredJob(id uint64) (*Fired, error) {
+	var f *Fired
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		if v := tx.Bucket(bucketFired).Get(idKey(id)); v != nil {
+			f, err = decodeFired(id, v)
+		}
+		return err
+	})
+	return f, err
+}
+
+// PruneFired deletes up to max ledger entries recorded before the given
+// time (unix ns) and returns how many it deleted.
+func (s *Store) PruneFired(before int64, max int) (int, error) {
+	n := 0
+	err := s.update(func(tx *bolt.Tx) error {
+		n = 0
+		index, ledger := tx.Bucket(bucketFiredAt), tx.Bucket(bucketFired)
+		c := index.Cursor()
+		for k, _ := c.First(); len(k) == 16 && n < max; k, _ = c.First() {
+			if int64(binary.BigEndian.Uint64(k)) >= before {
+				break
+			}
+			if err := ledger.Delete(k[8:]); err != nil {
+				return err
+			}
+			if err := c.Delete(); err != nil {
+				return err
+			}
+			n++
+		}
+		return nil
+	}).Wait()
+	return n, err
+}

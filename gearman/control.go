@@ -28,7 +28,7 @@ type ControlConfig struct {
 	Schedule string // default DefaultScheduleFunction
 	Cancel   string // default DefaultCancelFunction
 	// MinBackoff and MaxBackoff bound reconnection waits; default 100 ms
-	// and 30 s.
+	// and 2 s.
 	MinBackoff, MaxBackoff time.Duration
 }
 
@@ -55,7 +55,7 @@ func NewControl(cfg ControlConfig) *Control {
 		cfg.MinBackoff = 100 * time.Millisecond
 	}
 	if cfg.MaxBackoff < cfg.MinBackoff {
-		cfg.MaxBackoff = max(30*time.Second, cfg.MinBackoff)
+		cfg.MaxBackoff = max(2*time.Second, cfg.MinBackoff)
 	}
 	log := cfg.Logger
 	if log == nil {

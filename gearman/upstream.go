@@ -26,7 +26,8 @@ type UpstreamConfig struct {
 	// Timeout bounds every dial and every request; default 5 s.
 	Timeout time.Duration
 	// MinBackoff and MaxBackoff bound the wait between reconnection
-	// attempts, which doubles after each failure; default 100 ms and 30 s.
+	// attempts, which doubles after each failure; default 100 ms and 2 s, so
+	// a server that comes back is used again within 2 s.
 	MinBackoff, MaxBackoff time.Duration
 	// OnUp is called (from Run's goroutine) when a server becomes
 	// reachable, so held work can drain at once.
@@ -96,7 +97,7 @@ func NewUpstream(cfg UpstreamConfig) (*Upstream, error) {
 		cfg.MinBackoff = 100 * time.Millisecond
 	}
 	if cfg.MaxBackoff < cfg.MinBackoff {
-		cfg.MaxBackoff = max(30*time.Second, cfg.MinBackoff)
+		cfg.MaxBackoff = max(2*time.Second, cfg.MinBackoff)
 	}
 	log := cfg.Logger
 	if log == nil {

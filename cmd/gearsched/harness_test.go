@@ -178,11 +178,18 @@ func freePort(t testing.TB) int {
 // (non-persistent) queue and extraArgs appended to its command line.
 func startGearmand(t testing.TB, extraArgs ...string) *server {
 	t.Helper()
+	return startGearmandOn(t, 0, extraArgs...)
+}
+
+// startGearmandOn is startGearmand on a given port (0: a free one), to
+// restart a server where its clients expect it.
+func startGearmandOn(t testing.TB, port int, extraArgs ...string) *server {
+	t.Helper()
 	if _, err := os.Stat(gearmandPath); err != nil {
 		t.Fatalf("gearmand is required: %v", err)
 	}
 	dir := t.TempDir()
-	return startProcess(t, "gearmand", gearmandPath, func(port int) []string {
+	return startProcess(t, "gearmand", gearmandPath, port, func(port int) []string {
 		args := []string{
 			"--listen", "127.0.0.1",
 			"--port", strconv.Itoa(port),
@@ -203,7 +210,7 @@ func startGearsched(t testing.TB, extraArgs ...string) *server {
 		t.Fatal(gearschedBuildErr)
 	}
 	db := filepath.Join(t.TempDir(), "gearsched.db")
-	return startProcess(t, "gearsched", gearschedBin, func(port int) []string {
+	return startProcess(t, "gearsched", gearschedBin, 0, func(port int) []string {
 		args := []string{
 			"serve",
 			"--listen", "127.0.0.1",
@@ -215,16 +222,20 @@ func startGearsched(t testing.TB, extraArgs ...string) *server {
 	})
 }
 
-// startProcess starts bin with the arguments argsFor(port) on a free port and
-// waits until the port accepts connections. If the process dies before that
-// (for instance because another test grabbed the port in between), it
-// retries on a new port a couple of times. The process is stopped by
+// startProcess starts bin with the arguments argsFor(port) on a free port
+// (or on fixedPort, when not 0) and waits until the port accepts
+// connections. If the process dies before that (for instance because
+// another test grabbed the port in between), it retries on a new port a
+// couple of times. The process is stopped by
 // t.Cleanup, and its stderr is logged if the test failed.
-func startProcess(t testing.TB, name, bin string, argsFor func(port int) []string) *server {
+func startProcess(t testing.TB, name, bin string, fixedPort int, argsFor func(port int) []string) *server {
 	t.Helper()
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		port := freePort(t)
+		port := fixedPort
+		if port == 0 {
+			port = freePort(t)
+		}
 		s := &server{
 			Addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 			Port:    port,
@@ -263,6 +274,9 @@ func startProcess(t testing.TB, name, bin string, argsFor func(port int) []strin
 		select {
 		case <-s.done:
 			t.Logf("%s exited before accepting (attempt %d): %v\n%s", name, attempt+1, lastErr, s.Stderr())
+			if fixedPort != 0 {
+				break
+			}
 			continue // maybe the port was taken: try another one
 		default:
 		}

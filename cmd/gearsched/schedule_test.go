@@ -56,6 +56,9 @@ func grabOne(t *testing.T, w *gearman.Client) (handle, unique, data string, at t
 			t.Fatal(err)
 		}
 		p, err := w.Recv()
+		for err == nil && p.Type == gearman.Noop { // left over from an earlier wake-up
+			p, err = w.Recv()
+		}
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -35,9 +35,8 @@ type ControlConfig struct {
 // Control lets any Gearman client schedule through the job servers it
 // already uses: it registers on every upstream server as a worker for the
 // schedule and cancel functions, whose payloads are JSON. A job completes
-// with a JSON result only once what it asked for is durable; bad input ends
-// it with WORK_EXCEPTION carrying the reason (clients that did not ask for
-// exceptions see WORK_FAIL).
+// with a JSON result only once what it asked for is durable; bad input
+// fails it with WORK_FAIL after a WORK_WARNING carrying the reason.
 type Control struct {
 	cfg ControlConfig
 	log *slog.Logger
@@ -127,7 +126,7 @@ func (c *Control) serve(ctx context.Context, addr string) error {
 			result, err := c.run(string(p.Args[1]), p.Args[3])
 			if err != nil {
 				c.log.Warn("control job refused", "function", string(p.Args[1]), "err", err)
-				err = cl.Send(WorkException, handle, []byte(err.Error()))
+				err = c.refuse(cl, handle, err)
 			} else {
 				err = cl.Send(WorkComplete, handle, result)
 			}
@@ -139,6 +138,17 @@ func (c *Control) serve(ctx context.Context, addr string) error {
 			return fmt.Errorf("gearman: %s in reply to GRAB_JOB_UNIQ", p.Type)
 		}
 	}
+}
+
+// refuse fails a control job with the reason. The reason goes out as
+// WORK_WARNING, then WORK_FAIL ends the job: gearmand 1.1.20 turns a
+// WORK_EXCEPTION into a WORK_FAIL with a stray NUL (D17) that libgearman
+// clients without the exceptions option never match, so they would hang.
+func (c *Control) refuse(cl *Client, handle []byte, reason error) error {
+	if err := cl.Send(WorkWarning, handle, []byte(reason.Error())); err != nil {
+		return err
+	}
+	return cl.Send(WorkFail, handle)
 }
 
 // awaitNoop reads until the NOOP that ends a worker's sleep.

@@ -313,9 +313,16 @@ func latenessLead(n int) time.Duration {
 // submitted first with no worker connected, and the four workers connect
 // at the "due" time, so the figures are the server's dispatch alone.
 func latenessRound(b *testing.B, n int, ready bool) (late []time.Duration, submit time.Duration) {
-	const fn = "late"
 	srv := startGearsched(b)
 	defer srv.stop()
+	return latenessRoundAt(b, n, ready, srv.Addr, srv.Addr)
+}
+
+// latenessRoundAt is latenessRound with the jobs submitted to submitAddr
+// and the workers on workerAddr: the same server, or a sidecar and its
+// upstream gearmand.
+func latenessRoundAt(b *testing.B, n int, ready bool, submitAddr, workerAddr string) (late []time.Duration, submit time.Duration) {
+	const fn = "late"
 
 	log := &assignLog{seen: make(map[string]int, n), want: int64(n), done: make(chan struct{}), at: make([]time.Time, 0, n)}
 	asleep := make(chan struct{}, 4)
@@ -332,7 +339,7 @@ func latenessRound(b *testing.B, n int, ready bool) (late []time.Duration, submi
 	}()
 	startWorkers := func() {
 		for range 4 {
-			w := dialServer(b, srv.Addr)
+			w := dialServer(b, workerAddr)
 			workers = append(workers, w)
 			wg.Add(1)
 			go func() {
@@ -346,7 +353,7 @@ func latenessRound(b *testing.B, n int, ready bool) (late []time.Duration, submi
 
 	var due time.Time
 	if ready {
-		submit = loadJobs(b, srv.Addr, epochPlan{fn: fn, bg: true}, n, 8, latenessLead(n))
+		submit = loadJobs(b, submitAddr, epochPlan{fn: fn, bg: true}, n, 8, latenessLead(n))
 		due = time.Now()
 		startWorkers()
 	} else {
@@ -361,7 +368,7 @@ func latenessRound(b *testing.B, n int, ready bool) (late []time.Duration, submi
 			}
 		}
 		due = time.Now().Add(latenessLead(n)).Truncate(time.Second).Add(time.Second)
-		submit = loadEpochs(b, srv.Addr, fn, n, 8, due.Unix(), 0, latenessLead(n))
+		submit = loadEpochs(b, submitAddr, fn, n, 8, due.Unix(), 0, latenessLead(n))
 		if margin := time.Until(due); margin < 300*time.Millisecond {
 			b.Fatalf("submitting %d jobs took %v, leaving %v before the due second; raise latenessLead", n, submit, margin)
 		}
@@ -417,32 +424,39 @@ func BenchmarkEpochLateness(b *testing.B) {
 		}
 		n := c.n
 		b.Run(name, func(b *testing.B) {
-			var late []time.Duration
-			var submit time.Duration
-			early := 0
-			for range b.N {
-				l, s := latenessRound(b, n, c.ready)
-				for _, d := range l {
-					if d < 0 {
-						early++
-					}
-				}
-				late = append(late, l...)
-				submit += s
-			}
-			slices.Sort(late)
-			b.ReportMetric(ms(percentile(late, 0.50)), "p50_ms")
-			b.ReportMetric(ms(percentile(late, 0.99)), "p99_ms")
-			b.ReportMetric(ms(late[len(late)-1]), "max_ms")
-			b.ReportMetric(ms(late[0]), "first_ms")
-			if b.N == 1 && late[len(late)-1] > late[0] { // a per-round figure
-				b.ReportMetric(float64(n)/(late[len(late)-1]-late[0]).Seconds(), "drain_jobs/s")
-			}
-			b.ReportMetric(float64(early), "early")
-			b.ReportMetric(submit.Seconds()/float64(b.N), "submit_s")
-			b.ReportMetric(0, "ns/op")
+			benchLateness(b, n, func() ([]time.Duration, time.Duration) { return latenessRound(b, n, c.ready) })
 		})
 	}
+}
+
+// benchLateness runs b.N lateness rounds of n jobs and reports the
+// lateness percentiles, the earliest assignment, the drain rate, the
+// number of early assignments and the submission time.
+func benchLateness(b *testing.B, n int, round func() ([]time.Duration, time.Duration)) {
+	var late []time.Duration
+	var submit time.Duration
+	early := 0
+	for range b.N {
+		l, s := round()
+		for _, d := range l {
+			if d < 0 {
+				early++
+			}
+		}
+		late = append(late, l...)
+		submit += s
+	}
+	slices.Sort(late)
+	b.ReportMetric(ms(percentile(late, 0.50)), "p50_ms")
+	b.ReportMetric(ms(percentile(late, 0.99)), "p99_ms")
+	b.ReportMetric(ms(late[len(late)-1]), "max_ms")
+	b.ReportMetric(ms(late[0]), "first_ms")
+	if b.N == 1 && late[len(late)-1] > late[0] { // a per-round figure
+		b.ReportMetric(float64(n)/(late[len(late)-1]-late[0]).Seconds(), "drain_jobs/s")
+	}
+	b.ReportMetric(float64(early), "early")
+	b.ReportMetric(submit.Seconds()/float64(b.N), "submit_s")
+	b.ReportMetric(0, "ns/op")
 }
 
 // submitDuration is how long each BenchmarkEpochSubmit iteration submits,

@@ -112,11 +112,19 @@ func (col *collector) await(t *testing.T, timeout time.Duration, what string, do
 	}
 }
 
-// upstreamRow returns the `show upstreams` counters of addr: state, then
-// submitted, refused, failures, late, max late ms, triggers, cancelled.
-func upstreamRow(t *testing.T, sidecar, addr string) (string, []int) {
+// upstreamRow returns the `show upstreams` row of addr: its state, then
+// the counters submitted, refused, failures, late, max late ms, triggers
+// and cancelled.
+func upstreamRow(t testing.TB, sidecar, addr string) (string, []int) {
 	t.Helper()
-	for _, r := range listRows(t, admin(t, sidecar, "show upstreams")) {
+	c := dialServer(t, sidecar)
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(ioTimeout))
+	reply, err := c.Admin("show upstreams")
+	if err != nil {
+		t.Fatalf("show upstreams: %v", err)
+	}
+	for _, r := range strings.Split(reply, "\n") {
 		f := strings.Split(r, "\t")
 		if f[0] != addr || len(f) != 9 {
 			continue
@@ -131,7 +139,7 @@ func upstreamRow(t *testing.T, sidecar, addr string) (string, []int) {
 		}
 		return f[1], n
 	}
-	t.Fatalf("show upstreams has no row for %s", addr)
+	t.Fatalf("show upstreams has no row for %s: %q", addr, reply)
 	return "", nil
 }
 

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -224,7 +226,7 @@ func ParseScheduleRequest(payload []byte, now time.Time) (ScheduleRequest, error
 	if err := dec.Decode(&in); err != nil {
 		return ScheduleRequest{}, fmt.Errorf("payload is not a JSON object of the known fields: %w", err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return ScheduleRequest{}, errors.New("payload has data after its JSON object")
 	}
 	req := ScheduleRequest{Function: in.Function, Unique: in.Unique}
@@ -288,7 +290,9 @@ func ParseScheduleRequest(payload []byte, now time.Time) (ScheduleRequest, error
 		if d < 0 {
 			return req, fmt.Errorf(`"in" is negative: %s`, in.In)
 		}
-		req.At = now.Add(d)
+		if req.At = now.Add(d); req.At.After(maxTime) {
+			return req, fmt.Errorf(`"in": %s reaches past April 2262`, in.In)
+		}
 	default:
 		at, err := parseAt(in.At)
 		if err != nil {
@@ -296,11 +300,12 @@ func ParseScheduleRequest(payload []byte, now time.Time) (ScheduleRequest, error
 		}
 		req.At = at
 	}
-	if req.Cron == "" && req.At.Unix() > maxEpoch {
-		return req, errors.New("the time is after April 2262")
-	}
 	return req, nil
 }
+
+// maxTime is the latest time a job can be held for: due times are int64
+// nanoseconds.
+var maxTime = time.Unix(0, math.MaxInt64)
 
 // parseAt reads "at": unix seconds as a JSON number or string, or an RFC
 // 3339 time.
@@ -322,6 +327,9 @@ func parseAt(raw json.RawMessage) (time.Time, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf(`"at" must be unix seconds or an RFC 3339 time, not %s`, raw)
+	}
+	if t.After(maxTime) {
+		return time.Time{}, fmt.Errorf(`"at": %s is after April 2262`, s)
 	}
 	return t, nil
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,4 +107,124 @@ func BenchmarkSidecarOutageDrain(b *testing.B) {
 	b.ReportMetric(float64(n)/per(forwarded), "forward/s")
 	b.ReportMetric(float64(n)/per(plain), "gearmand_bg/s")
 	b.ReportMetric(0, "ns/op")
+}
+
+// triggerPayload marks trigger jobs in BenchmarkTriggerDelivery.
+const triggerPayload = "gearsched-trigger"
+
+// holdingWorker is a raw worker on fn that holds each job for hold before
+// WORK_COMPLETE, records epoch jobs' assignment times and counts trigger
+// jobs. It returns when its connection is closed.
+func holdingWorker(c *gearman.Client, fn string, hold time.Duration, epochs *assignLog, triggers *atomic.Int64) error {
+	if err := c.Send(gearman.CanDo, []byte(fn)); err != nil {
+		return err
+	}
+	for {
+		if err := c.Send(gearman.GrabJob); err != nil {
+			return err
+		}
+		p, err := c.Recv()
+		for err == nil && p.Type == gearman.Noop {
+			p, err = c.Recv()
+		}
+		if err != nil {
+			return err
+		}
+		switch p.Type {
+		case gearman.NoJob:
+			if err := c.Send(gearman.PreSleep); err != nil {
+				return err
+			}
+			if _, err := c.Recv(); err != nil {
+				return err
+			}
+			continue
+		case gearman.JobAssign:
+		default:
+			return fmt.Errorf("%s in reply to GRAB_JOB", p.Type)
+		}
+		if string(p.Args[2]) == triggerPayload {
+			triggers.Add(1)
+		} else {
+			epochs.add(string(p.Args[0]), time.Now())
+			time.Sleep(hold) // the job's work
+		}
+		if err := c.Send(gearman.WorkComplete, p.Args[0], nil); err != nil {
+			return err
+		}
+	}
+}
+
+// BenchmarkTriggerDelivery measures --epoch-passthrough: 5 functions, each
+// with 4 sleeping raw workers on gearmand and 100 epoch jobs due in the
+// same second, submitted through the sidecar. Each worker holds a job for
+// hold. Reported: epoch-job lateness (p50, p99 ms), trigger jobs sent,
+// cancelled while still queued, and delivered to a worker.
+//
+//	go test ./cmd/gearsched -run '^$' -bench TriggerDelivery -benchtime 1x
+func BenchmarkTriggerDelivery(b *testing.B) {
+	const fns, workersPer, perFn = 5, 4, 100
+	for _, hold := range []time.Duration{0, 50 * time.Millisecond} {
+		b.Run(fmt.Sprintf("hold=%v", hold), func(b *testing.B) {
+			var late []time.Duration
+			var sent, cancelled, delivered int
+			for range b.N {
+				gd := startGearmand(b)
+				sc := startSidecar(b, gd, "--epoch-passthrough", "--trigger-payload", triggerPayload)
+				log := &assignLog{seen: map[string]int{}, want: fns * perFn, done: make(chan struct{})}
+				var triggers atomic.Int64
+				var wg sync.WaitGroup
+				var workers []*gearman.Client
+				for f := range fns {
+					for range workersPer {
+						w := dialServer(b, gd.Addr)
+						workers = append(workers, w)
+						wg.Go(func() { holdingWorker(w, fmt.Sprintf("trig%d", f), hold, log, &triggers) })
+					}
+				}
+				due := time.Now().Add(2 * time.Second).Truncate(time.Second).Add(time.Second)
+				for f := range fns {
+					loadEpochs(b, sc.Addr, fmt.Sprintf("trig%d", f), perFn, 1, due.Unix(), 0, time.Minute)
+				}
+				select {
+				case <-log.done:
+				case <-time.After(time.Until(due) + time.Minute):
+					b.Fatalf("workers got %d of %d epoch jobs", log.got.Load(), fns*perFn)
+				}
+				// Every trigger is cancelled or delivered once gearmand's
+				// queues are empty and the sidecar stopped watching.
+				for {
+					_, n := upstreamRow(b, sc.Addr, gd.Addr)
+					queued := 0
+					for f := range fns {
+						queued += statusTotal(b, gd.Addr, fmt.Sprintf("trig%d", f))
+					}
+					if queued == 0 && int64(n[5]-n[6]) == triggers.Load() {
+						sent, cancelled, delivered = sent+n[5], cancelled+n[6], delivered+int(triggers.Load())
+						break
+					}
+					if time.Since(due) > 2*time.Minute {
+						b.Fatalf("queued %d, triggers sent %d cancelled %d delivered %d", queued, n[5], n[6], triggers.Load())
+					}
+					time.Sleep(20 * time.Millisecond) // polling two servers' counters
+				}
+				for _, w := range workers {
+					w.Close()
+				}
+				wg.Wait()
+				for _, at := range log.at {
+					late = append(late, at.Sub(due))
+				}
+				sc.stop()
+				gd.stop()
+			}
+			slices.Sort(late)
+			b.ReportMetric(ms(percentile(late, 0.50)), "p50_ms")
+			b.ReportMetric(ms(percentile(late, 0.99)), "p99_ms")
+			b.ReportMetric(float64(sent)/float64(b.N), "triggers_sent")
+			b.ReportMetric(float64(cancelled)/float64(b.N), "cancelled")
+			b.ReportMetric(float64(delivered)/float64(b.N), "delivered")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
 }

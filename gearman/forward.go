@@ -222,6 +222,9 @@ func (f *Forwarder) Release(ctx context.Context, jobs []*store.Job, occs []sched
 			fw.Schedules = append(fw.Schedules, sc)
 		}
 	}
+	if len(fw.Done)+len(fw.Ledger)+len(fw.Schedules)+len(fw.Triggers) == 0 {
+		return fmt.Errorf("gearman: %d of %d due jobs not forwarded: %w", failed, len(items), firstErr)
+	}
 	removed, err := f.st.Forwarded(fw)
 	if err != nil {
 		// Upstream has the jobs but the ledger does not: they are offered

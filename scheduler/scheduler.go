@@ -77,6 +77,8 @@ const (
 	// jumpThreshold is how far the wall clock may run ahead of the
 	// monotonic clock between two wake-ups before it counts as a jump.
 	jumpThreshold = 5 * time.Second
+	// failureReport spaces the logs of a run of failed releases.
+	failureReport = 30 * time.Second
 	// maxEnumerate bounds how many missed occurrences are walked.
 	maxEnumerate = 1_000_000
 	// MaxUnique is the longest unique the scheduler generates: gearmand
@@ -103,7 +105,8 @@ type Scheduler struct {
 	wake  chan struct{}
 	specs map[[2]string]Schedule // parsed specs by (spec, zone), owned by Run
 	// sleepUntil is when the loop will next look at the index (unix ns),
-	// or 0 while it is awake; WakeFor compares against it.
+	// 0 while it is awake, or 1 after a failed release (then only Wake
+	// wakes it early); WakeFor compares against it.
 	sleepUntil atomic.Int64
 }
 
@@ -154,6 +157,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	start := s.clock.Now()
 	missedBefore := start
 	prev := start
+	var failingSince time.Time // first of a run of failed releases
+	var lastReport time.Time
 	for {
 		s.sleepUntil.Store(0)
 		now := s.clock.Now()
@@ -165,11 +170,23 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		}
 		prev = now
 		err := s.Tick(ctx, now, missedBefore)
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return nil
+		case err != nil:
+			// Report the first failure of a run, then once every
+			// failureReport: an upstream outage must not flood the log.
+			if failingSince.IsZero() {
+				failingSince = now
 			}
-			s.log.Error("releasing due jobs failed; retrying", "err", err, "retry_in", MaxSleep)
+			if lastReport.IsZero() || now.Sub(lastReport) >= failureReport {
+				lastReport = now
+				s.log.Error("releasing due jobs failed; retrying", "err", err, "retry_in", MaxSleep,
+					"failing_for", now.Sub(failingSince).Round(time.Second))
+			}
+		case !failingSince.IsZero():
+			s.log.Info("releasing due jobs again", "failed_for", now.Sub(failingSince).Round(time.Second))
+			failingSince, lastReport = time.Time{}, time.Time{}
 		}
 		sleep := MaxSleep
 		wakeAt := s.clock.Now().Round(0)
@@ -182,6 +199,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		// signals the loop (and anything stored since the top of the
 		// loop already did, while sleepUntil was 0).
 		s.sleepUntil.Store(max(wakeAt.Add(sleep).UnixNano(), 1))
+		if err != nil {
+			// After a failure new work does not wake the loop (each
+			// wake-up would only fail again); Wake does, when the sink
+			// recovers.
+			s.sleepUntil.Store(1)
+		}
 		select {
 		case <-ctx.Done():
 			return nil

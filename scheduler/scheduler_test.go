@@ -342,3 +342,58 @@ func TestWakeFor(t *testing.T) {
 		}
 	}
 }
+
+// failingSink fails every release while failing is set.
+type failingSink struct {
+	notifySink
+	failing chan bool // holds the current setting
+	calls   chan struct{}
+}
+
+func (f failingSink) Release(ctx context.Context, jobs []*store.Job, occs []Occurrence) error {
+	failing := <-f.failing
+	f.failing <- failing
+	f.calls <- struct{}{}
+	if failing {
+		return fmt.Errorf("upstream down")
+	}
+	return f.notifySink.Release(ctx, jobs, occs)
+}
+
+// TestFailedReleaseWaits: after a failed release the loop sleeps MaxSleep
+// instead of retrying the overdue items at once, new work does not wake
+// it, and Wake (the sink recovering) does.
+func TestFailedReleaseWaits(t *testing.T) {
+	s, rec, st := newTest(t)
+	clk := newManualClock(t0)
+	s.clock = clk
+	st.PutScheduled(&store.Job{ID: 1, Handle: "H:t:1", Function: "f", Due: t0.UnixNano()}).Wait()
+	released := make(chan struct{}, 10)
+	sink := failingSink{notifySink{rec, released}, make(chan bool, 1), make(chan struct{}, 10)}
+	sink.failing <- true
+	s.sink = sink
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	<-sink.calls
+	if d := clk.waitSleeper(t); d != MaxSleep {
+		t.Fatalf("after a failed release the loop slept %v, want %v", d, MaxSleep)
+	}
+	s.WakeFor(t0.UnixNano())
+	if len(s.wake) != 0 {
+		t.Fatal("new work woke the loop during a failure backoff")
+	}
+	<-sink.failing
+	sink.failing <- false
+	s.Wake()
+	select {
+	case <-released:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Wake after recovery did not release the overdue job")
+	}
+	if strings.Join(rec.fired, " ") != "H:t:1" {
+		t.Errorf("fired %v", rec.fired)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -26,8 +27,11 @@ const (
 	lateThreshold = time.Second
 	// watchPoll is how often the epoch jobs behind a trigger are polled,
 	// and watchFor how long before the trigger is left alone.
-	watchPoll = 20 * time.Millisecond
-	watchFor  = 10 * time.Second
+	// refusedRetry is how long an item upstream refused waits before it
+	// is offered again.
+	refusedRetry = 5 * time.Second
+	watchPoll    = 20 * time.Millisecond
+	watchFor     = 10 * time.Second
 	// triggerDelay puts a trigger job just after its second: gearmand
 	// compares when_to_run with time(2), which reads a coarse clock that
 	// can lag the real one by a few milliseconds; a trigger handed out
@@ -73,6 +77,10 @@ type Forwarder struct {
 	srv *Server // the sidecar's listener: ids, handles, pending counts
 
 	stats map[string]*forwardStats // by upstream address; fixed at creation
+
+	// unsaved is a release upstream acknowledged whose commit failed;
+	// owned by the scheduler's goroutine (Release).
+	unsaved *store.Forward
 
 	mu      sync.Mutex
 	watches []*watch
@@ -124,43 +132,41 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 
 // forwardItem is one due item on its way upstream.
 type forwardItem struct {
-	up  UpstreamJob
-	job *store.Job            // a pending job, or nil
-	occ *scheduler.Occurrence // an occurrence, or nil
-	id  uint64
-	due int64
+	up     UpstreamJob
+	job    *store.Job            // a pending job, or nil
+	occ    *scheduler.Occurrence // an occurrence, or nil
+	id     uint64
+	handle string
+	due    int64
+	// trigger is the trigger job to store for a passthrough job,
+	// allocated before submission so that nothing after JOB_CREATED can
+	// fail but the commit.
+	trigger *store.Job
 }
 
-// Release implements scheduler.Sink.
+// refused reports whether an item failed on its own (gearmand answered
+// ERROR, or the server it is pinned to is down) rather than with its
+// connection: such an item is deferred so that it cannot hold up the
+// items due after it.
+func (it *forwardItem) refused() bool {
+	var se *ServerError
+	return errors.As(it.up.Err, &se) || (it.up.Pin != "" && errors.Is(it.up.Err, ErrNoUpstream))
+}
+
+// Release implements scheduler.Sink. Items gearmand refuses are deferred
+// by refusedRetry; items that failed with their connection stay due and
+// are offered again (Release fails only when nothing could be forwarded,
+// so the scheduler backs off during an outage).
 func (f *Forwarder) Release(ctx context.Context, jobs []*store.Job, occs []scheduler.Occurrence) error {
 	if f.srv == nil {
 		return errors.New("gearman: Forwarder is not attached to a Server")
 	}
-	items := make([]forwardItem, 0, len(jobs)+len(occs))
-	for _, j := range jobs {
-		it := forwardItem{job: j, id: j.ID, due: j.Due, up: UpstreamJob{
-			Type: bgType(j.Priority), Function: j.Function, Unique: forwardUnique(j.Unique, j.Handle), Data: j.Data}}
-		switch j.Kind {
-		case store.JobPassthrough:
-			it.up.Type, it.up.When = SubmitJobEpoch, j.When
-		case store.JobTrigger:
-			it.up.Unique, it.up.Pin = j.Unique, j.Upstream
-		}
-		items = append(items, it)
+	if err := f.commitUnsaved(); err != nil {
+		return err
 	}
-	for i := range occs {
-		o := &occs[i]
-		if !o.Fire {
-			continue
-		}
-		id, handle, err := f.srv.NewHandle()
-		if err != nil {
-			return err
-		}
-		sc := o.Schedule
-		sc.LastHandle = handle
-		items = append(items, forwardItem{occ: o, id: id, due: o.At.UnixNano(), up: UpstreamJob{
-			Type: bgType(sc.Priority), Function: sc.Function, Unique: o.Unique, Data: sc.Data}})
+	items, err := f.items(jobs, occs)
+	if err != nil {
+		return err
 	}
 	ups := make([]*UpstreamJob, len(items))
 	for i := range items {
@@ -171,22 +177,26 @@ func (f *Forwarder) Release(ctx context.Context, jobs []*store.Job, occs []sched
 	now := f.cfg.Now()
 	var fw store.Forward
 	var watches []*watch
-	failedSchedules := map[*store.Schedule]bool{}
-	failed, late := 0, 0
-	var maxLate time.Duration
+	forwarded, refused, failed, late := 0, 0, 0, 0
 	var firstErr error
+	var maxLate time.Duration
 	for i := range items {
 		it := &items[i]
 		if it.up.Err != nil {
-			failed++
 			if firstErr == nil {
 				firstErr = it.up.Err
 			}
-			if it.occ != nil {
-				failedSchedules[it.occ.Schedule] = true
+			if !it.refused() {
+				failed++
+				continue
+			}
+			refused++
+			if it.job != nil {
+				fw.Defer = append(fw.Defer, store.Deferral{ID: it.id, Due: now.Add(refusedRetry).UnixNano()})
 			}
 			continue
 		}
+		forwarded++
 		if it.job != nil {
 			fw.Done = append(fw.Done, it.id)
 		}
@@ -200,38 +210,29 @@ func (f *Forwarder) Release(ctx context.Context, jobs []*store.Job, occs []sched
 			fw.Ledger = append(fw.Ledger, store.Fired{ID: it.id, Upstream: it.up.Server,
 				UpstreamHandle: it.up.Handle, Due: it.due, At: now.UnixNano()})
 		}
-		if it.job != nil && it.job.Kind == store.JobPassthrough {
-			t, err := f.trigger(it.job, it.up.Server, it.up.Handle)
-			if err != nil {
-				return err
-			}
-			fw.Triggers = append(fw.Triggers, t)
+		if it.trigger != nil {
+			it.trigger.Upstream = it.up.Server
+			it.trigger.Watch = []string{it.up.Handle}
+			fw.Triggers = append(fw.Triggers, it.trigger)
 		}
 		if d := f.countLate(it.up.Server, now, it.due); d > 0 {
 			late++
 			maxLate = max(maxLate, d)
 		}
 	}
+	fw.Schedules = advanceSchedules(items, occs, now)
 	if late > 0 {
 		f.log.Warn("forwarded late", "jobs", late, "max_late", maxLate)
 	}
-	seen := map[*store.Schedule]bool{}
-	for _, o := range occs {
-		if sc := o.Schedule; !seen[sc] && !failedSchedules[sc] {
-			seen[sc] = true
-			fw.Schedules = append(fw.Schedules, sc)
-		}
+	if refused > 0 {
+		f.log.Warn("upstream refused due jobs; retrying them later", "jobs", refused, "retry_in", refusedRetry, "err", firstErr)
 	}
-	if len(fw.Done)+len(fw.Ledger)+len(fw.Schedules)+len(fw.Triggers) == 0 {
-		return fmt.Errorf("gearman: %d of %d due jobs not forwarded: %w", failed, len(items), firstErr)
+	if forwarded+refused == 0 {
+		return fmt.Errorf("gearman: %d due jobs not forwarded: %w", failed, firstErr)
 	}
-	removed, err := f.st.Forwarded(fw)
-	if err != nil {
-		// Upstream has the jobs but the ledger does not: they are offered
-		// again, and their uniques coalesce with the copies still queued.
-		return fmt.Errorf("gearman: recording %d forwarded jobs: %w", len(fw.Ledger), err)
+	if err := f.commit(fw); err != nil {
+		return err
 	}
-	f.srv.forgetPending(removed)
 	if len(watches) > 0 {
 		f.mu.Lock()
 		f.watches = append(f.watches, watches...)
@@ -241,17 +242,170 @@ func (f *Forwarder) Release(ctx context.Context, jobs []*store.Job, occs []sched
 		default:
 		}
 	}
-	if failed > 0 {
-		return fmt.Errorf("gearman: %d of %d due jobs not forwarded: %w", failed, len(items), firstErr)
-	}
 	return nil
 }
 
-// trigger returns the trigger job that wakes passthrough job j, now held
-// by server addr under upstreamHandle: a NORMAL background job on the same
-// function at j's second, so it queues behind the epoch job in gearmand's
-// FIFO (a LOW one would be blocked by any future epoch job, D2).
-func (f *Forwarder) trigger(j *store.Job, addr, upstreamHandle string) (*store.Job, error) {
+// items turns due jobs and occurrences into submissions, allocating the
+// handles of occurrences and of the triggers passthrough jobs will need.
+func (f *Forwarder) items(jobs []*store.Job, occs []scheduler.Occurrence) ([]forwardItem, error) {
+	items := make([]forwardItem, 0, len(jobs)+len(occs))
+	for _, j := range jobs {
+		it := forwardItem{job: j, id: j.ID, handle: j.Handle, due: j.Due, up: UpstreamJob{
+			Type: bgType(j.Priority), Function: j.Function, Unique: forwardUnique(j.Unique, j.Handle), Data: j.Data}}
+		switch j.Kind {
+		case store.JobPassthrough:
+			it.up.Type, it.up.When = SubmitJobEpoch, j.When
+			t, err := f.trigger(j)
+			if err != nil {
+				return nil, err
+			}
+			it.trigger = t
+		case store.JobTrigger:
+			it.up.Unique, it.up.Pin = j.Unique, j.Upstream
+		}
+		items = append(items, it)
+	}
+	for i := range occs {
+		o := &occs[i]
+		if !o.Fire {
+			continue
+		}
+		id, handle, err := f.srv.NewHandle()
+		if err != nil {
+			return nil, err
+		}
+		sc := o.Schedule
+		items = append(items, forwardItem{occ: o, id: id, handle: handle, due: o.At.UnixNano(), up: UpstreamJob{
+			Type: bgType(sc.Priority), Function: sc.Function, Unique: o.Unique, Data: sc.Data}})
+	}
+	return items, nil
+}
+
+// advanceSchedules returns each schedule of occs advanced past the
+// occurrences that were forwarded. A schedule whose occurrence failed
+// resumes at that occurrence: at once after a connection failure (the
+// scheduler backs off), refusedRetry later after a refusal. Its earlier
+// occurrences are not offered again.
+func advanceSchedules(items []forwardItem, occs []scheduler.Occurrence, now time.Time) []*store.Schedule {
+	type outcome struct {
+		failed  *forwardItem // first failed occurrence
+		lastOK  *forwardItem
+		refused bool
+	}
+	byOcc := map[*scheduler.Occurrence]*forwardItem{}
+	for i := range items {
+		if items[i].occ != nil {
+			byOcc[items[i].occ] = &items[i]
+		}
+	}
+	results := map[*store.Schedule]*outcome{}
+	var order []*store.Schedule
+	for i := range occs {
+		sc := occs[i].Schedule
+		r := results[sc]
+		if r == nil {
+			r = &outcome{}
+			results[sc] = r
+			order = append(order, sc)
+		}
+		it := byOcc[&occs[i]]
+		switch {
+		case it == nil || r.failed != nil: // skipped, or after a failure
+		case it.up.Err != nil:
+			r.failed, r.refused = it, it.refused()
+		default:
+			r.lastOK = it
+		}
+	}
+	out := make([]*store.Schedule, 0, len(order))
+	for _, sc := range order {
+		r := results[sc]
+		if r.lastOK != nil {
+			sc.LastHandle = r.lastOK.handle
+		}
+		if r.failed != nil {
+			adv := *sc
+			at := r.failed.occ.At
+			adv.Next = at.UnixNano()
+			adv.FireAt = at.Add(scheduler.JitterFor(sc)).UnixNano()
+			if r.refused {
+				adv.FireAt = max(adv.FireAt, now.Add(refusedRetry).UnixNano())
+			}
+			if r.lastOK != nil {
+				adv.Last = r.lastOK.occ.At.UnixNano()
+			}
+			sc = &adv
+		}
+		out = append(out, sc)
+	}
+	return out
+}
+
+// commit records fw. If the commit fails (disk full), fw is kept and
+// retried before anything else is submitted: upstream already has its
+// jobs, and offering them again would create new copies of those a worker
+// already took.
+func (f *Forwarder) commit(fw store.Forward) error {
+	removed, err := f.st.Forwarded(fw)
+	if err != nil {
+		f.unsaved = &fw
+		return fmt.Errorf("gearman: recording %d forwarded jobs: %w", len(fw.Ledger), err)
+	}
+	f.srv.forgetPending(removed)
+	f.cancelOrphans(fw, removed)
+	return nil
+}
+
+// commitUnsaved retries the commit of a release whose jobs upstream
+// already took.
+func (f *Forwarder) commitUnsaved() error {
+	fw := f.unsaved
+	if fw == nil {
+		return nil
+	}
+	f.unsaved = nil
+	if err := f.commit(*fw); err != nil {
+		return err
+	}
+	f.log.Info("recorded forwarded jobs after an earlier failure", "jobs", len(fw.Ledger))
+	// The due items read before this commit may include the jobs it
+	// recorded: have the scheduler read them again.
+	return errRecovered
+}
+
+// errRecovered makes the scheduler re-read the due items after a delayed
+// commit.
+var errRecovered = errors.New("gearman: recorded an earlier release; reading due jobs again")
+
+// cancelOrphans cancels upstream the jobs that were cancelled in the
+// sidecar while they were being submitted: their client was told they
+// were cancelled. A job a worker already took cannot be stopped.
+func (f *Forwarder) cancelOrphans(fw store.Forward, removed []*store.Job) {
+	if len(removed) == len(fw.Done) {
+		return
+	}
+	kept := make(map[uint64]bool, len(removed))
+	for _, j := range removed {
+		kept[j.ID] = true
+	}
+	for _, e := range fw.Ledger {
+		if !slices.Contains(fw.Done, e.ID) || kept[e.ID] {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), f.up.cfg.Timeout)
+		ok, err := f.up.Cancel(ctx, e.Upstream, e.UpstreamHandle)
+		cancel()
+		f.log.Warn("job cancelled while it was being forwarded", "handle", f.srv.handleFor(e.ID),
+			"upstream", e.Upstream, "upstream_handle", e.UpstreamHandle, "cancelled_upstream", ok, "err", err)
+	}
+}
+
+// trigger returns the trigger job that will wake passthrough job j once
+// an upstream holds it (Upstream and Watch are set then): a NORMAL
+// background job on the same function just after j's second, so it queues
+// behind the epoch job in gearmand's FIFO (a LOW one would be blocked by
+// any future epoch job, D2).
+func (f *Forwarder) trigger(j *store.Job) (*store.Job, error) {
 	id, handle, err := f.srv.NewHandle()
 	if err != nil {
 		return nil, err
@@ -259,7 +413,7 @@ func (f *Forwarder) trigger(j *store.Job, addr, upstreamHandle string) (*store.J
 	return &store.Job{ID: id, Handle: handle, Function: j.Function,
 		Unique:   TriggerUniquePrefix + strconv.FormatInt(j.When, 10),
 		Priority: uint8(Normal), Due: j.When*int64(time.Second) + int64(triggerDelay), Data: f.cfg.TriggerPayload,
-		Kind: store.JobTrigger, When: j.When, Upstream: addr, Watch: []string{upstreamHandle}}, nil
+		Kind: store.JobTrigger, When: j.When}, nil
 }
 
 // countLate counts a job forwarded lateThreshold or more after its due
@@ -296,6 +450,11 @@ func bgType(p uint8) Type {
 // without one gets "gearsched:<handle>", so that a resubmission after a
 // crash coalesces with the copy upstream still holds.
 func forwardUnique(unique, handle string) string {
+	if len(unique) > scheduler.MaxUnique {
+		// gearmand 1.1.20 silently keeps 63 bytes; cutting here makes a
+		// resubmission coalesce with what it kept.
+		return unique[:scheduler.MaxUnique]
+	}
 	if unique != "" {
 		return unique
 	}
@@ -309,9 +468,15 @@ func forwardUnique(unique, handle string) string {
 
 // Live implements scheduler.Sink for the overlap policy: the previous
 // occurrence is live while upstream knows its handle.
+// An unreachable upstream counts as not live: one server down must not
+// stop every other release, and delivery is at least once anyway.
 func (f *Forwarder) Live(ctx context.Context, handle string) (bool, error) {
 	st, ok, err := f.upstreamStatus(ctx, handle)
-	return ok && st.Known, err
+	if err != nil {
+		f.log.Warn("overlap check: upstream unreachable; treating the previous run as finished", "handle", handle, "err", err)
+		return false, nil
+	}
+	return ok && st.Known, nil
 }
 
 // upstreamStatus asks the upstream that took one of the sidecar's jobs
@@ -380,6 +545,9 @@ func (f *Forwarder) pollWatches(ctx context.Context) {
 	var keep []*watch
 	for _, w := range ws {
 		done, err := f.checkWatch(ctx, w)
+		if err != nil && ctx.Err() == nil {
+			f.log.Warn("stopped watching a trigger job", "upstream", w.addr, "trigger", w.trigger, "err", err)
+		}
 		if err == nil && !done && now.Before(w.until) {
 			keep = append(keep, w)
 		}

@@ -165,6 +165,9 @@ func NewServer(cfg Config) (*Server, error) {
 func (s *Server) restore() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.checkMode(); err != nil {
+		return err
+	}
 	n := 0
 	err := s.store.Jobs(func(rec *store.Job) error {
 		if int(rec.Priority) >= NumPriorities {
@@ -206,6 +209,34 @@ func (s *Server) restore() error {
 
 // newID hands out the next job ID, reserving a block in the store when the
 // current one is used up; the rare reservation is a synchronous write.
+// checkMode refuses a database whose pending jobs belong to sidecar mode
+// (trigger and passthrough jobs, which a job server would hand to workers
+// as ordinary jobs), then records the mode it is served in now. The other
+// way round, restore refuses ready jobs.
+func (s *Server) checkMode() error {
+	mode := "server"
+	if s.cfg.Forwarder != nil {
+		mode = "sidecar"
+	}
+	prev, err := s.store.Mode()
+	if err != nil {
+		return fmt.Errorf("gearman: read the database's mode: %w", err)
+	}
+	if prev == "sidecar" && mode == "server" {
+		_, pending, err := s.store.NextDue()
+		if err != nil {
+			return fmt.Errorf("gearman: read the due index: %w", err)
+		}
+		if pending {
+			return errors.New("gearman: the database holds scheduled jobs from sidecar mode; serve it with --upstream")
+		}
+	}
+	if prev == mode {
+		return nil
+	}
+	return s.store.SetMode(mode)
+}
+
 func (s *Server) newID() (uint64, error) {
 	if s.nextID >= s.idLimit {
 		first, err := s.store.ReserveIDs(idBlock)

@@ -182,7 +182,9 @@ func (u *Upstream) connect(ctx context.Context, p *peer) bool {
 		}
 		return false
 	}
-	p.cl, p.backoff = cl, 0
+	// The backoff is reset by the first request that succeeds, not here:
+	// a port that accepts and then closes must not be redialled in a loop.
+	p.cl = cl
 	p.up.Store(true)
 	p.log.Info("upstream connected")
 	return true
@@ -216,7 +218,8 @@ func (u *Upstream) fail(p *peer, err error) {
 	p.failures.Add(1)
 	p.log.Warn("upstream connection lost", "err", err)
 	p.drop()
-	p.retryAt = time.Time{} // the first redial is immediate
+	p.backoff = min(max(2*p.backoff, u.cfg.MinBackoff), u.cfg.MaxBackoff)
+	p.retryAt = time.Now().Add(p.backoff)
 	select {
 	case u.kick <- struct{}{}:
 	default:
@@ -289,7 +292,13 @@ func (u *Upstream) submitTo(ctx context.Context, p *peer, jobs []*UpstreamJob) {
 		if _, err := cl.nc.Write(cl.out); err != nil {
 			return err
 		}
-		for _, j := range jobs {
+		for i, j := range jobs {
+			if i > 0 && i%100 == 0 {
+				// The timeout bounds a stall, not the whole batch: a
+				// gearmand with a persistent queue may take a while for
+				// 1,000 jobs.
+				cl.SetDeadline(time.Now().Add(u.cfg.Timeout))
+			}
 			pk, err := cl.Recv()
 			if err != nil {
 				return err
@@ -324,18 +333,25 @@ func (u *Upstream) do(ctx context.Context, p *peer, fn func(*Client) error) erro
 	if p.cl == nil {
 		return fmt.Errorf("%w: %s is down", ErrNoUpstream, p.addr)
 	}
+	// A caller that gave up while waiting for the connection must not
+	// start I/O with a past deadline: its timeout would take a healthy
+	// connection down.
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	deadline := time.Now().Add(u.cfg.Timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
 	p.cl.SetDeadline(deadline)
 	err := fn(p.cl)
-	if err != nil {
-		var se *ServerError
-		if !errors.As(err, &se) {
-			u.fail(p, err)
-			return fmt.Errorf("gearman: upstream %s: %w", p.addr, err)
-		}
+	var se *ServerError
+	switch {
+	case err == nil || errors.As(err, &se):
+		p.backoff = 0
+	default:
+		u.fail(p, err)
+		return fmt.Errorf("gearman: upstream %s: %w", p.addr, err)
 	}
 	return err
 }

@@ -42,7 +42,13 @@ const (
 	JobTrigger     uint8 = 2 // a trigger job that wakes upstream epoch jobs
 )
 
-const recordVersion = 1
+// Record versions: 2 adds the sidecar trailer, so that a binary that
+// predates it refuses such a record instead of running a trigger job as a
+// job; plain jobs stay version 1.
+const (
+	recordVersion        = 1
+	recordVersionTrailer = 2
+)
 
 var errCorrupt = errors.New("store: corrupt job record")
 
@@ -60,7 +66,11 @@ func (j *Job) encodedSize() int {
 // appendTo appends j's encoding: version, priority, when, then the handle,
 // function, unique, reducer and data, each prefixed by its length.
 func (j *Job) appendTo(b []byte) []byte {
-	b = append(b, recordVersion, j.Priority)
+	version := byte(recordVersion)
+	if j.hasTrailer() {
+		version = recordVersionTrailer
+	}
+	b = append(b, version, j.Priority)
 	b = binary.AppendVarint(b, j.Due)
 	for _, s := range []string{j.Handle, j.Function, j.Unique, j.Reducer} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
@@ -68,7 +78,7 @@ func (j *Job) appendTo(b []byte) []byte {
 	}
 	b = binary.AppendUvarint(b, uint64(len(j.Data)))
 	b = append(b, j.Data...)
-	if j.Kind == JobPlain && j.Upstream == "" && j.When == 0 && len(j.Watch) == 0 {
+	if !j.hasTrailer() {
 		return b
 	}
 	// Sidecar trailer: kind, when, upstream, then the watched handles.
@@ -82,6 +92,10 @@ func (j *Job) appendTo(b []byte) []byte {
 		b = append(b, w...)
 	}
 	return b
+}
+
+func (j *Job) hasTrailer() bool {
+	return j.Kind != JobPlain || j.Upstream != "" || j.When != 0 || len(j.Watch) > 0
 }
 
 // readBytes reads one length-prefixed field.
@@ -126,9 +140,10 @@ func (j *Job) decodeTrailer(b []byte) error {
 }
 
 func decodeJob(id uint64, b []byte) (*Job, error) {
-	if len(b) < 2 || b[0] != recordVersion {
+	if len(b) < 2 || (b[0] != recordVersion && b[0] != recordVersionTrailer) {
 		return nil, errCorrupt
 	}
+	trailer := b[0] == recordVersionTrailer
 	j := &Job{ID: id, Priority: b[1]}
 	b = b[2:]
 	due, n := binary.Varint(b)
@@ -145,10 +160,13 @@ func decodeJob(id uint64, b []byte) (*Job, error) {
 	}
 	j.Handle, j.Function, j.Unique, j.Reducer = string(fields[0]), string(fields[1]), string(fields[2]), string(fields[3])
 	j.Data = append([]byte(nil), fields[4]...)
-	if len(b) > 0 {
+	switch {
+	case trailer && len(b) > 0:
 		if err := j.decodeTrailer(b); err != nil {
 			return nil, err
 		}
+	case len(b) > 0:
+		return nil, errCorrupt
 	}
 	return j, nil
 }

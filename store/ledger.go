@@ -68,8 +68,12 @@ type Forward struct {
 	// Done are pending jobs that upstream acknowledged: they leave the
 	// due index.
 	Done []uint64
-	// Ledger records what was acknowledged.
+	// Ledger records what was acknowledged. The entry of a job in Done
+	// that is no longer pending (cancelled while it was being submitted)
+	// is not recorded.
 	Ledger []Fired
+	// Defer moves pending jobs that upstream refused to a later due time.
+	Defer []Deferral
 	// Schedules are advanced past the occurrences they fired or skipped.
 	Schedules []*Schedule
 	// Triggers are trigger jobs to create, or to join when one for the
@@ -86,6 +90,7 @@ func (s *Store) Forwarded(f Forward) ([]*Job, error) {
 	var removed []*Job
 	err := s.update(func(tx *bolt.Tx) error {
 		removed = removed[:0]
+		var gone map[uint64]bool
 		for _, id := range f.Done {
 			j, err := removeScheduled(tx, id)
 			if err != nil {
@@ -93,11 +98,24 @@ func (s *Store) Forwarded(f Forward) ([]*Job, error) {
 			}
 			if j != nil {
 				removed = append(removed, j)
+			} else {
+				if gone == nil {
+					gone = map[uint64]bool{}
+				}
+				gone[id] = true
+			}
+		}
+		for _, d := range f.Defer {
+			if err := deferScheduled(tx, d); err != nil {
+				return err
 			}
 		}
 		fired, at := tx.Bucket(bucketFired), tx.Bucket(bucketFiredAt)
 		for i := range f.Ledger {
 			e := &f.Ledger[i]
+			if gone[e.ID] {
+				continue
+			}
 			if err := fired.Put(idKey(e.ID), e.appendTo(nil)); err != nil {
 				return err
 			}
@@ -118,6 +136,33 @@ func (s *Store) Forwarded(f Forward) ([]*Job, error) {
 		return nil
 	}).Wait()
 	return removed, err
+}
+
+// Deferral moves a pending job to a new due time (unix ns).
+type Deferral struct {
+	ID  uint64
+	Due int64
+}
+
+// deferScheduled moves pending job d.ID to d.Due; a job no longer pending
+// is left alone.
+func deferScheduled(tx *bolt.Tx, d Deferral) error {
+	v := tx.Bucket(bucketSched).Get(idKey(d.ID))
+	if v == nil {
+		return nil
+	}
+	j, err := decodeJob(d.ID, v)
+	if err != nil {
+		return fmt.Errorf("store: scheduled job %d: %w", d.ID, err)
+	}
+	if err := tx.Bucket(bucketDue).Delete(dueKey(j.Due, d.ID)); err != nil {
+		return err
+	}
+	j.Due = d.Due
+	if err := tx.Bucket(bucketSched).Put(idKey(d.ID), j.appendTo(nil)); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketDue).Put(dueKey(j.Due, d.ID), []byte{KindJob})
 }
 
 // joinTrigger stores trigger t, or adds its watched handles to the pending

@@ -73,8 +73,8 @@ func TestJobTrailerRoundTrip(t *testing.T) {
 				t.Errorf("encoded %d bytes, encodedSize says at most %d", len(b), j.encodedSize())
 			}
 			plain := legacyEncoding(&j)
-			if !bytes.HasPrefix(b, plain) || len(b) == len(plain) {
-				t.Fatalf("encoding %x is not the legacy encoding %x followed by a trailer", b, plain)
+			if b[0] != recordVersionTrailer || !bytes.HasPrefix(b[1:], plain[1:]) || len(b) == len(plain) {
+				t.Fatalf("encoding %x is not the legacy encoding %x under version %d followed by a trailer", b, plain, recordVersionTrailer)
 			}
 			got, err := decodeJob(j.ID, b)
 			if err != nil {
@@ -228,9 +228,13 @@ func TestForwardedRemovesPendingAndRecordsLedger(t *testing.T) {
 					t.Errorf("LookupUnique(%q, %q) = %d, want %d", j.Function, j.Unique, id, want)
 				}
 			}
+			// Entries of jobs that were no longer pending (cancelled while
+			// being submitted) are not recorded.
 			want := map[uint64]Fired{}
 			for _, e := range ledger {
-				want[e.ID] = e
+				if slices.Contains(tt.wantRemoved, e.ID) {
+					want[e.ID] = e
+				}
 			}
 			for _, id := range []uint64{1, 2, 3, 99} {
 				got := firedJob(t, s, id)
@@ -564,5 +568,26 @@ func TestPruneFiredSurvivesReopen(t *testing.T) {
 	}
 	if n, err := s.PruneFired(15, 10); err != nil || n != 0 {
 		t.Errorf("PruneFired after reopen = %d, %v; want 0", n, err)
+	}
+}
+
+// TestDeferMovesDueTime: a refused job moves to its new due time in the
+// index and the record, and a job no longer pending is left alone.
+func TestDeferMovesDueTime(t *testing.T) {
+	s, _ := openTemp(t, Options{})
+	for _, j := range []*Job{{ID: 1, Handle: "H:t:1", Function: "f", Due: 100}, {ID: 2, Handle: "H:t:2", Function: "f", Due: 200}} {
+		waitBatch(t, s.PutScheduled(j))
+	}
+	if _, err := s.Forwarded(Forward{Defer: []Deferral{{ID: 1, Due: 300}, {ID: 42, Due: 50}}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := dueIDs(t, s); !slices.Equal(got, []uint64{2, 1}) {
+		t.Errorf("due index order %v, want [2 1]", got)
+	}
+	if j := scheduled(t, s, 1); j == nil || j.Due != 300 {
+		t.Errorf("deferred record %+v, want Due 300", j)
+	}
+	if got := pendingCounts(t, s); got["f"] != 2 {
+		t.Errorf("PendingCounts = %v, want f: 2", got)
 	}
 }

@@ -113,3 +113,26 @@ func (s *Store) Close() error {
 
 // Path returns the database file's path.
 func (s *Store) Path() string { return s.db.Path() }
+
+// keyMode records the mode the database was last served in.
+var keyMode = []byte("mode")
+
+// Mode returns the mode recorded by SetMode, or "" for a database that
+// has none.
+func (s *Store) Mode() (string, error) {
+	var mode string
+	err := s.db.View(func(tx *bolt.Tx) error {
+		mode = string(tx.Bucket(bucketMeta).Get(keyMode))
+		return nil
+	})
+	return mode, err
+}
+
+// SetMode records the mode the database is served in ("server" or
+// "sidecar"), so that a restart in the other mode can refuse records it
+// would mishandle.
+func (s *Store) SetMode(mode string) error {
+	return s.update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyMode, []byte(mode))
+	}).Wait()
+}

@@ -465,3 +465,56 @@ func TestSidecarKill9DuringBurst(t *testing.T) {
 	}
 	t.Logf("%d jobs acknowledged before the kill, %d reached the worker, %d twice", len(ack), len(col.got), dups)
 }
+
+// TestSidecarRefusedJobsDeferred: jobs gearmand refuses (its queue for the
+// function is full) are deferred and retried without holding up jobs due
+// after them, and go out once gearmand takes them again.
+func TestSidecarRefusedJobsDeferred(t *testing.T) {
+	t.Parallel()
+	gd := startGearmand(t)
+	// maxqueue applies only to a function gearmand knows (D11); a job
+	// queued directly makes it known and fills the queue of 1.
+	if _, err := dialClient(t, gd.Addr).Submit(gearman.SubmitJobBg, "sc_full", "seed", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if r := admin(t, gd.Addr, "maxqueue sc_full 1"); !strings.HasPrefix(r, "OK") {
+		t.Fatalf("maxqueue: %q", r)
+	}
+	sc := startSidecar(t, gd)
+	c := dialClient(t, sc.Addr)
+	// A whole release batch of refused jobs ahead of the one that can go.
+	const refused = 1000
+	for i := range refused {
+		if err := c.Send(gearman.SubmitJobBg, []byte("sc_full"), []byte(fmt.Sprintf("full-%d", i)), []byte("x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range refused {
+		if p, err := c.Recv(); err != nil || p.Type != gearman.JobCreated {
+			t.Fatalf("submission: %v %v", p, err)
+		}
+	}
+	if _, err := c.Submit(gearman.SubmitJobBg, "sc_ok", "", []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	col := collect(t, gd.Addr, "sc_ok")
+	col.await(t, 10*time.Second, "the job due after the refused ones", func(got map[string]int) bool { return got["after"] == 1 })
+	if _, n := upstreamRow(t, sc.Addr, gd.Addr); n[1] < refused {
+		t.Errorf("show upstreams counts %d refused submissions, want at least %d", n[1], refused)
+	}
+	if rows := listRows(t, admin(t, sc.Addr, "show schedules")); len(rows) != refused {
+		t.Errorf("the sidecar holds %d jobs, want the %d refused ones", len(rows), refused)
+	}
+	if r := admin(t, gd.Addr, "maxqueue sc_full 0"); !strings.HasPrefix(r, "OK") {
+		t.Fatalf("maxqueue: %q", r)
+	}
+	eventually(t, 30*time.Second, func() string {
+		if rows := listRows(t, admin(t, gd.Addr, "status")); !strings.Contains(strings.Join(rows, "\n"), fmt.Sprintf("sc_full\t%d\t0\t0", refused+1)) {
+			return fmt.Sprintf("gearmand status %q, want the seed and the %d refused sc_full jobs queued", rows, refused)
+		}
+		return ""
+	})
+	if rows := listRows(t, admin(t, sc.Addr, "show schedules")); len(rows) != 0 {
+		t.Errorf("the sidecar still holds %q", rows)
+	}
+}

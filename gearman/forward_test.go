@@ -1,0 +1,95 @@
+package gearman
+
+import (
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/gearsched/gearsched/scheduler"
+	"github.com/gearsched/gearsched/store"
+)
+
+// TestSidecarDatabaseRefusedByJobServer: pending jobs stored in sidecar
+// mode (triggers, passthrough jobs) must not be released to workers by a
+// job server started on the same database.
+func TestSidecarDatabaseRefusedByJobServer(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "mode.db")
+	open := func() *store.Store {
+		st, err := store.Open(path, store.Options{NoSync: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	st := open()
+	up, err := NewUpstream(UpstreamConfig{Addrs: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd, err := NewForwarder(ForwarderConfig{Store: st, Upstream: up})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewServer(Config{Store: st, HandlePrefix: testPrefix, Forwarder: fwd}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.PutScheduled(&store.Job{ID: 7, Handle: testPrefix + ":7", Function: "f", Due: 1,
+		Kind: store.JobTrigger, Upstream: "127.0.0.1:1"}).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+
+	st = open()
+	defer st.Close()
+	if _, err := NewServer(Config{Store: st, HandlePrefix: testPrefix}); err == nil {
+		t.Fatal("a job server accepted a database holding sidecar trigger jobs")
+	}
+	fwd.st = st
+	if _, err := NewServer(Config{Store: st, HandlePrefix: testPrefix, Forwarder: fwd}); err != nil {
+		t.Errorf("the sidecar refused its own database: %v", err)
+	}
+}
+
+// TestAdvanceSchedules: a schedule is saved past the occurrences that
+// were forwarded and resumes at the first one that failed; after a
+// refusal it waits refusedRetry.
+func TestAdvanceSchedules(t *testing.T) {
+	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	at := func(s int) time.Time { return now.Add(time.Duration(s-10) * time.Second) }
+	refused := &ServerError{Code: "QUEUE_ERROR"}
+	connErr := errors.New("connection reset")
+	tests := []struct {
+		name       string
+		errs       []error // per occurrence, oldest first
+		wantNext   time.Time
+		wantFireAt time.Time
+		wantLast   string
+	}{
+		{"all forwarded", []error{nil, nil}, at(30), at(30), "h1"},
+		{"second fails on its connection", []error{nil, connErr}, at(2), at(2), "h0"},
+		{"first refused", []error{refused, nil}, at(1), now.Add(refusedRetry), "old"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sc := &store.Schedule{ID: 1, Handle: "H:t:1", Next: at(30).UnixNano(), FireAt: at(30).UnixNano(), LastHandle: "old"}
+			var occs []scheduler.Occurrence
+			for i := range tt.errs {
+				occs = append(occs, scheduler.Occurrence{Schedule: sc, At: at(i + 1), Fire: true})
+			}
+			var items []forwardItem
+			for i := range occs {
+				items = append(items, forwardItem{occ: &occs[i], handle: "h" + string(rune('0'+i)), up: UpstreamJob{Err: tt.errs[i]}})
+			}
+			out := advanceSchedules(items, occs, now)
+			if len(out) != 1 {
+				t.Fatalf("%d schedules saved, want 1", len(out))
+			}
+			got := out[0]
+			if got.Next != tt.wantNext.UnixNano() || got.FireAt != tt.wantFireAt.UnixNano() || got.LastHandle != tt.wantLast {
+				t.Errorf("saved Next %v FireAt %v LastHandle %q; want %v %v %q", time.Unix(0, got.Next).UTC(),
+					time.Unix(0, got.FireAt).UTC(), got.LastHandle, tt.wantNext, tt.wantFireAt, tt.wantLast)
+			}
+		})
+	}
+}

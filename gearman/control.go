@@ -125,7 +125,7 @@ func (c *Control) serve(ctx context.Context, addr string) error {
 			}
 		case JobAssignUniq:
 			handle := bytes.Clone(p.Args[0])
-			result, err := c.run(string(p.Args[1]), p.Args[3])
+			result, err := c.run(string(p.Args[1]), string(p.Args[2]), p.Args[3])
 			if err != nil {
 				c.log.Warn("control job refused", "function", string(p.Args[1]), "err", err)
 				err = c.refuse(cl, handle, err)
@@ -167,12 +167,18 @@ func awaitNoop(cl *Client) error {
 }
 
 // run executes one control job and returns its JSON result.
-func (c *Control) run(function string, payload []byte) ([]byte, error) {
+func (c *Control) run(function, jobUnique string, payload []byte) ([]byte, error) {
 	switch function {
 	case c.cfg.Schedule:
 		req, err := ParseScheduleRequest(payload, c.cfg.Server.cfg.Now())
 		if err != nil {
 			return nil, err
+		}
+		if req.Unique == "" && jobUnique != "" {
+			// gearmand runs a control job again if this worker's
+			// connection drops before WORK_COMPLETE; keyed by the
+			// control job's unique, the second run finds the first.
+			req.Unique = forwardUnique("", "control:"+jobUnique)
 		}
 		handle, next, err := c.cfg.Server.Schedule(req)
 		if err != nil {

@@ -2,6 +2,8 @@ package gearman
 
 import (
 	"bytes"
+	"encoding/json"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -238,5 +240,30 @@ func TestParseScheduleRequestErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestControlRerunFindsFirstRun: gearmand runs a control job again when
+// the worker's connection drops before WORK_COMPLETE. The second run, with
+// the same control-job unique, must return the first run's job instead of
+// scheduling a second one; another control job schedules its own.
+func TestControlRerunFindsFirstRun(t *testing.T) {
+	ts := startServer(t, Config{}, filepath.Join(t.TempDir(), "ctl.db"))
+	c := NewControl(ControlConfig{Server: ts.srv})
+	payload := []byte(`{"function":"f","in":"1h","data":"x"}`)
+	handles := map[string]int{}
+	for _, unique := range []string{"job-1", "job-1", "job-2"} {
+		out, err := c.run(DefaultScheduleFunction, unique, payload)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res scheduleResult
+		if err := json.Unmarshal(out, &res); err != nil {
+			t.Fatal(err)
+		}
+		handles[res.Handle]++
+	}
+	if len(handles) != 2 {
+		t.Errorf("handles %v: want the rerun of job-1 to return its first handle, job-2 its own", handles)
 	}
 }

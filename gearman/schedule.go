@@ -3,6 +3,7 @@ package gearman
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -379,7 +380,7 @@ func (s *Server) Schedule(req ScheduleRequest) (handle string, next time.Time, e
 		next = now
 	}
 	if len(req.Unique) > MaxUniqueSize {
-		return "", time.Time{}, errors.New(txtUniqueTooLarge)
+		return "", time.Time{}, fmt.Errorf("unique longer than %d bytes", MaxUniqueSize)
 	}
 
 	s.mu.Lock()

@@ -163,15 +163,32 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 }
 
 // freePort asks the kernel for an unused TCP port on 127.0.0.1.
+// It skips reserved ports.
 func freePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("free port: %v", err)
+	for {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if _, reserved := reservedPorts.Load(port); !reserved {
+			return port
+		}
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	return port
+}
+
+// reservedPorts holds the ports of servers a test stops and starts again
+// on the same port; freePort never hands them to a parallel test in the
+// meantime.
+var reservedPorts sync.Map
+
+// reservePort keeps port out of freePort's hands until the test ends.
+// Call it while the server is still listening on it.
+func reservePort(t testing.TB, port int) {
+	reservedPorts.Store(port, true)
+	t.Cleanup(func() { reservedPorts.Delete(port) })
 }
 
 // startGearmand starts the real gearmand on a free port with the builtin

@@ -52,6 +52,7 @@ func BenchmarkSidecarOutageDrain(b *testing.B) {
 	for range b.N {
 		gd := startGearmand(b)
 		sc := startSidecar(b, gd)
+		reservePort(b, gd.Port)
 		if gd.stop() {
 			b.Fatal("gearmand needed SIGKILL")
 		}

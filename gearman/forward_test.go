@@ -2,6 +2,7 @@ package gearman
 
 import (
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -91,5 +92,48 @@ func TestAdvanceSchedules(t *testing.T) {
 					time.Unix(0, got.FireAt).UTC(), got.LastHandle, tt.wantNext, tt.wantFireAt, tt.wantLast)
 			}
 		})
+	}
+}
+
+// TestPeerForSpreadsAndFailsOver: jobs spread over every reachable server
+// for any pair of addresses, a job's server does not change while the set
+// of reachable servers does not, and when one server goes down only its
+// jobs move.
+func TestPeerForSpreadsAndFailsOver(t *testing.T) {
+	for _, addrs := range [][]string{
+		{"127.0.0.1:42489", "127.0.0.1:46007"},
+		{"10.0.0.1:4730", "10.0.0.2:4730", "10.0.0.3:4730"},
+	} {
+		u, err := NewUpstream(UpstreamConfig{Addrs: addrs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range u.peers {
+			p.up.Store(true)
+		}
+		const n = 3000
+		first := make([]*peer, n)
+		count := map[*peer]int{}
+		for i := range n {
+			j := &UpstreamJob{Function: "f", Unique: fmt.Sprintf("u-%d", i)}
+			first[i] = u.peerFor(j)
+			count[first[i]]++
+			if again := u.peerFor(j); again != first[i] {
+				t.Fatalf("%v: job %d chose %s, then %s", addrs, i, first[i].addr, again.addr)
+			}
+		}
+		for _, p := range u.peers {
+			if share := float64(count[p]) / n; share < 0.5/float64(len(addrs)) {
+				t.Errorf("%v: %s got %d of %d jobs", addrs, p.addr, count[p], n)
+			}
+		}
+		down := u.peers[0]
+		down.up.Store(false)
+		for i := range n {
+			got := u.peerFor(&UpstreamJob{Function: "f", Unique: fmt.Sprintf("u-%d", i)})
+			if got == down || (first[i] != down && got != first[i]) {
+				t.Fatalf("%v: with %s down, job %d moved from %s to %s", addrs, down.addr, i, first[i].addr, got.addr)
+			}
+		}
 	}
 }

@@ -30,7 +30,8 @@ type UpstreamConfig struct {
 	// a server that comes back is used again within 2 s.
 	MinBackoff, MaxBackoff time.Duration
 	// OnUp is called (from Run's goroutine) when a server becomes
-	// reachable, so held work can drain at once.
+	// reachable, so held work can drain at once; at start-up once, with
+	// an empty address, after every server was dialled.
 	OnUp func(addr string)
 }
 
@@ -74,6 +75,7 @@ type Upstream struct {
 // peer is one upstream server.
 type peer struct {
 	addr string
+	seed uint64 // the address's hash, for rendezvous hashing
 	log  *slog.Logger
 	up   atomic.Bool
 
@@ -110,7 +112,9 @@ func NewUpstream(cfg UpstreamConfig) (*Upstream, error) {
 			return nil, fmt.Errorf("gearman: upstream %s listed twice", a)
 		}
 		seen[a] = true
-		u.peers = append(u.peers, &peer{addr: a, log: log.With("upstream", a)})
+		h := fnv.New64a()
+		h.Write([]byte(a))
+		u.peers = append(u.peers, &peer{addr: a, seed: h.Sum64(), log: log.With("upstream", a)})
 	}
 	return u, nil
 }
@@ -134,6 +138,22 @@ const pingInterval = 5 * time.Second
 func (u *Upstream) Run(ctx context.Context) {
 	tick := time.NewTicker(u.cfg.MinBackoff)
 	defer tick.Stop()
+	// Dial every server before anything is released, so that work held
+	// at start-up is spread over all of them rather than sent to
+	// whichever answered first.
+	var wg sync.WaitGroup
+	var anyUp atomic.Bool
+	for _, p := range u.peers {
+		wg.Go(func() {
+			if u.connect(ctx, p) {
+				anyUp.Store(true)
+			}
+		})
+	}
+	wg.Wait()
+	if anyUp.Load() && u.cfg.OnUp != nil {
+		u.cfg.OnUp("")
+	}
 	lastPing := time.Now()
 	for {
 		ping := time.Since(lastPing) >= pingInterval
@@ -231,6 +251,11 @@ func (u *Upstream) fail(p *peer, err error) {
 // choice is stable while the set of reachable servers is, and when the
 // chosen one fails only its jobs move.
 func (u *Upstream) peerFor(j *UpstreamJob) *peer {
+	key := fnv.New64a()
+	key.Write([]byte(j.Function))
+	key.Write([]byte{0})
+	key.Write([]byte(j.Unique))
+	k := key.Sum64()
 	var best *peer
 	var bestScore uint64
 	for _, p := range u.peers {
@@ -243,17 +268,23 @@ func (u *Upstream) peerFor(j *UpstreamJob) *peer {
 		if !p.up.Load() {
 			continue
 		}
-		h := fnv.New64a()
-		h.Write([]byte(p.addr))
-		h.Write([]byte{0})
-		h.Write([]byte(j.Function))
-		h.Write([]byte{0})
-		h.Write([]byte(j.Unique))
-		if score := h.Sum64(); best == nil || score > bestScore {
+		if score := mix64(p.seed ^ k); best == nil || score > bestScore {
 			best, bestScore = p, score
 		}
 	}
 	return best
+}
+
+// mix64 is MurmurHash3's 64-bit finaliser. FNV-1a alone mixes its last
+// bytes into the high bits so weakly that, for a given pair of servers,
+// one of them won almost every unique.
+func mix64(x uint64) uint64 {
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return x
 }
 
 // Submit submits jobs, grouped by server and pipelined per server, and

@@ -531,3 +531,59 @@ func TestSidecarRefusedJobsDeferred(t *testing.T) {
 		return ""
 	})
 }
+
+// TestSidecarFailover: with two upstreams, jobs are spread over both by
+// the hash of function and unique; when one stops, every later job goes to
+// the other.
+func TestSidecarFailover(t *testing.T) {
+	t.Parallel()
+	gd1, gd2 := startGearmand(t), startGearmand(t)
+	sc := startGearsched(t, "--upstream", gd1.Addr+","+gd2.Addr)
+	c := dialClient(t, sc.Addr)
+	submit := func(prefix string) {
+		for i := range 20 {
+			if _, err := c.Submit(gearman.SubmitJobBg, "sc_fo", fmt.Sprintf("%s-%d", prefix, i), []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	total := func(s *server) int {
+		for _, r := range listRows(t, admin(t, s.Addr, "status")) {
+			if f := strings.Split(r, "\t"); f[0] == "sc_fo" {
+				n, _ := strconv.Atoi(f[1])
+				return n
+			}
+		}
+		return 0
+	}
+	submit("a")
+	var n1, n2 int
+	eventually(t, 10*time.Second, func() string {
+		if n1, n2 = total(gd1), total(gd2); n1+n2 != 20 {
+			return fmt.Sprintf("gearmands hold %d and %d jobs, want 20 in all", n1, n2)
+		}
+		return ""
+	})
+	if n1 == 0 || n2 == 0 {
+		t.Errorf("20 jobs with distinct uniques went %d / %d: not spread over both upstreams", n1, n2)
+	}
+	if gd1.stop() {
+		t.Fatal("gearmand needed SIGKILL")
+	}
+	submit("b")
+	eventually(t, 20*time.Second, func() string {
+		if got := total(gd2); got != n2+20 {
+			return fmt.Sprintf("the remaining gearmand holds %d jobs, want %d", got, n2+20)
+		}
+		return ""
+	})
+	if state, _ := upstreamRow(t, sc.Addr, gd1.Addr); state != "down" {
+		t.Errorf("show upstreams reports the stopped gearmand %s", state)
+	}
+	eventually(t, 10*time.Second, func() string {
+		if rows := listRows(t, admin(t, sc.Addr, "show schedules")); len(rows) != 0 {
+			return fmt.Sprintf("the sidecar still holds %d jobs", len(rows))
+		}
+		return ""
+	})
+}

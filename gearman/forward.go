@@ -227,7 +227,7 @@ func (f *Forwarder) Release(ctx context.Context, jobs []*store.Job, occs []sched
 	if refused > 0 {
 		f.log.Warn("upstream refused due jobs; retrying them later", "jobs", refused, "retry_in", refusedRetry, "err", firstErr)
 	}
-	if forwarded+refused == 0 {
+	if failed > 0 && forwarded+refused == 0 {
 		return fmt.Errorf("gearman: %d due jobs not forwarded: %w", failed, firstErr)
 	}
 	if err := f.commit(fw); err != nil {

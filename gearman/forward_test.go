@@ -1,6 +1,7 @@
 package gearman
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -135,5 +136,43 @@ func TestPeerForSpreadsAndFailsOver(t *testing.T) {
 				t.Fatalf("%v: with %s down, job %d moved from %s to %s", addrs, down.addr, i, first[i].addr, got.addr)
 			}
 		}
+	}
+}
+
+// TestReleaseSkippedOccurrenceAdvances: a release that submits nothing
+// (an occurrence skipped by the overlap or missed-run policy) still saves
+// the schedule's advance; otherwise the schedule would be offered forever.
+func TestReleaseSkippedOccurrenceAdvances(t *testing.T) {
+	st, err := store.Open(filepath.Join(t.TempDir(), "skip.db"), store.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	up, err := NewUpstream(UpstreamConfig{Addrs: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd, err := NewForwarder(ForwarderConfig{Store: st, Upstream: up})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewServer(Config{Store: st, HandlePrefix: testPrefix, Forwarder: fwd}); err != nil {
+		t.Fatal(err)
+	}
+	due := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	sc := &store.Schedule{ID: 5, Handle: testPrefix + ":5", Source: store.SourceFile, Name: "n", Spec: "@hourly", Zone: "UTC",
+		Function: "f", Enabled: true, Next: due.UnixNano(), FireAt: due.UnixNano()}
+	if err := st.PutSchedule(sc).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	adv := *sc
+	adv.Next = due.Add(time.Hour).UnixNano()
+	adv.FireAt = adv.Next
+	if err := fwd.Release(context.Background(), nil, []scheduler.Occurrence{{Schedule: &adv, At: due}}); err != nil {
+		t.Fatalf("release of a skipped occurrence: %v", err)
+	}
+	got, err := st.GetSchedule(5)
+	if err != nil || got == nil || got.Next != adv.Next {
+		t.Fatalf("schedule after the release: %+v %v; want Next %v", got, err, due.Add(time.Hour))
 	}
 }

@@ -73,13 +73,19 @@ func (c *Control) Run(ctx context.Context) {
 		wg.Go(func() {
 			log := c.log.With("upstream", addr, "functions", c.cfg.Schedule+","+c.cfg.Cancel)
 			backoff := time.Duration(0)
+			var warned time.Time
 			for ctx.Err() == nil {
+				started := time.Now()
 				err := c.serve(ctx, addr)
 				if ctx.Err() != nil {
 					return
 				}
+				if time.Since(started) > c.cfg.MaxBackoff {
+					backoff = 0 // it had been serving: a new outage
+				}
 				backoff = min(max(2*backoff, c.cfg.MinBackoff), c.cfg.MaxBackoff)
-				if backoff == c.cfg.MinBackoff || backoff == c.cfg.MaxBackoff {
+				if backoff == c.cfg.MinBackoff || time.Since(warned) >= outageReport {
+					warned = time.Now()
 					log.Warn("control worker disconnected; reconnecting", "err", err, "retry_in", backoff)
 				}
 				select {

@@ -83,6 +83,7 @@ type peer struct {
 	cl      *Client    // nil while down
 	backoff time.Duration
 	retryAt time.Time
+	warned  time.Time // last "unreachable" warning
 
 	submitted, refused, failures atomic.Uint64
 }
@@ -127,6 +128,9 @@ func (u *Upstream) Addrs() []string {
 	}
 	return out
 }
+
+// outageReport spaces the warnings about a server that stays unreachable.
+const outageReport = 30 * time.Second
 
 // pingInterval is how often an idle connection is checked with ECHO, so a
 // server that went away is noticed before work for it is due.
@@ -197,7 +201,9 @@ func (u *Upstream) connect(ctx context.Context, p *peer) bool {
 	if err != nil {
 		p.backoff = min(max(2*p.backoff, u.cfg.MinBackoff), u.cfg.MaxBackoff)
 		p.retryAt = time.Now().Add(p.backoff)
-		if p.backoff == u.cfg.MinBackoff || p.backoff == u.cfg.MaxBackoff {
+		// Warn at the first failure, then every outageReport.
+		if p.backoff == u.cfg.MinBackoff || time.Since(p.warned) >= outageReport {
+			p.warned = time.Now()
 			p.log.Warn("upstream unreachable", "err", err, "retry_in", p.backoff)
 		}
 		return false

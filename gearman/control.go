@@ -52,12 +52,7 @@ func NewControl(cfg ControlConfig) *Control {
 	if cfg.Cancel == "" {
 		cfg.Cancel = DefaultCancelFunction
 	}
-	if cfg.MinBackoff <= 0 {
-		cfg.MinBackoff = 100 * time.Millisecond
-	}
-	if cfg.MaxBackoff < cfg.MinBackoff {
-		cfg.MaxBackoff = max(2*time.Second, cfg.MinBackoff)
-	}
+	cfg.MinBackoff, cfg.MaxBackoff = backoffLimits(cfg.MinBackoff, cfg.MaxBackoff)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -72,8 +67,7 @@ func (c *Control) Run(ctx context.Context) {
 	for _, addr := range c.cfg.Addrs {
 		wg.Go(func() {
 			log := c.log.With("upstream", addr, "functions", c.cfg.Schedule+","+c.cfg.Cancel)
-			backoff := time.Duration(0)
-			var warned time.Time
+			b := backoff{min: c.cfg.MinBackoff, max: c.cfg.MaxBackoff}
 			for ctx.Err() == nil {
 				started := time.Now()
 				err := c.serve(ctx, addr)
@@ -81,16 +75,15 @@ func (c *Control) Run(ctx context.Context) {
 					return
 				}
 				if time.Since(started) > c.cfg.MaxBackoff {
-					backoff = 0 // it had been serving: a new outage
+					b.reset() // it had been serving: a new outage
 				}
-				backoff = min(max(2*backoff, c.cfg.MinBackoff), c.cfg.MaxBackoff)
-				if backoff == c.cfg.MinBackoff || time.Since(warned) >= outageReport {
-					warned = time.Now()
-					log.Warn("control worker disconnected; reconnecting", "err", err, "retry_in", backoff)
+				wait := b.fail()
+				if b.warn(time.Now()) {
+					log.Warn("control worker disconnected; reconnecting", "err", err, "retry_in", wait)
 				}
 				select {
 				case <-ctx.Done():
-				case <-time.After(backoff):
+				case <-time.After(wait):
 				}
 			}
 		})

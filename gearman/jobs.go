@@ -28,6 +28,15 @@ func uniqueKey(unique string, data []byte) string {
 	return unique
 }
 
+// holdUnique indexes a new job under its unique key, so that a submission
+// with the same key coalesces onto it.
+func (f *function) holdUnique(j *job) {
+	if key := uniqueKey(j.Unique, j.Data); key != "" {
+		j.uniqKey = key
+		f.uniques[key] = j
+	}
+}
+
 // lookupUnique finds the live job that a submission coalesces onto.
 func (f *function) lookupUnique(unique, data []byte) *job {
 	var j *job
@@ -138,10 +147,7 @@ func (s *Server) submit(c *conn, p *Packet, sub Submission) {
 	// While a scheduled job is being written it is indexed by unique, so
 	// a concurrent submission coalesces onto it; after that the store's
 	// index answers.
-	if key := uniqueKey(j.Unique, j.Data); key != "" {
-		j.uniqKey = key
-		f.uniques[key] = j
-	}
+	f.holdUnique(j)
 	if kind == store.JobPassthrough {
 		j.When = when
 	}

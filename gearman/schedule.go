@@ -165,15 +165,24 @@ func (s *Server) submitSched(c *conn, p *Packet) {
 		c.replyError(errQueueError, err.Error())
 		return
 	}
-	sc := &store.Schedule{
-		ID: id, Handle: s.handleFor(id), Source: store.SourceProtocol, Spec: spec, Zone: s.schedLoc.String(),
-		Function: fnName, Unique: unique, Data: append([]byte(nil), data...), Priority: uint8(Normal),
-		Missed: schedMissed, CatchUp: int64(schedCatchUp), Overlap: scheduler.OverlapAllow, Enabled: true,
-		Created: now.UnixNano(), Next: next.UnixNano(), FireAt: next.UnixNano(),
-	}
+	sc := s.newSchedule(id, store.SourceProtocol, spec, s.schedLoc, fnName, unique,
+		append([]byte(nil), data...), Normal, now, next)
 	s.schedFns[fnName]++
 	b := s.store.PutSchedule(sc)
 	c.acks = append(c.acks, ackOnly(sc.Handle, b))
+}
+
+// newSchedule is a recurring schedule made over the wire (SUBMIT_JOB_SCHED
+// or the control function): it carries no policy, so it gets the SCHED
+// defaults.
+func (s *Server) newSchedule(id uint64, source, spec string, zone *time.Location, function, unique string,
+	data []byte, prio Priority, now, next time.Time) *store.Schedule {
+	return &store.Schedule{
+		ID: id, Handle: s.handleFor(id), Source: source, Spec: spec, Zone: zone.String(),
+		Function: function, Unique: unique, Data: data, Priority: uint8(prio),
+		Missed: schedMissed, CatchUp: int64(schedCatchUp), Overlap: scheduler.OverlapAllow, Enabled: true,
+		Created: now.UnixNano(), Next: next.UnixNano(), FireAt: next.UnixNano(),
+	}
 }
 
 // ackOnly is an acknowledgement that answers JOB_CREATED handle (or the
@@ -409,12 +418,7 @@ func (s *Server) Schedule(req ScheduleRequest) (handle string, next time.Time, e
 	}
 	handle = s.handleFor(id)
 	if req.Cron != "" {
-		sc := &store.Schedule{
-			ID: id, Handle: handle, Source: store.SourceControl, Spec: req.Cron, Zone: req.Zone.String(),
-			Function: f.name, Unique: req.Unique, Data: req.Data, Priority: uint8(req.Priority),
-			Missed: schedMissed, CatchUp: int64(schedCatchUp), Overlap: scheduler.OverlapAllow, Enabled: true,
-			Created: now.UnixNano(), Next: next.UnixNano(), FireAt: next.UnixNano(),
-		}
+		sc := s.newSchedule(id, store.SourceControl, req.Cron, req.Zone, f.name, req.Unique, req.Data, req.Priority, now, next)
 		s.schedFns[f.name]++
 		s.mu.Unlock()
 		if err := s.store.PutSchedule(sc).Wait(); err != nil {
@@ -431,10 +435,7 @@ func (s *Server) Schedule(req ScheduleRequest) (handle string, next time.Time, e
 	j := &job{Job: store.Job{ID: id, Handle: handle, Function: f.name, Unique: req.Unique,
 		Priority: uint8(req.Priority), Due: next.UnixNano(), Data: req.Data}, fn: f,
 		bg: true, scheduled: true, state: statePersisting}
-	if key := uniqueKey(j.Unique, j.Data); key != "" {
-		j.uniqKey = key
-		f.uniques[key] = j
-	}
+	f.holdUnique(j)
 	j.batch = s.store.PutScheduled(&j.Job)
 	s.mu.Unlock()
 	err = j.batch.Wait()

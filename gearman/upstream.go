@@ -81,9 +81,8 @@ type peer struct {
 
 	mu      sync.Mutex // one request at a time on cl
 	cl      *Client    // nil while down
-	backoff time.Duration
+	backoff backoff
 	retryAt time.Time
-	warned  time.Time // last "unreachable" warning
 
 	submitted, refused, failures atomic.Uint64
 }
@@ -96,12 +95,7 @@ func NewUpstream(cfg UpstreamConfig) (*Upstream, error) {
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
 	}
-	if cfg.MinBackoff <= 0 {
-		cfg.MinBackoff = 100 * time.Millisecond
-	}
-	if cfg.MaxBackoff < cfg.MinBackoff {
-		cfg.MaxBackoff = max(2*time.Second, cfg.MinBackoff)
-	}
+	cfg.MinBackoff, cfg.MaxBackoff = backoffLimits(cfg.MinBackoff, cfg.MaxBackoff)
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -115,7 +109,8 @@ func NewUpstream(cfg UpstreamConfig) (*Upstream, error) {
 		seen[a] = true
 		h := fnv.New64a()
 		h.Write([]byte(a))
-		u.peers = append(u.peers, &peer{addr: a, seed: h.Sum64(), log: log.With("upstream", a)})
+		u.peers = append(u.peers, &peer{addr: a, seed: h.Sum64(), log: log.With("upstream", a),
+			backoff: backoff{min: cfg.MinBackoff, max: cfg.MaxBackoff}})
 	}
 	return u, nil
 }
@@ -128,9 +123,6 @@ func (u *Upstream) Addrs() []string {
 	}
 	return out
 }
-
-// outageReport spaces the warnings about a server that stays unreachable.
-const outageReport = 30 * time.Second
 
 // pingInterval is how often an idle connection is checked with ECHO, so a
 // server that went away is noticed before work for it is due.
@@ -199,12 +191,10 @@ func (u *Upstream) connect(ctx context.Context, p *peer) bool {
 	cl, err := Dial(dctx, p.addr)
 	cancel()
 	if err != nil {
-		p.backoff = min(max(2*p.backoff, u.cfg.MinBackoff), u.cfg.MaxBackoff)
-		p.retryAt = time.Now().Add(p.backoff)
-		// Warn at the first failure, then every outageReport.
-		if p.backoff == u.cfg.MinBackoff || time.Since(p.warned) >= outageReport {
-			p.warned = time.Now()
-			p.log.Warn("upstream unreachable", "err", err, "retry_in", p.backoff)
+		wait := p.backoff.fail()
+		p.retryAt = time.Now().Add(wait)
+		if p.backoff.warn(time.Now()) {
+			p.log.Warn("upstream unreachable", "err", err, "retry_in", wait)
 		}
 		return false
 	}
@@ -244,8 +234,7 @@ func (u *Upstream) fail(p *peer, err error) {
 	p.failures.Add(1)
 	p.log.Warn("upstream connection lost", "err", err)
 	p.drop()
-	p.backoff = min(max(2*p.backoff, u.cfg.MinBackoff), u.cfg.MaxBackoff)
-	p.retryAt = time.Now().Add(p.backoff)
+	p.retryAt = time.Now().Add(p.backoff.fail())
 	select {
 	case u.kick <- struct{}{}:
 	default:
@@ -385,7 +374,7 @@ func (u *Upstream) do(ctx context.Context, p *peer, fn func(*Client) error) erro
 	var se *ServerError
 	switch {
 	case err == nil || errors.As(err, &se):
-		p.backoff = 0
+		p.backoff.reset()
 	default:
 		u.fail(p, err)
 		return fmt.Errorf("gearman: upstream %s: %w", p.addr, err)

@@ -12,6 +12,22 @@ import (
 	"github.com/gearsched/gearsched/store"
 )
 
+// newSidecarServer returns a sidecar Server over st with a Forwarder whose
+// upstream is never dialled.
+func newSidecarServer(t *testing.T, st *store.Store) (*Server, *Forwarder, error) {
+	t.Helper()
+	up, err := NewUpstream(UpstreamConfig{Addrs: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd, err := NewForwarder(ForwarderConfig{Store: st, Upstream: up})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(Config{Store: st, HandlePrefix: testPrefix, Forwarder: fwd})
+	return srv, fwd, err
+}
+
 // TestSidecarDatabaseRefusedByJobServer: pending jobs stored in sidecar
 // mode (triggers, passthrough jobs) must not be released to workers by a
 // job server started on the same database.
@@ -25,15 +41,7 @@ func TestSidecarDatabaseRefusedByJobServer(t *testing.T) {
 		return st
 	}
 	st := open()
-	up, err := NewUpstream(UpstreamConfig{Addrs: []string{"127.0.0.1:1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fwd, err := NewForwarder(ForwarderConfig{Store: st, Upstream: up})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := NewServer(Config{Store: st, HandlePrefix: testPrefix, Forwarder: fwd}); err != nil {
+	if _, _, err := newSidecarServer(t, st); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.PutScheduled(&store.Job{ID: 7, Handle: testPrefix + ":7", Function: "f", Due: 1,
@@ -47,8 +55,7 @@ func TestSidecarDatabaseRefusedByJobServer(t *testing.T) {
 	if _, err := NewServer(Config{Store: st, HandlePrefix: testPrefix}); err == nil {
 		t.Fatal("a job server accepted a database holding sidecar trigger jobs")
 	}
-	fwd.st = st
-	if _, err := NewServer(Config{Store: st, HandlePrefix: testPrefix, Forwarder: fwd}); err != nil {
+	if _, _, err := newSidecarServer(t, st); err != nil {
 		t.Errorf("the sidecar refused its own database: %v", err)
 	}
 }
@@ -148,15 +155,8 @@ func TestReleaseSkippedOccurrenceAdvances(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	up, err := NewUpstream(UpstreamConfig{Addrs: []string{"127.0.0.1:1"}})
+	_, fwd, err := newSidecarServer(t, st)
 	if err != nil {
-		t.Fatal(err)
-	}
-	fwd, err := NewForwarder(ForwarderConfig{Store: st, Upstream: up})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := NewServer(Config{Store: st, HandlePrefix: testPrefix, Forwarder: fwd}); err != nil {
 		t.Fatal(err)
 	}
 	due := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)

@@ -251,17 +251,16 @@ func (l *assignLog) add(handle string, at time.Time) {
 	}
 }
 
-// latenessWorker is a raw worker: CAN_DO fn, then GRAB_JOB; on NO_JOB it
-// sends PRE_SLEEP and waits for NOOP; on JOB_ASSIGN it records the time
-// and answers WORK_COMPLETE at once. asleep is told the first time it
-// goes to sleep. It returns when its connection fails or is closed.
-func latenessWorker(c *gearman.Client, fn string, log *assignLog, asleep chan<- struct{}) error {
+// serveJobs serves fn on c as a libgearman worker does: CAN_DO, then
+// grab (GRAB_JOB or GRAB_JOB_UNIQ); on NO_JOB it sends PRE_SLEEP, calls
+// asleep (if set) and waits for NOOP; each assignment goes to job, then
+// WORK_COMPLETE. It returns when its connection fails or is closed.
+func serveJobs(c *gearman.Client, fn string, grab gearman.Type, asleep func(), job func(p *gearman.Packet)) error {
 	if err := c.Send(gearman.CanDo, []byte(fn)); err != nil {
 		return err
 	}
-	slept := false
 	for {
-		if err := c.Send(gearman.GrabJob); err != nil {
+		if err := c.Send(grab); err != nil {
 			return err
 		}
 		p, err := c.Recv()
@@ -272,9 +271,8 @@ func latenessWorker(c *gearman.Client, fn string, log *assignLog, asleep chan<- 
 			return err
 		}
 		switch p.Type {
-		case gearman.JobAssign:
-			at := time.Now()
-			log.add(string(p.Args[0]), at)
+		case gearman.JobAssign, gearman.JobAssignUniq:
+			job(p)
 			if err := c.Send(gearman.WorkComplete, p.Args[0], nil); err != nil {
 				return err
 			}
@@ -282,9 +280,8 @@ func latenessWorker(c *gearman.Client, fn string, log *assignLog, asleep chan<- 
 			if err := c.Send(gearman.PreSleep); err != nil {
 				return err
 			}
-			if !slept {
-				slept = true
-				asleep <- struct{}{}
+			if asleep != nil {
+				asleep()
 			}
 			if p, err = c.Recv(); err != nil {
 				return err
@@ -292,9 +289,17 @@ func latenessWorker(c *gearman.Client, fn string, log *assignLog, asleep chan<- 
 				return fmt.Errorf("%s while asleep, want NOOP", p.Type)
 			}
 		default:
-			return fmt.Errorf("%s in reply to GRAB_JOB", p.Type)
+			return fmt.Errorf("%s in reply to %s", p.Type, grab)
 		}
 	}
+}
+
+// latenessWorker is a serveJobs worker (GRAB_JOB) that records each assignment
+// time and tells asleep the first time it goes to sleep.
+func latenessWorker(c *gearman.Client, fn string, log *assignLog, asleep chan<- struct{}) error {
+	var once sync.Once
+	return serveJobs(c, fn, gearman.GrabJob, func() { once.Do(func() { asleep <- struct{}{} }) },
+		func(p *gearman.Packet) { log.add(string(p.Args[0]), time.Now()) })
 }
 
 // latenessLead is how far ahead of the submission start the due second

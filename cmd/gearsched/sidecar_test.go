@@ -27,7 +27,6 @@ type collector struct {
 	got    map[string]int
 	first  map[string]time.Time
 	unique map[string]string
-	order  []string
 	change chan struct{}
 	errc   chan error
 }
@@ -38,55 +37,26 @@ func collect(t *testing.T, addr, fn string) *collector {
 	c := dialServer(t, addr)
 	col := &collector{got: map[string]int{}, first: map[string]time.Time{}, unique: map[string]string{},
 		change: make(chan struct{}, 1), errc: make(chan error, 1)}
-	if err := c.Send(gearman.CanDo, []byte(fn)); err != nil {
-		t.Fatal(err)
-	}
-	go func() { col.errc <- col.run(c) }()
+	go func() { col.errc <- col.run(c, fn) }()
 	return col
 }
 
-func (col *collector) run(c *gearman.Client) error {
-	for {
-		if err := c.Send(gearman.GrabJobUniq); err != nil {
-			return err
+func (col *collector) run(c *gearman.Client, fn string) error {
+	return serveJobs(c, fn, gearman.GrabJobUniq, nil, func(p *gearman.Packet) {
+		at := time.Now()
+		data := string(p.Args[3])
+		col.mu.Lock()
+		if col.got[data] == 0 {
+			col.first[data] = at
+			col.unique[data] = string(p.Args[2])
 		}
-		p, err := c.Recv()
-		for err == nil && p.Type == gearman.Noop {
-			p, err = c.Recv()
-		}
-		if err != nil {
-			return err
-		}
-		switch p.Type {
-		case gearman.NoJob:
-			if err := c.Send(gearman.PreSleep); err != nil {
-				return err
-			}
-			if _, err := c.Recv(); err != nil { // NOOP
-				return err
-			}
-		case gearman.JobAssignUniq:
-			at := time.Now()
-			data := string(p.Args[3])
-			col.mu.Lock()
-			if col.got[data] == 0 {
-				col.first[data] = at
-				col.unique[data] = string(p.Args[2])
-			}
-			col.got[data]++
-			col.order = append(col.order, data)
-			col.mu.Unlock()
-			select {
-			case col.change <- struct{}{}:
-			default:
-			}
-			if err := c.Send(gearman.WorkComplete, p.Args[0], nil); err != nil {
-				return err
-			}
+		col.got[data]++
+		col.mu.Unlock()
+		select {
+		case col.change <- struct{}{}:
 		default:
-			return fmt.Errorf("%s in reply to GRAB_JOB_UNIQ", p.Type)
 		}
-	}
+	})
 }
 
 // await waits until done reports true (checked after every job), or fails
@@ -547,15 +517,7 @@ func TestSidecarFailover(t *testing.T) {
 			}
 		}
 	}
-	total := func(s *server) int {
-		for _, r := range listRows(t, admin(t, s.Addr, "status")) {
-			if f := strings.Split(r, "\t"); f[0] == "sc_fo" {
-				n, _ := strconv.Atoi(f[1])
-				return n
-			}
-		}
-		return 0
-	}
+	total := func(s *server) int { return max(statusTotal(t, s.Addr, "sc_fo"), 0) }
 	submit("a")
 	var n1, n2 int
 	eventually(t, 10*time.Second, func() string {

@@ -113,47 +113,18 @@ func BenchmarkSidecarOutageDrain(b *testing.B) {
 // triggerPayload marks trigger jobs in BenchmarkTriggerDelivery.
 const triggerPayload = "gearsched-trigger"
 
-// holdingWorker is a raw worker on fn that holds each job for hold before
-// WORK_COMPLETE, records epoch jobs' assignment times and counts trigger
-// jobs. It returns when its connection is closed.
+// holdingWorker is a serveJobs worker (GRAB_JOB) on fn that holds each job for
+// hold before completing it, records epoch jobs' assignment times and
+// counts trigger jobs.
 func holdingWorker(c *gearman.Client, fn string, hold time.Duration, epochs *assignLog, triggers *atomic.Int64) error {
-	if err := c.Send(gearman.CanDo, []byte(fn)); err != nil {
-		return err
-	}
-	for {
-		if err := c.Send(gearman.GrabJob); err != nil {
-			return err
-		}
-		p, err := c.Recv()
-		for err == nil && p.Type == gearman.Noop {
-			p, err = c.Recv()
-		}
-		if err != nil {
-			return err
-		}
-		switch p.Type {
-		case gearman.NoJob:
-			if err := c.Send(gearman.PreSleep); err != nil {
-				return err
-			}
-			if _, err := c.Recv(); err != nil {
-				return err
-			}
-			continue
-		case gearman.JobAssign:
-		default:
-			return fmt.Errorf("%s in reply to GRAB_JOB", p.Type)
-		}
+	return serveJobs(c, fn, gearman.GrabJob, nil, func(p *gearman.Packet) {
 		if string(p.Args[2]) == triggerPayload {
 			triggers.Add(1)
-		} else {
-			epochs.add(string(p.Args[0]), time.Now())
-			time.Sleep(hold) // the job's work
+			return
 		}
-		if err := c.Send(gearman.WorkComplete, p.Args[0], nil); err != nil {
-			return err
-		}
-	}
+		epochs.add(string(p.Args[0]), time.Now())
+		time.Sleep(hold) // the job's work
+	})
 }
 
 // BenchmarkTriggerDelivery measures --epoch-passthrough: 5 functions, each

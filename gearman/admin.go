@@ -21,23 +21,38 @@ const (
 )
 
 // admin answers one text command. words is the line split by
-// SplitAdminLine; the reply is queued whole so it leaves in one write.
-func (s *Server) admin(c *conn, line []byte, words [][]byte) {
+// SplitAdminLine. The reply is built first and queued whole, so it leaves
+// in one write; `show schedules` streams page by page instead.
+func (s *Server) admin(c *conn, words [][]byte) {
 	if len(words) == 2 && strings.EqualFold(string(words[0]), "show") && strings.EqualFold(string(words[1]), "schedules") {
-		s.showSchedules(c) // reads the store, not the server's state
+		s.showSchedules(c)
 		return
 	}
-	if s.cfg.Forwarder != nil && len(words) == 2 && strings.EqualFold(string(words[0]), "show") &&
-		strings.EqualFold(string(words[1]), "upstreams") {
-		s.showUpstreams(c)
-		return
+	c.scratch = s.answer(c.scratch[:0], words)
+	c.queue(c.scratch)
+}
+
+// answer appends the reply to one admin command other than `show
+// schedules`. Commands that read or change the store run without s.mu.
+func (s *Server) answer(b []byte, words [][]byte) []byte {
+	is := func(i int, w string) bool { return i < len(words) && strings.EqualFold(string(words[i]), w) }
+	switch {
+	case len(words) == 2 && is(0, "show") && is(1, "upstreams") && s.cfg.Upstreams != nil:
+		return append(s.cfg.Upstreams.AppendRows(b), ".\n"...)
+	case len(words) == 3 && is(0, "cancel") && is(1, "job"):
+		if found, _ := s.Cancel(string(words[2])); found {
+			return append(b, adminOK...)
+		}
+		return append(b, adminUnknownJob...)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c.write(func(b []byte) []byte { return s.adminReply(b, c, line, words) })
+	return s.adminReply(b, words)
 }
 
-func (s *Server) adminReply(b []byte, c *conn, line []byte, words [][]byte) []byte {
+// adminReply appends the reply to a command that only reads or changes
+// the server's state in memory; called with s.mu held.
+func (s *Server) adminReply(b []byte, words [][]byte) []byte {
 	cmd := strings.ToLower(string(words[0]))
 	arg := func(i int) string {
 		if i < len(words) {
@@ -62,16 +77,11 @@ func (s *Server) adminReply(b []byte, c *conn, line []byte, words [][]byte) []by
 			return s.appendUniqueJobs(b)
 		}
 		return append(b, adminUnknownShowArgs...)
-	case "cancel":
-		switch {
-		case len(words) < 3:
+	case "cancel": // `cancel job HANDLE` is served by answer
+		if len(words) < 3 {
 			return unknownCommand(b, words[0])
-		case len(words) > 3 || !strings.EqualFold(arg(1), "job"):
-			return append(b, adminUnknownError...)
-		case s.cancel(arg(2)):
-			return append(b, adminOK...)
 		}
-		return append(b, adminUnknownJob...)
+		return append(b, adminUnknownError...)
 	case "create":
 		if len(words) != 3 {
 			return append(append(b, adminIncompleteArgs...), "create\r\n"...)
@@ -118,14 +128,14 @@ func (s *Server) sortedFunctions() []*function {
 
 func (s *Server) appendStatusList(b []byte) []byte {
 	for _, f := range s.sortedFunctions() {
-		b = appendRow(b, f.name, f.total+s.pending[f.name], f.running, len(f.workers))
+		b = appendRow(b, f.name, f.total+s.store.PendingCount(f.name), f.running, len(f.workers))
 	}
 	return append(b, ".\n"...)
 }
 
 func (s *Server) appendPriorityStatus(b []byte) []byte {
 	for _, f := range s.sortedFunctions() {
-		b = appendRow(b, f.name, f.queue[High].n, f.queue[Normal].n+s.pending[f.name], f.queue[Low].n, len(f.workers))
+		b = appendRow(b, f.name, f.queue[High].n, f.queue[Normal].n+s.store.PendingCount(f.name), f.queue[Low].n, len(f.workers))
 	}
 	return append(b, ".\n"...)
 }
@@ -210,7 +220,7 @@ func (s *Server) dropFunction(b []byte, name string) []byte {
 		if !strings.EqualFold(f.name, name) {
 			continue
 		}
-		if len(f.workers) > 0 || f.total > 0 || s.pending[f.name] > 0 {
+		if len(f.workers) > 0 || f.total > 0 || s.store.PendingCount(f.name) > 0 {
 			return append(b, adminFunctionBusy...)
 		}
 		delete(s.funcs, f.name)

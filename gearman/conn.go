@@ -30,13 +30,16 @@ type ability struct {
 // durable write. Replies to a connection keep request order, so every later
 // reply to it waits behind these.
 type pendingAck struct {
-	j     *job
-	batch *store.Batch
+	j *job // the job in memory it is for; nil for what the store alone holds
+	w *store.Write
 }
 
-// conn is one client, worker or admin connection. Fields below srv are
-// guarded by srv.mu, except the output fields, which have their own lock so
-// that any goroutine can queue packets to this connection.
+// conn is one client, worker or admin connection. The fields from clientID
+// to listening are guarded by srv.mu; acks and scratch belong to the
+// reader goroutine; the output fields have their own lock, wmu, so that any
+// goroutine can queue packets to this connection. wmu is a leaf: nothing
+// but appending bytes happens under it, so it may be taken under srv.mu
+// and never the other way round.
 type conn struct {
 	srv *Server
 	nc  net.Conn
@@ -52,7 +55,9 @@ type conn struct {
 	exceptions bool
 	assigned   []*job // jobs this worker is running
 	listening  []*job // fg jobs this client waits on
-	acks       []pendingAck
+
+	acks    []pendingAck
+	scratch []byte // an admin reply being built
 
 	wmu   sync.Mutex
 	out   []byte
@@ -147,13 +152,13 @@ func (c *conn) readLoop() error {
 				return err
 			}
 			c.settleAcks()
-			c.srv.admin(c, line, words)
+			c.srv.admin(c, words)
 			continue
 		}
 		var malformed *MalformedError
 		switch {
 		case err == nil:
-			if !c.srv.handle(c, pkt) {
+			if !c.srv.dispatch(c, pkt) {
 				return nil
 			}
 		case errors.As(err, &malformed):
@@ -244,7 +249,7 @@ func (c *conn) writeQueued() (wrote, more, closed bool) {
 func (c *conn) maxOutput() int { return 4*c.srv.cfg.MaxPacketSize + (1 << 20) }
 
 // write queues bytes for the peer; build appends one whole reply, which
-// leaves in one write.
+// leaves in one write. build runs under wmu: it must only append bytes.
 func (c *conn) write(build func([]byte) []byte) {
 	c.wmu.Lock()
 	if c.closed {
@@ -265,6 +270,11 @@ func (c *conn) write(build func([]byte) []byte) {
 	}
 }
 
+// queue queues a reply built elsewhere.
+func (c *conn) queue(reply []byte) {
+	c.write(func(b []byte) []byte { return append(b, reply...) })
+}
+
 func (c *conn) send(t Type, args ...string) {
 	c.write(func(b []byte) []byte { return appendPacketStr(b, MagicRes, t, args...) })
 }
@@ -282,16 +292,26 @@ func (c *conn) settleAcks() {
 		return
 	}
 	for _, a := range c.acks {
-		<-a.batch.Done()
+		<-a.w.Done()
 	}
 	s := c.srv
 	s.mu.Lock()
 	for i, a := range c.acks {
-		s.settle(a.j)
-		if err := a.batch.Err(); err != nil {
+		var handle string
+		var err error
+		if a.j != nil {
+			handle, err = s.settle(a.j, a.w)
+		} else if err = a.w.Err(); err == nil {
+			h := a.w.Holder()
+			handle = s.handles.Format(h.ID)
+			if a.w.Created() && s.cfg.Wake != nil {
+				s.cfg.Wake(h.Due)
+			}
+		}
+		if err != nil {
 			c.replyError(errQueueError, err.Error())
 		} else {
-			c.send(JobCreated, a.j.Handle)
+			c.send(JobCreated, handle)
 		}
 		c.acks[i] = pendingAck{}
 	}

@@ -24,14 +24,22 @@ const (
 
 // ControlConfig configures a Control.
 type ControlConfig struct {
-	Server   *Server  // holds what is scheduled
-	Addrs    []string // upstream servers to register on
-	Logger   *slog.Logger
+	Holder Holder   // holds what is scheduled: the sidecar's listener
+	Addrs  []string // upstream servers to register on
+	Logger *slog.Logger
+	// Now returns the current time; default time.Now.
+	Now      func() time.Time
 	Schedule string // default DefaultScheduleFunction
 	Cancel   string // default DefaultCancelFunction
 	// MinBackoff and MaxBackoff bound reconnection waits; default 100 ms
 	// and 2 s.
 	MinBackoff, MaxBackoff time.Duration
+}
+
+// Holder keeps what the control functions schedule; *Server is one.
+type Holder interface {
+	Schedule(ScheduleRequest) (handle string, next time.Time, err error)
+	Cancel(handle string) (bool, error)
 }
 
 // Control lets any Gearman client schedule through the job servers it
@@ -51,6 +59,9 @@ func NewControl(cfg ControlConfig) *Control {
 	}
 	if cfg.Cancel == "" {
 		cfg.Cancel = DefaultCancelFunction
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	cfg.MinBackoff, cfg.MaxBackoff = backoffLimits(cfg.MinBackoff, cfg.MaxBackoff)
 	log := cfg.Logger
@@ -169,17 +180,18 @@ func awaitNoop(cl *Client) error {
 func (c *Control) run(function, jobUnique string, payload []byte) ([]byte, error) {
 	switch function {
 	case c.cfg.Schedule:
-		req, err := ParseScheduleRequest(payload, c.cfg.Server.cfg.Now())
+		req, err := ParseScheduleRequest(payload, c.cfg.Now())
 		if err != nil {
 			return nil, err
 		}
-		if req.Unique == "" && jobUnique != "" {
+		if jobUnique != "" {
 			// gearmand runs a control job again if this worker's
-			// connection drops before WORK_COMPLETE; keyed by the
-			// control job's unique, the second run finds the first.
-			req.Unique = forwardUnique("", "control:"+jobUnique)
+			// connection drops before WORK_COMPLETE. Keyed by the
+			// control job's unique, the second run finds what the first
+			// made, even once it was forwarded.
+			req.Request = "control:" + c.cfg.Schedule + "\x00" + jobUnique
 		}
-		handle, next, err := c.cfg.Server.Schedule(req)
+		handle, next, err := c.cfg.Holder.Schedule(req)
 		if err != nil {
 			return nil, fmt.Errorf("schedule: %w", err)
 		}
@@ -195,8 +207,12 @@ func (c *Control) run(function, jobUnique string, payload []byte) ([]byte, error
 			}
 			handle = obj.Handle
 		}
-		if !c.cfg.Server.Cancel(handle) {
-			return nil, fmt.Errorf("cancel: no pending job or schedule %q (schedules file entries are removed by editing the file)", handle)
+		found, err := c.cfg.Holder.Cancel(handle)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("cancel %q: %w", handle, err)
+		case !found:
+			return nil, fmt.Errorf("cancel: no pending job or schedule %q", handle)
 		}
 		return json.Marshal(map[string]any{"handle": handle, "cancelled": true})
 	}

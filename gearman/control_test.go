@@ -249,7 +249,7 @@ func TestParseScheduleRequestErrors(t *testing.T) {
 // scheduling a second one; another control job schedules its own.
 func TestControlRerunFindsFirstRun(t *testing.T) {
 	ts := startServer(t, Config{}, filepath.Join(t.TempDir(), "ctl.db"))
-	c := NewControl(ControlConfig{Server: ts.srv})
+	c := NewControl(ControlConfig{Holder: ts.srv})
 	payload := []byte(`{"function":"f","in":"1h","data":"x"}`)
 	handles := map[string]int{}
 	for _, unique := range []string{"job-1", "job-1", "job-2"} {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -51,7 +50,10 @@ const (
 type ForwarderConfig struct {
 	Store    *store.Store
 	Upstream *Upstream
-	Logger   *slog.Logger
+	// Handles allocates the handles of occurrences and trigger jobs; the
+	// sidecar's listener uses the same.
+	Handles *Handles
+	Logger  *slog.Logger
 	// TriggerPayload is the data of trigger jobs; default empty.
 	TriggerPayload []byte
 	// LedgerRetention bounds the fire ledger's age; default
@@ -70,17 +72,17 @@ type ForwarderConfig struct {
 // It also sends trigger jobs for the epoch jobs it passed through, and
 // cancels a trigger once the epoch job behind it was taken.
 type Forwarder struct {
-	cfg ForwarderConfig
-	st  *store.Store
-	up  *Upstream
-	log *slog.Logger
-	srv *Server // the sidecar's listener: ids, handles, pending counts
+	cfg     ForwarderConfig
+	st      *store.Store
+	up      *Upstream
+	handles *Handles
+	log     *slog.Logger
 
 	stats map[string]*forwardStats // by upstream address; fixed at creation
 
 	// unsaved is a release upstream acknowledged whose commit failed;
 	// owned by the scheduler's goroutine (Release).
-	unsaved *store.Forward
+	unsaved *unsaved
 
 	mu      sync.Mutex
 	watches []*watch
@@ -106,11 +108,11 @@ type watch struct {
 	retryAt time.Time
 }
 
-// NewForwarder returns a forwarder; attach it to a Server through
-// Config.Forwarder, and run it with Run.
+// NewForwarder returns a forwarder: the scheduler's sink, and the
+// Upstreams of the sidecar's listener (Config.Upstreams). Run it with Run.
 func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
-	if cfg.Store == nil || cfg.Upstream == nil {
-		return nil, errors.New("gearman: Forwarder needs a Store and an Upstream")
+	if cfg.Store == nil || cfg.Upstream == nil || cfg.Handles == nil {
+		return nil, errors.New("gearman: Forwarder needs a Store, an Upstream and Handles")
 	}
 	if cfg.LedgerRetention <= 0 {
 		cfg.LedgerRetention = DefaultLedgerRetention
@@ -122,7 +124,7 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	f := &Forwarder{cfg: cfg, st: cfg.Store, up: cfg.Upstream, log: log,
+	f := &Forwarder{cfg: cfg, st: cfg.Store, up: cfg.Upstream, handles: cfg.Handles, log: log,
 		stats: map[string]*forwardStats{}, signal: make(chan struct{}, 1)}
 	for _, a := range cfg.Upstream.Addrs() {
 		f.stats[a] = &forwardStats{}
@@ -158,9 +160,6 @@ func (it *forwardItem) refused() bool {
 // are offered again (Release fails only when nothing could be forwarded,
 // so the scheduler backs off during an outage).
 func (f *Forwarder) Release(ctx context.Context, jobs []*store.Job, occs []scheduler.Occurrence) error {
-	if f.srv == nil {
-		return errors.New("gearman: Forwarder is not attached to a Server")
-	}
 	if err := f.commitUnsaved(); err != nil {
 		return err
 	}
@@ -230,7 +229,7 @@ func (f *Forwarder) Release(ctx context.Context, jobs []*store.Job, occs []sched
 	if failed > 0 && forwarded+refused == 0 {
 		return fmt.Errorf("gearman: %d due jobs not forwarded: %w", failed, firstErr)
 	}
-	if err := f.commit(fw); err != nil {
+	if err := f.commit(fw, items); err != nil {
 		return err
 	}
 	if len(watches) > 0 {
@@ -270,7 +269,7 @@ func (f *Forwarder) items(jobs []*store.Job, occs []scheduler.Occurrence) ([]for
 		if !o.Fire {
 			continue
 		}
-		id, handle, err := f.srv.NewHandle()
+		id, handle, err := f.handles.Next()
 		if err != nil {
 			return nil, err
 		}
@@ -345,29 +344,34 @@ func advanceSchedules(items []forwardItem, occs []scheduler.Occurrence, now time
 // retried before anything else is submitted: upstream already has its
 // jobs, and offering them again would create new copies of those a worker
 // already took.
-func (f *Forwarder) commit(fw store.Forward) error {
-	removed, err := f.st.Forwarded(fw)
+func (f *Forwarder) commit(fw store.Forward, items []forwardItem) error {
+	res, err := f.st.Forwarded(fw)
 	if err != nil {
-		f.unsaved = &fw
+		f.unsaved = &unsaved{fw: fw, items: items}
 		return fmt.Errorf("gearman: recording %d forwarded jobs: %w", len(fw.Ledger), err)
 	}
-	f.srv.forgetPending(removed)
-	f.cancelOrphans(fw, removed)
+	f.cancelOrphans(items, res.Cancelled)
 	return nil
+}
+
+// unsaved is a release upstream acknowledged whose commit failed.
+type unsaved struct {
+	fw    store.Forward
+	items []forwardItem
 }
 
 // commitUnsaved retries the commit of a release whose jobs upstream
 // already took.
 func (f *Forwarder) commitUnsaved() error {
-	fw := f.unsaved
-	if fw == nil {
+	u := f.unsaved
+	if u == nil {
 		return nil
 	}
 	f.unsaved = nil
-	if err := f.commit(*fw); err != nil {
+	if err := f.commit(u.fw, u.items); err != nil {
 		return err
 	}
-	f.log.Info("recorded forwarded jobs after an earlier failure", "jobs", len(fw.Ledger))
+	f.log.Info("recorded forwarded jobs after an earlier failure", "jobs", len(u.fw.Ledger))
 	// The due items read before this commit may include the jobs it
 	// recorded: have the scheduler read them again.
 	return errRecovered
@@ -377,26 +381,29 @@ func (f *Forwarder) commitUnsaved() error {
 // commit.
 var errRecovered = errors.New("gearman: recorded an earlier release; reading due jobs again")
 
-// cancelOrphans cancels upstream the jobs that were cancelled in the
-// sidecar while they were being submitted: their client was told they
-// were cancelled. A job a worker already took cannot be stopped.
-func (f *Forwarder) cancelOrphans(fw store.Forward, removed []*store.Job) {
-	if len(removed) == len(fw.Done) {
+// cancelOrphans cancels upstream what was cancelled in the sidecar while
+// it was being submitted: jobs no longer pending, and occurrences of
+// schedules no longer there. Their client was told they were cancelled. A
+// job a worker already took cannot be stopped.
+func (f *Forwarder) cancelOrphans(items []forwardItem, cancelled []uint64) {
+	if len(cancelled) == 0 {
 		return
 	}
-	kept := make(map[uint64]bool, len(removed))
-	for _, j := range removed {
-		kept[j.ID] = true
+	gone := make(map[uint64]bool, len(cancelled))
+	for _, id := range cancelled {
+		gone[id] = true
 	}
-	for _, e := range fw.Ledger {
-		if !slices.Contains(fw.Done, e.ID) || kept[e.ID] {
+	for i := range items {
+		it := &items[i]
+		orphan := (it.job != nil && gone[it.id]) || (it.occ != nil && gone[it.occ.Schedule.ID])
+		if !orphan || it.up.Err != nil {
 			continue
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), f.up.cfg.Timeout)
-		ok, err := f.up.Cancel(ctx, e.Upstream, e.UpstreamHandle)
+		ok, err := f.up.Cancel(ctx, it.up.Server, it.up.Handle)
 		cancel()
-		f.log.Warn("job cancelled while it was being forwarded", "handle", f.srv.handleFor(e.ID),
-			"upstream", e.Upstream, "upstream_handle", e.UpstreamHandle, "cancelled_upstream", ok, "err", err)
+		f.log.Warn("job cancelled while it was being forwarded", "handle", it.handle,
+			"upstream", it.up.Server, "upstream_handle", it.up.Handle, "cancelled_upstream", ok, "err", err)
 	}
 }
 
@@ -406,7 +413,7 @@ func (f *Forwarder) cancelOrphans(fw store.Forward, removed []*store.Job) {
 // behind the epoch job in gearmand's FIFO (a LOW one would be blocked by
 // any future epoch job, D2).
 func (f *Forwarder) trigger(j *store.Job) (*store.Job, error) {
-	id, handle, err := f.srv.NewHandle()
+	id, handle, err := f.handles.Next()
 	if err != nil {
 		return nil, err
 	}
@@ -471,7 +478,7 @@ func forwardUnique(unique, handle string) string {
 // An unreachable upstream counts as not live: one server down must not
 // stop every other release, and delivery is at least once anyway.
 func (f *Forwarder) Live(ctx context.Context, handle string) (bool, error) {
-	st, ok, err := f.upstreamStatus(ctx, handle)
+	st, ok, err := f.Status(ctx, handle)
 	if err != nil {
 		f.log.Warn("overlap check: upstream unreachable; treating the previous run as finished", "handle", handle, "err", err)
 		return false, nil
@@ -479,10 +486,11 @@ func (f *Forwarder) Live(ctx context.Context, handle string) (bool, error) {
 	return ok && st.Known, nil
 }
 
-// upstreamStatus asks the upstream that took one of the sidecar's jobs
-// for its status; ok is false when the ledger has no such job.
-func (f *Forwarder) upstreamStatus(ctx context.Context, handle string) (JobStatus, bool, error) {
-	id, ok := f.srv.storedID([]byte(handle))
+// Status asks the upstream that took one of the sidecar's jobs for its
+// status; ok is false when the ledger has no such job. It implements
+// Upstreams.
+func (f *Forwarder) Status(ctx context.Context, handle string) (JobStatus, bool, error) {
+	id, ok := f.handles.Parse(handle)
 	if !ok {
 		return JobStatus{}, false, nil
 	}
@@ -615,11 +623,11 @@ func (f *Forwarder) checkWatch(ctx context.Context, w *watch) (done bool, err er
 	return false, nil
 }
 
-// appendUpstreamRows appends `show upstreams` rows: address, state,
-// jobs submitted, refused, connection failures, jobs forwarded late, the
-// worst lateness in ms, trigger jobs sent, and triggers cancelled before
-// a worker took them.
-func (f *Forwarder) appendUpstreamRows(b []byte) []byte {
+// AppendRows appends `show upstreams` rows: address, state, jobs
+// submitted, refused, connection failures, jobs forwarded late, the worst
+// lateness in ms, trigger jobs sent, and triggers cancelled before a
+// worker took them. It implements Upstreams.
+func (f *Forwarder) AppendRows(b []byte) []byte {
 	for _, s := range f.up.Stats() {
 		fs := f.stats[s.Addr]
 		state := "down"

@@ -20,11 +20,15 @@ func newSidecarServer(t *testing.T, st *store.Store) (*Server, *Forwarder, error
 	if err != nil {
 		t.Fatal(err)
 	}
-	fwd, err := NewForwarder(ForwarderConfig{Store: st, Upstream: up})
+	handles, err := NewHandles(st, testPrefix)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(Config{Store: st, HandlePrefix: testPrefix, Forwarder: fwd})
+	fwd, err := NewForwarder(ForwarderConfig{Store: st, Upstream: up, Handles: handles})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := NewServer(Config{Store: st, Handles: handles, Upstreams: fwd})
 	return srv, fwd, err
 }
 
@@ -44,8 +48,8 @@ func TestSidecarDatabaseRefusedByJobServer(t *testing.T) {
 	if _, _, err := newSidecarServer(t, st); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.PutScheduled(&store.Job{ID: 7, Handle: testPrefix + ":7", Function: "f", Due: 1,
-		Kind: store.JobTrigger, Upstream: "127.0.0.1:1"}).Wait(); err != nil {
+	if err := st.PutPending(&store.Job{ID: 7, Handle: testPrefix + ":7", Function: "f", Due: 1,
+		Kind: store.JobTrigger, Upstream: "127.0.0.1:1"}, "").Wait(); err != nil {
 		t.Fatal(err)
 	}
 	st.Close()
@@ -162,7 +166,7 @@ func TestReleaseSkippedOccurrenceAdvances(t *testing.T) {
 	due := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	sc := &store.Schedule{ID: 5, Handle: testPrefix + ":5", Source: store.SourceFile, Name: "n", Spec: "@hourly", Zone: "UTC",
 		Function: "f", Enabled: true, Next: due.UnixNano(), FireAt: due.UnixNano()}
-	if err := st.PutSchedule(sc).Wait(); err != nil {
+	if err := st.PutSchedule(sc, "").Wait(); err != nil {
 		t.Fatal(err)
 	}
 	adv := *sc

@@ -125,9 +125,7 @@ func FuzzAdminLine(f *testing.F) {
 		if err != nil || len(words) == 0 || len(words) > 5 {
 			t.Fatalf("split %q: %d words, err %v", line, len(words), err)
 		}
-		s.mu.Lock()
-		reply := string(s.adminReply(nil, nil, []byte(line), words))
-		s.mu.Unlock()
+		reply := string(s.answer(nil, words))
 		switch {
 		case strings.HasPrefix(reply, "OK") || strings.HasPrefix(reply, "ERR"):
 			if strings.Count(reply, "\n") != 1 || !strings.HasSuffix(reply, "\n") {

@@ -28,14 +28,11 @@ type job struct {
 	state  jobState
 	bg     bool // has a background submission: its record is stored
 	ignore bool // cancelled or abandoned; reaped when it reaches a queue head
-	// scheduled: a job waiting for its due time, in memory only while its
-	// record is being written (then the store's indexes hold it).
-	scheduled bool
 	// uniqKey is the job's key in fn.uniques, "" when it is not indexed.
 	uniqKey string
 
-	// batch carries the job's record while it is being written.
-	batch *store.Batch
+	// write is the job's record being written, or written.
+	write *store.Write
 
 	worker    *conn
 	listeners []*conn // fg clients waiting for WORK_* packets

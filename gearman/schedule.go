@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gearsched/gearsched/scheduler"
@@ -21,110 +19,6 @@ const (
 // errDraining refuses releases while the server shuts down; the
 // scheduler offers them again after the restart.
 var errDraining = errors.New("gearman: server is shutting down")
-
-// settleScheduled finishes a scheduled submission once its write commits:
-// the store's indexes take over from the in-memory entry.
-func (s *Server) settleScheduled(j *job, err error) {
-	if j.state != statePersisting {
-		return
-	}
-	j.state = stateDone
-	s.unindex(j)
-	if err != nil {
-		return
-	}
-	if j.Due > 0 {
-		s.pending[j.Function]++
-	}
-	if s.cfg.Wake != nil {
-		s.cfg.Wake(j.Due)
-	}
-}
-
-// coalesceStored answers a background submission whose (function, unique)
-// belongs to a job or schedule waiting in the store: JOB_CREATED with its
-// handle, as for a live job.
-func (s *Server) coalesceStored(c *conn, f *function, unique []byte) bool {
-	if len(unique) == 0 || string(unique) == "-" || s.pending[f.name]+s.schedFns[f.name] == 0 {
-		return false
-	}
-	id, err := s.store.LookupUnique(f.name, string(unique))
-	if err != nil || id == 0 {
-		return false
-	}
-	handle := s.storedHandle(id)
-	if handle == "" {
-		return false
-	}
-	if len(c.acks) > 0 {
-		c.acks = append(c.acks, ackOnly(handle, store.Committed()))
-	} else {
-		c.send(JobCreated, handle)
-	}
-	return true
-}
-
-// storedHandle returns the handle of the pending job or schedule id.
-func (s *Server) storedHandle(id uint64) string {
-	h, _ := s.storedItem(id)
-	return h
-}
-
-// storedItem returns the handle and next due time (unix ns) of the pending
-// job or schedule id, or "".
-func (s *Server) storedItem(id uint64) (string, int64) {
-	if j, err := s.store.Scheduled(id); err == nil && j != nil {
-		return j.Handle, j.Due
-	}
-	if sc, err := s.store.GetSchedule(id); err == nil && sc != nil {
-		return sc.Handle, sc.Next
-	}
-	return "", 0
-}
-
-// storedID extracts the id from a handle this server issued.
-func (s *Server) storedID(handle []byte) (uint64, bool) {
-	prefix := s.cfg.HandlePrefix + ":"
-	if !strings.HasPrefix(string(handle), prefix) {
-		return 0, false
-	}
-	id, err := strconv.ParseUint(string(handle[len(prefix):]), 10, 64)
-	return id, err == nil && id > 0
-}
-
-// storedKnown reports whether handle names a job waiting for its time or a
-// recurring schedule: GET_STATUS says known=1, running=0 for them.
-func (s *Server) storedKnown(handle []byte) bool {
-	id, ok := s.storedID(handle)
-	return ok && s.storedHandle(id) == string(handle)
-}
-
-// cancelStored cancels a pending scheduled job, or deletes a schedule made
-// by SUBMIT_JOB_SCHED. Schedules from the schedules file are changed by
-// editing the file.
-func (s *Server) cancelStored(handle string) bool {
-	id, ok := s.storedID([]byte(handle))
-	if !ok {
-		return false
-	}
-	if j, err := s.store.CancelScheduled(id); err != nil {
-		s.log.Error("cancel of a scheduled job failed", "handle", handle, "err", err)
-		return false
-	} else if j != nil {
-		s.pending[j.Function]--
-		return true
-	}
-	sc, err := s.store.GetSchedule(id)
-	if err != nil || sc == nil || sc.Source == store.SourceFile {
-		return false
-	}
-	if _, err := s.store.DeleteSchedule(id); err != nil {
-		s.log.Error("cancel of a schedule failed", "handle", handle, "err", err)
-		return false
-	}
-	s.schedFns[sc.Function]--
-	return true
-}
 
 // submitSched turns SUBMIT_JOB_SCHED into a recurring schedule evaluated
 // in the server's schedule zone. Its occurrences are NORMAL background
@@ -151,54 +45,49 @@ func (s *Server) submitSched(c *conn, p *Packet) {
 	next := sched.Next(now)
 
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if s.draining {
+		s.mu.Unlock()
 		c.replyError(errQueueError, txtShuttingDown)
 		return
 	}
-	f := s.function(fnName)
-	if unique != "" && s.coalesceStored(c, f, []byte(unique)) {
-		return
-	}
-	id, err := s.newID()
+	s.function(fnName)
+	s.mu.Unlock()
+	id, handle, err := s.handles.TryNext()
 	if err != nil {
 		c.replyError(errQueueError, err.Error())
 		return
 	}
-	sc := s.newSchedule(id, store.SourceProtocol, spec, s.schedLoc, fnName, unique,
+	// A schedule holding (function, unique) already answers for this
+	// one: the store decides that in the transaction that would write it.
+	sc := newSchedule(id, handle, store.SourceProtocol, spec, s.schedLoc, fnName, unique,
 		append([]byte(nil), data...), Normal, now, next)
-	s.schedFns[fnName]++
-	b := s.store.PutSchedule(sc)
-	c.acks = append(c.acks, ackOnly(sc.Handle, b))
+	c.acks = append(c.acks, pendingAck{w: s.store.PutSchedule(sc, "")})
 }
 
 // newSchedule is a recurring schedule made over the wire (SUBMIT_JOB_SCHED
 // or the control function): it carries no policy, so it gets the SCHED
 // defaults.
-func (s *Server) newSchedule(id uint64, source, spec string, zone *time.Location, function, unique string,
+func newSchedule(id uint64, handle, source, spec string, zone *time.Location, function, unique string,
 	data []byte, prio Priority, now, next time.Time) *store.Schedule {
 	return &store.Schedule{
-		ID: id, Handle: s.handleFor(id), Source: source, Spec: spec, Zone: zone.String(),
+		ID: id, Handle: handle, Source: source, Spec: spec, Zone: zone.String(),
 		Function: function, Unique: unique, Data: data, Priority: uint8(prio),
 		Missed: schedMissed, CatchUp: int64(schedCatchUp), Overlap: scheduler.OverlapAllow, Enabled: true,
 		Created: now.UnixNano(), Next: next.UnixNano(), FireAt: next.UnixNano(),
 	}
 }
 
-// ackOnly is an acknowledgement that answers JOB_CREATED handle (or the
-// error) once b commits, for a submission that created no job in memory.
-func ackOnly(handle string, b *store.Batch) pendingAck {
-	return pendingAck{j: &job{Job: store.Job{Handle: handle}, state: stateDone, batch: b}, batch: b}
-}
-
 // Release implements scheduler.Sink: due one-shot jobs and schedule
 // occurrences become ready jobs. The store records them as fired in the
 // same commit that makes them ready, and only then are they queued, so a
 // crash can neither lose nor repeat one; sleeping workers get NOOP at once.
+// An occurrence whose schedule was cancelled or redefined since the
+// scheduler read it is not stored, and so never runs.
 func (s *Server) Release(ctx context.Context, jobs []*store.Job, occs []scheduler.Occurrence) error {
 	s.mu.Lock()
-	if s.draining {
-		s.mu.Unlock()
+	draining := s.draining
+	s.mu.Unlock()
+	if draining {
 		return errDraining
 	}
 	ids := make([]uint64, len(jobs))
@@ -211,32 +100,26 @@ func (s *Server) Release(ctx context.Context, jobs []*store.Job, occs []schedule
 		if !o.Fire {
 			continue
 		}
-		id, err := s.newID()
+		id, handle, err := s.handles.Next()
 		if err != nil {
-			s.mu.Unlock()
 			return err
 		}
 		sc := o.Schedule
-		socc[i].Job = &store.Job{ID: id, Handle: s.handleFor(id), Function: sc.Function, Unique: o.Unique,
+		socc[i].Job = &store.Job{ID: id, Handle: handle, Function: sc.Function, Unique: o.Unique,
 			Priority: sc.Priority, Data: sc.Data}
-		sc.LastHandle = socc[i].Job.Handle
+		sc.LastHandle = handle
 	}
-	s.mu.Unlock()
-
-	moved, err := s.store.Fire(ids, socc)
+	moved, fired, err := s.store.Fire(ids, socc)
 	if err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, rec := range moved {
-		s.pending[rec.Function]--
 		s.admit(rec)
 	}
-	for _, o := range socc {
-		if o.Job != nil {
-			s.admit(o.Job)
-		}
+	for _, rec := range fired {
+		s.admit(rec)
 	}
 	return nil
 }
@@ -252,14 +135,10 @@ func (s *Server) Live(ctx context.Context, handle string) (bool, error) {
 // admit queues a stored background job that is ready to run: restored at
 // start-up, or released by the scheduler.
 func (s *Server) admit(rec *store.Job) {
-	j := &job{Job: *rec, fn: s.function(rec.Function), bg: true, batch: store.Committed()}
-	if key := uniqueKey(j.Unique, j.Data); key != "" {
-		// A scheduled submission still being written may hold the key
-		// for a moment; a live job keeps it.
-		if old := j.fn.uniques[key]; old == nil || old.scheduled {
-			j.uniqKey = key
-			j.fn.uniques[key] = j
-		}
+	j := &job{Job: *rec, fn: s.function(rec.Function), bg: true, write: s.committed}
+	if key := uniqueKey(j.Unique, j.Data); key != "" && j.fn.uniques[key] == nil {
+		j.uniqKey = key // a live job with the key keeps it
+		j.fn.uniques[key] = j
 	}
 	s.jobs[j.Handle] = j
 	j.fn.total++
@@ -333,30 +212,6 @@ func appendScheduleRow(b []byte, handle, function, label string, due int64, spec
 	return append(b, '\n')
 }
 
-// NewHandle allocates a job id and its handle, for schedules created
-// outside the protocol (the schedules file).
-func (s *Server) NewHandle() (uint64, string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	id, err := s.newID()
-	if err != nil {
-		return 0, "", err
-	}
-	return id, s.handleFor(id), nil
-}
-
-// forgetPending drops jobs the forwarder handed upstream from the pending
-// counts.
-func (s *Server) forgetPending(removed []*store.Job) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, j := range removed {
-		if j.Kind != store.JobTrigger {
-			s.pending[j.Function]--
-		}
-	}
-}
-
 // ScheduleRequest is a job to hold until its time, or a recurring
 // schedule, as the sidecar's control function asks for one.
 type ScheduleRequest struct {
@@ -369,11 +224,16 @@ type ScheduleRequest struct {
 	// Cron and Zone make a recurring schedule instead (Source control).
 	Cron string
 	Zone *time.Location
+	// Request is the request's idempotency key, or empty: a second request
+	// with the same key gets the first one's job back for as long as the
+	// store knows it (pending, a schedule, or in the fire ledger).
+	Request string
 }
 
 // Schedule stores req durably and returns its handle and next run. A
-// one-shot request whose (function, unique) is held already coalesces onto
-// that job or schedule, as a background submission would.
+// request whose (function, unique) a job or schedule holds already, or
+// whose Request key made one, coalesces onto it, as a background
+// submission would.
 func (s *Server) Schedule(req ScheduleRequest) (handle string, next time.Time, err error) {
 	now := s.cfg.Now()
 	var cron scheduler.Schedule
@@ -398,57 +258,62 @@ func (s *Server) Schedule(req ScheduleRequest) (handle string, next time.Time, e
 		return "", time.Time{}, errors.New(txtShuttingDown)
 	}
 	f := s.function(req.Function)
-	if j := f.lookupUnique([]byte(req.Unique), req.Data); j != nil {
-		handle, due, b := j.Handle, j.Due, j.batch
+	if j := f.lookupUnique([]byte(req.Unique), req.Data); j != nil && req.Request == "" {
+		handle, due, w := j.Handle, j.Due, j.write
 		s.mu.Unlock()
-		return handle, time.Unix(0, due), b.Wait()
-	}
-	if req.Unique != "" && s.pending[f.name]+s.schedFns[f.name] > 0 {
-		if id, err := s.store.LookupUnique(f.name, req.Unique); err == nil && id != 0 {
-			if h, due := s.storedItem(id); h != "" {
-				s.mu.Unlock()
-				return h, time.Unix(0, due), nil
-			}
+		if w != nil {
+			err = w.Wait()
 		}
+		return handle, time.Unix(0, due), err
 	}
-	id, err := s.newID()
+	s.mu.Unlock()
+	id, handle, err := s.handles.Next()
 	if err != nil {
-		s.mu.Unlock()
 		return "", time.Time{}, err
 	}
-	handle = s.handleFor(id)
+	var w *store.Write
 	if req.Cron != "" {
-		sc := s.newSchedule(id, store.SourceControl, req.Cron, req.Zone, f.name, req.Unique, req.Data, req.Priority, now, next)
-		s.schedFns[f.name]++
-		s.mu.Unlock()
-		if err := s.store.PutSchedule(sc).Wait(); err != nil {
-			s.mu.Lock()
-			s.schedFns[f.name]--
-			s.mu.Unlock()
-			return "", time.Time{}, err
-		}
-		if s.cfg.Wake != nil {
-			s.cfg.Wake(sc.Next)
-		}
-		return handle, next, nil
+		w = s.store.PutSchedule(newSchedule(id, handle, store.SourceControl, req.Cron, req.Zone, f.name, req.Unique,
+			req.Data, req.Priority, now, next), req.Request)
+	} else {
+		w = s.store.PutPending(&store.Job{ID: id, Handle: handle, Function: f.name, Unique: req.Unique,
+			Priority: uint8(req.Priority), Due: next.UnixNano(), Data: req.Data}, req.Request)
 	}
-	j := &job{Job: store.Job{ID: id, Handle: handle, Function: f.name, Unique: req.Unique,
-		Priority: uint8(req.Priority), Due: next.UnixNano(), Data: req.Data}, fn: f,
-		bg: true, scheduled: true, state: statePersisting}
-	f.holdUnique(j)
-	j.batch = s.store.PutScheduled(&j.Job)
-	s.mu.Unlock()
-	err = j.batch.Wait()
-	s.mu.Lock()
-	s.settle(j)
-	s.mu.Unlock()
-	return handle, next, err
+	if err := w.Wait(); err != nil {
+		return "", time.Time{}, err
+	}
+	h := w.Holder()
+	if w.Created() && s.cfg.Wake != nil {
+		s.cfg.Wake(h.Due)
+	}
+	return s.handles.Format(h.ID), time.Unix(0, h.Due), nil
 }
 
-// Cancel cancels a held job or a schedule not from the schedules file, as
-// the admin `cancel job` does; it reports whether there was one.
-func (s *Server) Cancel(handle string) bool {
+// Cancel cancels a job, as the admin `cancel job` does: a job in memory
+// (waiting foreground clients get WORK_FAIL), a job waiting for its time,
+// or a schedule not from the schedules file. It reports whether there was
+// one; the error says why one was not cancelled.
+func (s *Server) Cancel(handle string) (bool, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cancelStored(handle)
+	live := s.cancelLive(handle)
+	s.mu.Unlock()
+	if live {
+		return true, nil
+	}
+	id, ok := s.handles.Parse(handle)
+	if !ok {
+		return false, nil
+	}
+	res, err := s.store.Cancel(id)
+	switch {
+	case err != nil:
+		s.log.Error("cancel failed", "handle", handle, "err", err)
+		return false, err
+	case res == store.FileSchedule:
+		return false, errFileSchedule
+	}
+	return res != store.NotFound, nil
 }
+
+// errFileSchedule refuses to cancel a schedule from the schedules file.
+var errFileSchedule = errors.New("schedules file entries are removed by editing the file")

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
-	"strconv"
 	"sync"
 	"time"
 
@@ -17,16 +15,18 @@ import (
 // Version is the gearsched release the admin `version` command reports.
 const Version = "0.1.0"
 
-// idBlock is how many job IDs the server reserves in the store at a time.
-const idBlock = 1 << 16
-
 // Config configures a Server. Zero values mean gearmand's defaults.
 type Config struct {
 	// Store keeps background jobs durable. Required.
 	Store *store.Store
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
-	// HandlePrefix precedes ":<n>" in job handles; default "H:<hostname>".
+	// Handles allocates job handles; by default the server makes its own
+	// over Store with HandlePrefix. A sidecar shares its Handles with the
+	// forwarder.
+	Handles *Handles
+	// HandlePrefix precedes ":<n>" in job handles when Handles is nil;
+	// default "H:<hostname>".
 	HandlePrefix string
 	// JobRetries is how many attempts a job gets before it is failed
 	// (gearmand -j); 0 means unlimited.
@@ -54,39 +54,49 @@ type Config struct {
 	// numbering (0 = Sunday, as appscode/g2's clients send) instead of
 	// PROTOCOL's 0 = Monday.
 	SchedCronWeekdays bool
-	// Forwarder makes the server a sidecar: it holds background and
-	// scheduled submissions in the store and the forwarder submits them
-	// upstream when due. It serves no workers and no foreground jobs.
-	Forwarder *Forwarder
+	// Upstreams makes the server a sidecar's listener: it holds every
+	// background and scheduled submission in the store until the sidecar's
+	// forwarder has submitted it to an upstream server, and serves no
+	// workers and no foreground jobs.
+	Upstreams Upstreams
 	// Passthrough (sidecar only) forwards a future SUBMIT_JOB_EPOCH to
 	// upstream as SUBMIT_JOB_EPOCH at once and wakes it at its time with
 	// a trigger job.
 	Passthrough bool
 }
 
+// Upstreams is what a sidecar's listener asks of the servers its
+// forwarder submits to.
+type Upstreams interface {
+	// Status reports a forwarded job's status as the upstream server that
+	// took it sees it; ok is false when the handle was never forwarded.
+	Status(ctx context.Context, handle string) (st JobStatus, ok bool, err error)
+	// AppendRows appends one `show upstreams` row per upstream server.
+	AppendRows(b []byte) []byte
+}
+
 // Server is a Gearman job server. Each connection is served by its own
-// goroutine; all job state is guarded by one mutex, as gearmand processes
-// commands on a single thread.
+// goroutine. The jobs in memory (queues, running jobs, workers) are owned
+// by one mutex, as gearmand processes commands on a single thread; it is
+// never held across disk or network I/O: what the store holds (pending
+// jobs and schedules) is read and changed outside it.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	store *store.Store
+	cfg      Config
+	log      *slog.Logger
+	store    *store.Store
+	handles  *Handles
+	schedLoc *time.Location
+	handlers *[maxType + 1]handler // the job server's or the sidecar's
+	// committed stands for the write of every job read back from the
+	// store.
+	committed *store.Write
 
 	mu       sync.Mutex
 	funcs    map[string]*function
 	jobs     map[string]*job // by handle
 	conns    map[*conn]struct{}
-	nextID   uint64
-	idLimit  uint64 // first ID not reserved
-	draining bool   // shutting down: hand out no more jobs
+	draining bool // shutting down: hand out no more jobs
 	idle     chan struct{}
-	// pending counts jobs waiting for their due time, by function; they
-	// live in the store, but `status` and maxqueue count them.
-	pending map[string]int
-	// schedFns counts SUBMIT_JOB_SCHED schedules by function, so that only
-	// functions with some look in the store when coalescing.
-	schedFns map[string]int
-	schedLoc *time.Location
 
 	lnMu      sync.Mutex
 	listeners []net.Listener
@@ -100,16 +110,6 @@ type Server struct {
 func NewServer(cfg Config) (*Server, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("gearman: Config.Store is required")
-	}
-	if cfg.HandlePrefix == "" {
-		host, err := os.Hostname()
-		if err != nil || host == "" {
-			host = "gearsched"
-		}
-		cfg.HandlePrefix = "H:" + host
-	}
-	if n := len(cfg.HandlePrefix) + 1 + 20; n > MaxHandleSize {
-		return nil, fmt.Errorf("gearman: handle prefix %q too long: handles could reach %d bytes, clients hold %d", cfg.HandlePrefix, n, MaxHandleSize)
 	}
 	if cfg.JobRetries < -1 || cfg.JobRetries > 255 {
 		return nil, fmt.Errorf("gearman: job retries %d out of range (-1 or 0 = unlimited, 1-255)", cfg.JobRetries)
@@ -130,20 +130,30 @@ func NewServer(cfg Config) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	handles := cfg.Handles
+	if handles == nil {
+		var err error
+		if handles, err = NewHandles(cfg.Store, cfg.HandlePrefix); err != nil {
+			return nil, err
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s := &Server{
-		cfg:   cfg,
-		log:   log,
-		store: cfg.Store,
-		funcs: make(map[string]*function),
-		jobs:  make(map[string]*job),
-		conns: make(map[*conn]struct{}),
-		ctx:   ctx,
-		stop:  cancel,
-
-		pending:  make(map[string]int),
-		schedFns: make(map[string]int),
-		schedLoc: cfg.SchedZone,
+		cfg:       cfg,
+		log:       log,
+		store:     cfg.Store,
+		handles:   handles,
+		schedLoc:  cfg.SchedZone,
+		handlers:  &jobServerHandlers,
+		committed: store.Committed(),
+		funcs:     make(map[string]*function),
+		jobs:      make(map[string]*job),
+		conns:     make(map[*conn]struct{}),
+		ctx:       ctx,
+		stop:      cancel,
+	}
+	if cfg.Upstreams != nil {
+		s.handlers = &sidecarHandlers
 	}
 	if s.schedLoc == nil {
 		s.schedLoc = time.UTC
@@ -151,9 +161,6 @@ func NewServer(cfg Config) (*Server, error) {
 	if err := s.restore(); err != nil {
 		cancel()
 		return nil, err
-	}
-	if cfg.Forwarder != nil {
-		cfg.Forwarder.srv = s
 	}
 	return s, nil
 }
@@ -173,7 +180,7 @@ func (s *Server) restore() error {
 		if int(rec.Priority) >= NumPriorities {
 			return fmt.Errorf("gearman: stored job %d has priority %d", rec.ID, rec.Priority)
 		}
-		if s.cfg.Forwarder != nil {
+		if s.cfg.Upstreams != nil {
 			return fmt.Errorf("gearman: the database holds ready job %s from job-server mode; serve it without --upstream first", rec.Handle)
 		}
 		s.admit(rec)
@@ -183,23 +190,8 @@ func (s *Server) restore() error {
 	if err != nil {
 		return fmt.Errorf("gearman: restore jobs: %w", err)
 	}
-	counts, err := s.store.PendingCounts()
-	if err != nil {
-		return fmt.Errorf("gearman: restore scheduled job counts: %w", err)
-	}
-	for fn, c := range counts {
+	for _, fn := range s.store.Functions() {
 		s.function(fn)
-		s.pending[fn] = c
-	}
-	schedules, err := s.store.Schedules()
-	if err != nil {
-		return fmt.Errorf("gearman: restore schedules: %w", err)
-	}
-	for _, sc := range schedules {
-		s.function(sc.Function)
-		if sc.Source != store.SourceFile {
-			s.schedFns[sc.Function]++
-		}
 	}
 	if n > 0 {
 		s.log.Info("restored background jobs", "jobs", n)
@@ -207,15 +199,13 @@ func (s *Server) restore() error {
 	return nil
 }
 
-// newID hands out the next job ID, reserving a block in the store when the
-// current one is used up; the rare reservation is a synchronous write.
 // checkMode refuses a database whose pending jobs belong to sidecar mode
 // (trigger and passthrough jobs, which a job server would hand to workers
 // as ordinary jobs), then records the mode it is served in now. The other
 // way round, restore refuses ready jobs.
 func (s *Server) checkMode() error {
 	mode := "server"
-	if s.cfg.Forwarder != nil {
+	if s.cfg.Upstreams != nil {
 		mode = "sidecar"
 	}
 	prev, err := s.store.Mode()
@@ -235,23 +225,6 @@ func (s *Server) checkMode() error {
 		return nil
 	}
 	return s.store.SetMode(mode)
-}
-
-func (s *Server) newID() (uint64, error) {
-	if s.nextID >= s.idLimit {
-		first, err := s.store.ReserveIDs(idBlock)
-		if err != nil {
-			return 0, err
-		}
-		s.nextID, s.idLimit = first, first+idBlock
-	}
-	id := s.nextID
-	s.nextID++
-	return id, nil
-}
-
-func (s *Server) handleFor(id uint64) string {
-	return s.cfg.HandlePrefix + ":" + strconv.FormatUint(id, 10)
 }
 
 // function returns the entry for name, creating it: a function is known

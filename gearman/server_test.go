@@ -42,6 +42,12 @@ func startServer(t *testing.T, cfg Config, dbPath string) *testServer {
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}
+	return serveStore(t, cfg, st)
+}
+
+// serveStore starts a server over st, which it closes at shutdown.
+func serveStore(t *testing.T, cfg Config, st *store.Store) *testServer {
+	t.Helper()
 	cfg.Store = st
 	if cfg.HandlePrefix == "" {
 		cfg.HandlePrefix = testPrefix

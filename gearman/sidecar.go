@@ -3,6 +3,8 @@ package gearman
 import (
 	"context"
 	"time"
+
+	"github.com/gearsched/gearsched/store"
 )
 
 // Errors a sidecar answers to what only a job server serves.
@@ -11,40 +13,86 @@ const (
 	txtSidecarWorker     = "gearsched sidecar serves no workers: connect workers to the job server directly"
 )
 
-// sidecarPacket answers the packets a sidecar treats differently from a
-// job server; it returns false for the ones handled as usual.
-func (s *Server) sidecarPacket(c *conn, p *Packet) bool {
-	if sub, ok := SubmitKind(p.Type); ok {
-		if sub.Background && !sub.Reduce {
-			return false
+// sidecarHandlers is the dispatch table of a sidecar's listener: it holds
+// background and scheduled submissions until the forwarder has them
+// upstream, answers GET_STATUS for them wherever they are, and refuses
+// foreground jobs and workers.
+var sidecarHandlers = func() (h [maxType + 1]handler) {
+	h = jobServerHandlers
+	for t := range h {
+		switch kind, ok := SubmitKind(Type(t)); {
+		case !ok:
+		case kind.Sched:
+			h[t] = handler{(*Server).submitSched, true}
+		case kind.Background && !kind.Reduce:
+			h[t] = handler{(*Server).hold, false}
+		default:
+			h[t] = handler{(*Server).refuseForeground, true}
 		}
-		c.settleAcks()
-		c.replyError(errInvalidCommand, txtSidecarForeground)
-		return true
 	}
-	switch p.Type {
-	case CanDo, CanDoTimeout, CantDo, ResetAbilities, PreSleep, GrabJob, GrabJobUniq, GrabJobAll,
-		WorkStatus, WorkData, WorkWarning, WorkComplete, WorkFail, WorkException:
-		c.settleAcks()
-		c.replyError(errInvalidCommand, txtSidecarWorker)
-		return true
-	case GetStatus:
-		c.settleAcks()
-		s.sidecarStatus(c, p.Args[0])
-		return true
+	for _, t := range []Type{CanDo, CanDoTimeout, CantDo, ResetAbilities, PreSleep, GrabJob, GrabJobUniq, GrabJobAll,
+		WorkStatus, WorkData, WorkWarning, WorkComplete, WorkFail, WorkException} {
+		h[t] = handler{(*Server).refuseWorker, true}
 	}
-	return false
+	h[GetStatus] = handler{(*Server).sidecarStatus, true}
+	return h
+}()
+
+func (s *Server) refuseForeground(c *conn, _ *Packet) {
+	c.replyError(errInvalidCommand, txtSidecarForeground)
+}
+
+func (s *Server) refuseWorker(c *conn, _ *Packet) { c.replyError(errInvalidCommand, txtSidecarWorker) }
+
+// hold stores a background submission until the forwarder has it
+// upstream: due now, or at its epoch time; with Passthrough a future epoch
+// job is due now, to be forwarded as SUBMIT_JOB_EPOCH.
+func (s *Server) hold(c *conn, p *Packet) {
+	kind, _ := SubmitKind(p.Type)
+	sub, ok := s.parseSubmission(c, p, kind)
+	if !ok {
+		return
+	}
+	now := s.cfg.Now()
+	s.mu.Lock()
+	if s.draining {
+		s.mu.Unlock()
+		c.replyError(errQueueError, txtShuttingDown)
+		return
+	}
+	f := s.function(string(sub.function))
+	full := f.maxQueue[sub.Priority] > 0 && s.store.PendingCount(f.name) >= f.maxQueue[sub.Priority]
+	s.mu.Unlock()
+	if full {
+		c.replyError(errQueueError, txtQueueFull)
+		return
+	}
+	id, handle, err := s.handles.TryNext()
+	if err != nil {
+		c.replyError(errQueueError, err.Error())
+		return
+	}
+	due := now.UnixNano()
+	if sub.future(now) && !s.cfg.Passthrough {
+		due = sub.when * int64(time.Second)
+	}
+	rec := s.record(&sub, id, handle, due)
+	if sub.future(now) && s.cfg.Passthrough {
+		rec.Kind, rec.When = store.JobPassthrough, sub.when
+	}
+	c.acks = append(c.acks, pendingAck{w: s.store.PutPending(rec, "")})
 }
 
 // sidecarStatus answers GET_STATUS for one of the sidecar's handles: a job
 // still held here is known and not running; a forwarded one is reported as
 // the upstream server that took it reports it (unknown if that server is
 // unreachable or has forgotten it).
-func (s *Server) sidecarStatus(c *conn, handle []byte) {
-	known, running, num, den := s.storedKnown(handle), false, "0", "0"
+func (s *Server) sidecarStatus(c *conn, p *Packet) {
+	handle := p.Args[0]
+	known, running, num, den := s.pendingKnown(handle), false, "0", "0"
 	if !known {
 		ctx, cancel := context.WithTimeout(s.ctx, 5*time.Second)
-		st, ok, err := s.cfg.Forwarder.upstreamStatus(ctx, string(handle))
+		st, ok, err := s.cfg.Upstreams.Status(ctx, string(handle))
 		cancel()
 		if err != nil {
 			c.log.Info("GET_STATUS: upstream unreachable", "handle", string(handle), "err", err)
@@ -55,13 +103,5 @@ func (s *Server) sidecarStatus(c *conn, handle []byte) {
 	}
 	c.write(func(b []byte) []byte {
 		return appendStatus(b, StatusRes, handle, boolDigit(known), boolDigit(running), num, den)
-	})
-}
-
-// showUpstreams answers `show upstreams` (sidecar only): one row per
-// upstream server, then ".".
-func (s *Server) showUpstreams(c *conn) {
-	c.write(func(b []byte) []byte {
-		return append(s.cfg.Forwarder.appendUpstreamRows(b), ".\n"...)
 	})
 }

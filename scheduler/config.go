@@ -207,71 +207,120 @@ type SyncResult struct {
 // unchanged schedule keeps its next and last fire times, so downtime is
 // handled by its missed-run policy; a changed spec, zone, jitter or
 // enabled flag restarts it from now. newID allocates ids and handles.
+//
+// The comparison and the writes happen in one store transaction, so a
+// schedule firing meanwhile is seen either before (its advance is kept) or
+// after (its plan is refused if the reload changed when it fires). Handles
+// of new schedules are allocated before that transaction, since
+// allocation may wait for the store; calls of Sync must not overlap.
 func Sync(st *store.Store, defs []*store.Schedule, now time.Time, newID func() (uint64, string, error)) (SyncResult, error) {
-	var res SyncResult
-	existing, err := st.Schedules()
+	before, err := st.Schedules()
 	if err != nil {
-		return res, err
+		return SyncResult{}, err
 	}
-	byName := map[string]*store.Schedule{}
-	for _, sc := range existing {
+	handles := map[string]string{}
+	for _, sc := range before {
 		if sc.Source == store.SourceFile {
-			byName[sc.Name] = sc
+			handles[sc.Name] = sc.Handle
 		}
 	}
-	var batches []*store.Batch
+	type ident struct {
+		id     uint64
+		handle string
+	}
+	fresh := map[string]ident{}
+	// Where each schedule starts if (re)started now. Computed here because
+	// zones are read from disk, which the transaction below must not do.
+	starts := map[string]*store.Schedule{}
 	for _, d := range defs {
-		old := byName[d.Name]
-		delete(byName, d.Name)
-		sc := *d
-		restart := true
-		if old != nil {
-			sc.ID, sc.Handle, sc.Created, sc.Last, sc.LastHandle = old.ID, old.Handle, old.Created, old.Last, old.LastHandle
-			if sameDefinition(old, d) {
-				res.Unchanged = append(res.Unchanged, d.Name)
-				continue
-			}
-			restart = old.Spec != d.Spec || old.Zone != d.Zone || old.Jitter != d.Jitter || old.Enabled != d.Enabled
-			if !restart {
-				sc.Next, sc.FireAt = old.Next, old.FireAt
-			}
-			res.Changed = append(res.Changed, d.Name)
-		} else {
-			if sc.ID, sc.Handle, err = newID(); err != nil {
-				return res, err
-			}
-			sc.Created = now.UnixNano()
-			res.Added = append(res.Added, d.Name)
-		}
-		if restart {
-			loc, err := time.LoadLocation(sc.Zone)
+		h, ok := handles[d.Name]
+		if !ok {
+			id, nh, err := newID()
 			if err != nil {
-				return res, err
+				return SyncResult{}, err
 			}
-			spec, err := ParseCron(sc.Spec, loc)
-			if err != nil {
-				return res, err
-			}
-			sc.Next, sc.FireAt = 0, 0
-			if next := spec.Next(now); !next.IsZero() {
-				sc.Next = next.UnixNano()
-				sc.FireAt = next.Add(JitterFor(&sc)).UnixNano()
+			fresh[d.Name] = ident{id, nh}
+			h = nh
+		}
+		start := *d
+		start.Handle = h
+		if err := restartAt(&start, now); err != nil {
+			return SyncResult{}, err
+		}
+		starts[d.Name] = &start
+	}
+	var res SyncResult
+	err = st.EditSchedules(func(ed *store.ScheduleEdit) error {
+		res = SyncResult{}
+		existing, err := ed.Schedules()
+		if err != nil {
+			return err
+		}
+		byName := map[string]*store.Schedule{}
+		for _, sc := range existing {
+			if sc.Source == store.SourceFile {
+				byName[sc.Name] = sc
 			}
 		}
-		batches = append(batches, st.PutSchedule(&sc))
-	}
-	for name, sc := range byName {
-		if _, err := st.DeleteSchedule(sc.ID); err != nil {
-			return res, err
+		for _, d := range defs {
+			old := byName[d.Name]
+			delete(byName, d.Name)
+			sc := *d
+			restart := true
+			switch {
+			case old != nil:
+				sc.ID, sc.Handle, sc.Created, sc.Last, sc.LastHandle = old.ID, old.Handle, old.Created, old.Last, old.LastHandle
+				if sameDefinition(old, d) {
+					res.Unchanged = append(res.Unchanged, d.Name)
+					continue
+				}
+				restart = old.Spec != d.Spec || old.Zone != d.Zone || old.Jitter != d.Jitter || old.Enabled != d.Enabled
+				if !restart {
+					sc.Next, sc.FireAt = old.Next, old.FireAt
+				}
+				res.Changed = append(res.Changed, d.Name)
+			default:
+				h, ok := fresh[d.Name]
+				if !ok {
+					return fmt.Errorf("schedule %q was removed during the reload", d.Name)
+				}
+				sc.ID, sc.Handle, sc.Created = h.id, h.handle, now.UnixNano()
+				res.Added = append(res.Added, d.Name)
+			}
+			if restart {
+				sc.Next, sc.FireAt = starts[d.Name].Next, starts[d.Name].FireAt
+			}
+			if err := ed.Put(&sc); err != nil {
+				return err
+			}
 		}
-		res.Removed = append(res.Removed, name)
-	}
-	for _, b := range batches {
-		if err := b.Wait(); err != nil {
-			return res, err
+		for name, sc := range byName {
+			if err := ed.Delete(sc.ID); err != nil {
+				return err
+			}
+			res.Removed = append(res.Removed, name)
 		}
+		return nil
+	})
+	return res, err
+}
+
+// restartAt sets a schedule's next run to its first occurrence after now.
+func restartAt(sc *store.Schedule, now time.Time) error {
+	loc, err := time.LoadLocation(sc.Zone)
+	if err != nil {
+		return err
 	}
-	return res, nil
+	spec, err := ParseCron(sc.Spec, loc)
+	if err != nil {
+		return err
+	}
+	sc.Next, sc.FireAt = 0, 0
+	if next := spec.Next(now); !next.IsZero() {
+		sc.Next = next.UnixNano()
+		sc.FireAt = next.Add(JitterFor(sc)).UnixNano()
+	}
+	return nil
 }
 
 func sameDefinition(a, b *store.Schedule) bool {

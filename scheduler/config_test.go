@@ -47,15 +47,18 @@ func TestLoadExampleAndSync(t *testing.T) {
 	if strings.Join(res.Added, ",") != "nightly-report,cache-warm" {
 		t.Errorf("added %v", res.Added)
 	}
-	all, _ := st.Schedules()
+	all, err := st.Schedules()
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, sc := range all {
 		if sc.Name == "nightly-report" && !time.Unix(0, sc.Next).Equal(time.Date(2026, 3, 2, 2, 30, 0, 0, time.UTC)) {
 			t.Errorf("nightly-report next %v", time.Unix(0, sc.Next).UTC())
 		}
 	}
 	// Same file again: nothing changes, next times are kept.
-	if res, _ = Sync(st, defs, now.Add(time.Hour), alloc); len(res.Unchanged) != 2 || len(res.Added)+len(res.Changed) != 0 {
-		t.Errorf("resync: %+v", res)
+	if res, err = Sync(st, defs, now.Add(time.Hour), alloc); err != nil || len(res.Unchanged) != 2 || len(res.Added)+len(res.Changed) != 0 {
+		t.Errorf("resync: %+v, %v", res, err)
 	}
 	// Change one, drop the other.
 	changed := *defs[0]
@@ -64,7 +67,9 @@ func TestLoadExampleAndSync(t *testing.T) {
 	if err != nil || strings.Join(res.Changed, ",") != "nightly-report" || strings.Join(res.Removed, ",") != "cache-warm" {
 		t.Errorf("change+remove: %+v, %v", res, err)
 	}
-	all, _ = st.Schedules()
+	if all, err = st.Schedules(); err != nil {
+		t.Fatal(err)
+	}
 	if len(all) != 1 || all[0].Spec != "0 3 * * *" || all[0].ID != 101 {
 		t.Errorf("after sync the store holds %+v", all)
 	}

@@ -7,6 +7,33 @@
 // Recurring schedules are advanced here: occurrences are computed with
 // ParseCron, missed runs (daemon down, clock jumped forward) follow each
 // schedule's policy, and overlap and jitter are applied.
+//
+// # One owner for every pending job and schedule
+//
+// Jobs and schedules waiting for their time live in the store, and the
+// store's committer goroutine owns them: every change is a function run
+// inside its write transaction, which reads the record as it is at that
+// moment and decides there. Nothing reads a record, decides elsewhere and
+// writes its decision back unchecked:
+//
+//   - Creating is create-if-absent. A new pending job or schedule whose
+//     (function, unique), or whose request key, is held already is not
+//     written, and the submitter gets the holder's handle
+//     (store.PutPending, store.PutSchedule).
+//   - Cancelling removes the record in one transaction (store.Cancel), and
+//     a reload of the schedules file compares and writes in one (Sync,
+//     through store.EditSchedules).
+//   - Firing is the one change planned from an earlier read: this loop reads
+//     what is due, the sink hands it over (to workers, or to gearmand over
+//     the network), and only then commits. The commit names the generation
+//     of each schedule it planned from (store.Schedule.Gen), and a schedule
+//     cancelled or redefined since refuses the plan: a cancel is never
+//     undone and a reload never overwritten. Pending one-shot jobs never
+//     change, so their commit only checks that they are still there.
+//
+// State in memory has one owner too: the loop's parsed specs are this
+// goroutine's, and the job server's queues and connections belong to its
+// mutex, which is never held across disk or network I/O.
 package scheduler
 
 import (

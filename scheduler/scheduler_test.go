@@ -41,7 +41,7 @@ func (r *recordingSink) Release(ctx context.Context, jobs []*store.Job, occs []O
 		}
 		socc = append(socc, so)
 	}
-	_, err := r.st.Fire(ids, socc)
+	_, _, err := r.st.Fire(ids, socc)
 	return err
 }
 
@@ -62,11 +62,42 @@ func newTest(t *testing.T) (*Scheduler, *recordingSink, *store.Store) {
 
 var t0 = time.Date(2026, 1, 5, 12, 0, 0, 0, time.UTC)
 
+// tick runs one Tick and fails the test on error.
+func tick(t *testing.T, s *Scheduler, now, missedBefore time.Time) {
+	t.Helper()
+	if err := s.Tick(context.Background(), now, missedBefore); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func putSchedule(t *testing.T, st *store.Store, sc *store.Schedule) {
+	t.Helper()
+	if err := st.PutSchedule(sc, "").Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func putPending(t *testing.T, st *store.Store, j *store.Job) {
+	t.Helper()
+	if err := st.PutPending(j, "").Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func mustSchedule(t *testing.T, st *store.Store, id uint64) *store.Schedule {
+	t.Helper()
+	sc, err := st.GetSchedule(id)
+	if err != nil || sc == nil {
+		t.Fatalf("schedule %d: %v, %v", id, sc, err)
+	}
+	return sc
+}
+
 func TestOneShotNeverEarly(t *testing.T) {
 	s, sink, st := newTest(t)
 	for i, d := range []time.Duration{10 * time.Second, 10 * time.Second, 20 * time.Second, 10*time.Second + 1} {
 		j := &store.Job{ID: uint64(i + 1), Handle: fmt.Sprintf("H:t:%d", i+1), Function: "f", Due: t0.Add(d).UnixNano()}
-		if err := st.PutScheduled(j).Wait(); err != nil {
+		if err := st.PutPending(j, "").Wait(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -93,7 +124,7 @@ func TestOneShotNeverEarly(t *testing.T) {
 	if _, ok, _ := st.NextDue(); ok {
 		t.Error("index not empty after every job fired")
 	}
-	if counts, _ := st.PendingCounts(); len(counts) != 0 {
+	if counts := st.PendingCounts(); len(counts) != 0 {
 		t.Errorf("pending counts left: %v", counts)
 	}
 }
@@ -111,20 +142,19 @@ func minutely(missed string, cap int, catchUp time.Duration) *store.Schedule {
 func TestMissedRunPolicies(t *testing.T) {
 	restart := t0.Add(10*time.Minute + 30*time.Second)
 	for _, tc := range []struct {
-		name    string
-		sc      *store.Schedule
-		want    []string // minutes after t0 that fire
-		wantErr bool
+		name string
+		sc   *store.Schedule
+		want []int // minutes after t0 that fire
 	}{
-		{"skip", minutely(MissedSkip, 0, time.Hour), nil, false},
-		{"once", minutely(MissedOnce, 0, time.Hour), []string{"10"}, false},
-		{"all capped", minutely(MissedAll, 3, time.Hour), []string{"8", "9", "10"}, false},
-		{"all uncapped within window", minutely(MissedAll, 100, 5*time.Minute), []string{"6", "7", "8", "9", "10"}, false},
-		{"once outside window", minutely(MissedOnce, 0, 10*time.Second), nil, false},
+		{"skip", minutely(MissedSkip, 0, time.Hour), nil},
+		{"once", minutely(MissedOnce, 0, time.Hour), []int{10}},
+		{"all capped", minutely(MissedAll, 3, time.Hour), []int{8, 9, 10}},
+		{"all uncapped within window", minutely(MissedAll, 100, 5*time.Minute), []int{6, 7, 8, 9, 10}},
+		{"once outside window", minutely(MissedOnce, 0, 10*time.Second), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, sink, st := newTest(t)
-			if err := st.PutSchedule(tc.sc).Wait(); err != nil {
+			if err := st.PutSchedule(tc.sc, "").Wait(); err != nil {
 				t.Fatal(err)
 			}
 			if err := s.Tick(context.Background(), restart, restart); err != nil {
@@ -132,14 +162,12 @@ func TestMissedRunPolicies(t *testing.T) {
 			}
 			var want []string
 			for _, m := range tc.want {
-				var n int
-				fmt.Sscan(m, &n)
-				want = append(want, fmt.Sprintf("m@%d", t0.Add(time.Duration(n)*time.Minute).Unix()))
+				want = append(want, fmt.Sprintf("m@%d", t0.Add(time.Duration(m)*time.Minute).Unix()))
 			}
 			if strings.Join(sink.fired, " ") != strings.Join(want, " ") {
 				t.Errorf("fired %v, want %v", sink.fired, want)
 			}
-			sc, _ := st.GetSchedule(7)
+			sc := mustSchedule(t, st, 7)
 			if next := time.Unix(0, sc.Next).UTC(); !next.Equal(t0.Add(11 * time.Minute)) {
 				t.Errorf("next occurrence %v, want t0+11m", next)
 			}
@@ -148,8 +176,8 @@ func TestMissedRunPolicies(t *testing.T) {
 			}
 			// Running normally afterwards: the next minute fires, once.
 			before := len(sink.fired)
-			s.Tick(context.Background(), t0.Add(11*time.Minute), restart)
-			s.Tick(context.Background(), t0.Add(11*time.Minute+30*time.Second), restart)
+			tick(t, s, t0.Add(11*time.Minute), restart)
+			tick(t, s, t0.Add(11*time.Minute+30*time.Second), restart)
 			if len(sink.fired) != before+1 {
 				t.Errorf("after the restart the 11th minute fired %d times", len(sink.fired)-before)
 			}
@@ -160,8 +188,8 @@ func TestMissedRunPolicies(t *testing.T) {
 func TestLateButNotMissedFires(t *testing.T) {
 	// Due after the start but the loop got to it late: not a missed run.
 	s, sink, st := newTest(t)
-	st.PutSchedule(minutely(MissedSkip, 0, 0)).Wait()
-	s.Tick(context.Background(), t0.Add(3*time.Second), t0.Add(-time.Second))
+	putSchedule(t, st, minutely(MissedSkip, 0, 0))
+	tick(t, s, t0.Add(3*time.Second), t0.Add(-time.Second))
 	if len(sink.fired) != 1 {
 		t.Fatalf("fired %v, want the t0 occurrence", sink.fired)
 	}
@@ -172,14 +200,14 @@ func TestOverlapSkip(t *testing.T) {
 	sc := minutely(MissedOnce, 0, time.Hour)
 	sc.Overlap = OverlapSkip
 	sc.LastHandle = "H:prev:1"
-	st.PutSchedule(sc).Wait()
+	putSchedule(t, st, sc)
 	sink.live["H:prev:1"] = true
-	s.Tick(context.Background(), t0, t0.Add(-time.Hour))
+	tick(t, s, t0, t0.Add(-time.Hour))
 	if len(sink.fired) != 0 || sink.skips != 1 {
 		t.Fatalf("fired %v with the previous run live (skips %d)", sink.fired, sink.skips)
 	}
 	sink.live["H:prev:1"] = false
-	s.Tick(context.Background(), t0.Add(time.Minute), t0.Add(-time.Hour))
+	tick(t, s, t0.Add(time.Minute), t0.Add(-time.Hour))
 	if len(sink.fired) != 1 {
 		t.Fatalf("fired %v after the previous run ended", sink.fired)
 	}
@@ -197,14 +225,14 @@ func TestJitterDelaysNeverAdvances(t *testing.T) {
 	}
 	s, sink, st := newTest(t)
 	sc.FireAt = t0.Add(j).UnixNano()
-	st.PutSchedule(sc).Wait()
+	putSchedule(t, st, sc)
 	if j > 0 {
-		s.Tick(context.Background(), t0.Add(j-1), t0.Add(-time.Hour))
+		tick(t, s, t0.Add(j-1), t0.Add(-time.Hour))
 		if len(sink.fired) != 0 {
 			t.Fatalf("fired before its jittered time")
 		}
 	}
-	s.Tick(context.Background(), t0.Add(j), t0.Add(-time.Hour))
+	tick(t, s, t0.Add(j), t0.Add(-time.Hour))
 	if len(sink.fired) != 1 {
 		t.Fatalf("did not fire at its jittered time %v", j)
 	}
@@ -227,7 +255,7 @@ func TestRunWakesAtDueTime(t *testing.T) {
 	s, sink, st := newTest(t)
 	clk := newManualClock(t0)
 	s.clock = clk
-	st.PutScheduled(&store.Job{ID: 1, Handle: "H:t:1", Function: "f", Due: t0.Add(2500 * time.Millisecond).UnixNano()}).Wait()
+	putPending(t, st, &store.Job{ID: 1, Handle: "H:t:1", Function: "f", Due: t0.Add(2500 * time.Millisecond).UnixNano()})
 	done := make(chan struct{})
 	released := make(chan struct{}, 10)
 	s.sink = notifySink{sink, released}
@@ -367,7 +395,7 @@ func TestFailedReleaseWaits(t *testing.T) {
 	s, rec, st := newTest(t)
 	clk := newManualClock(t0)
 	s.clock = clk
-	st.PutScheduled(&store.Job{ID: 1, Handle: "H:t:1", Function: "f", Due: t0.UnixNano()}).Wait()
+	putPending(t, st, &store.Job{ID: 1, Handle: "H:t:1", Function: "f", Due: t0.UnixNano()})
 	released := make(chan struct{}, 10)
 	sink := failingSink{notifySink{rec, released}, make(chan bool, 1), make(chan struct{}, 10)}
 	sink.failing <- true

@@ -189,27 +189,3 @@ func (s *Store) Jobs(fn func(*Job) error) error {
 		})
 	})
 }
-
-// ReserveIDs durably reserves n job IDs and returns the first. IDs start at
-// 1 and are never handed out twice, across restarts too, so a handle never
-// names two jobs (gearmand restarts its counter at 1).
-func (s *Store) ReserveIDs(n uint64) (first uint64, err error) {
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		meta := tx.Bucket(bucketMeta)
-		first = 1
-		if v := meta.Get(keyNextID); len(v) == 8 {
-			first = binary.BigEndian.Uint64(v)
-		}
-		// Never hand out an ID at or below one already stored.
-		for _, b := range [][]byte{bucketJobs, bucketSched, bucketSchedules} {
-			if k, _ := tx.Bucket(b).Cursor().Last(); len(k) == 8 {
-				first = max(first, binary.BigEndian.Uint64(k)+1)
-			}
-		}
-		return meta.Put(keyNextID, binary.BigEndian.AppendUint64(nil, first+n))
-	})
-	if err != nil {
-		return 0, fmt.Errorf("store: reserve %d job ids: %w", n, err)
-	}
-	return first, nil
-}

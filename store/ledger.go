@@ -82,35 +82,42 @@ type Forward struct {
 	Triggers []*Job
 }
 
+// ForwardResult says what Forwarded removed, and what had gone.
+type ForwardResult struct {
+	// Removed are the pending jobs of Done it removed.
+	Removed []*Job
+	// Cancelled are the ids of Done no longer pending, and of Schedules
+	// no longer there: they were cancelled while being forwarded.
+	Cancelled []uint64
+}
+
 // Forwarded commits f in one transaction, so a crash either leaves an item
 // pending (it is resubmitted, with the same unique) or records it as
-// fired: never both, never neither. It returns the pending records it
-// removed; ids no longer pending (cancelled meanwhile) are left out.
-func (s *Store) Forwarded(f Forward) ([]*Job, error) {
-	var removed []*Job
-	err := s.update(func(tx *bolt.Tx) error {
-		removed = removed[:0]
-		var gone map[uint64]bool
+// fired: never both, never neither. A schedule advances only if its plan
+// is not stale (see advanceSchedule).
+func (s *Store) Forwarded(f Forward) (ForwardResult, error) {
+	var res ForwardResult
+	err := s.update(func(t *txn) error {
+		res = ForwardResult{}
+		gone := map[uint64]bool{}
 		for _, id := range f.Done {
-			j, err := removeScheduled(tx, id)
+			j, err := removePending(t, id)
 			if err != nil {
 				return err
 			}
 			if j != nil {
-				removed = append(removed, j)
+				res.Removed = append(res.Removed, j)
 			} else {
-				if gone == nil {
-					gone = map[uint64]bool{}
-				}
 				gone[id] = true
+				res.Cancelled = append(res.Cancelled, id)
 			}
 		}
 		for _, d := range f.Defer {
-			if err := deferScheduled(tx, d); err != nil {
+			if err := deferPending(t, d); err != nil {
 				return err
 			}
 		}
-		fired, at := tx.Bucket(bucketFired), tx.Bucket(bucketFiredAt)
+		fired, at := t.bucket(bucketFired), t.bucket(bucketFiredAt)
 		for i := range f.Ledger {
 			e := &f.Ledger[i]
 			if gone[e.ID] {
@@ -124,18 +131,22 @@ func (s *Store) Forwarded(f Forward) ([]*Job, error) {
 			}
 		}
 		for _, sc := range f.Schedules {
-			if err := putSchedule(tx, sc); err != nil {
+			_, wasGone, err := advanceSchedule(t, sc)
+			if err != nil {
 				return err
 			}
+			if wasGone {
+				res.Cancelled = append(res.Cancelled, sc.ID)
+			}
 		}
-		for _, t := range f.Triggers {
-			if err := joinTrigger(tx, t); err != nil {
+		for _, tr := range f.Triggers {
+			if err := joinTrigger(t, tr); err != nil {
 				return err
 			}
 		}
 		return nil
 	}).Wait()
-	return removed, err
+	return res, err
 }
 
 // Deferral moves a pending job to a new due time (unix ns).
@@ -144,10 +155,10 @@ type Deferral struct {
 	Due int64
 }
 
-// deferScheduled moves pending job d.ID to d.Due; a job no longer pending
-// is left alone.
-func deferScheduled(tx *bolt.Tx, d Deferral) error {
-	v := tx.Bucket(bucketSched).Get(idKey(d.ID))
+// deferPending moves pending job d.ID to d.Due; a job no longer pending is
+// left alone.
+func deferPending(t *txn, d Deferral) error {
+	v := t.bucket(bucketSched).Get(idKey(d.ID))
 	if v == nil {
 		return nil
 	}
@@ -155,27 +166,27 @@ func deferScheduled(tx *bolt.Tx, d Deferral) error {
 	if err != nil {
 		return fmt.Errorf("store: scheduled job %d: %w", d.ID, err)
 	}
-	if err := tx.Bucket(bucketDue).Delete(dueKey(j.Due, d.ID)); err != nil {
+	if err := t.bucket(bucketDue).Delete(dueKey(j.Due, d.ID)); err != nil {
 		return err
 	}
 	j.Due = d.Due
-	if err := tx.Bucket(bucketSched).Put(idKey(d.ID), j.appendTo(nil)); err != nil {
+	if err := t.bucket(bucketSched).Put(idKey(d.ID), j.appendTo(nil)); err != nil {
 		return err
 	}
-	return tx.Bucket(bucketDue).Put(dueKey(j.Due, d.ID), []byte{KindJob})
+	return t.bucket(bucketDue).Put(dueKey(j.Due, d.ID), []byte{KindJob})
 }
 
-// joinTrigger stores trigger t, or adds its watched handles to the pending
+// joinTrigger stores trigger tr, or adds its watched handles to the pending
 // trigger with the same key.
-func joinTrigger(tx *bolt.Tx, t *Job) error {
-	v := tx.Bucket(bucketUniq).Get(pendingKey(t))
+func joinTrigger(t *txn, tr *Job) error {
+	v := t.bucket(bucketUniq).Get(pendingKey(tr))
 	if len(v) != 8 {
-		return putScheduled(tx, t)
+		return putPending(t, tr)
 	}
 	id := binary.BigEndian.Uint64(v)
-	rec := tx.Bucket(bucketSched).Get(idKey(id))
+	rec := t.bucket(bucketSched).Get(idKey(id))
 	if rec == nil {
-		return putScheduled(tx, t)
+		return putPending(t, tr)
 	}
 	old, err := decodeJob(id, rec)
 	if err != nil {
@@ -184,8 +195,8 @@ func joinTrigger(tx *bolt.Tx, t *Job) error {
 	if len(old.Watch) >= MaxWatch {
 		return nil
 	}
-	old.Watch = append(old.Watch, t.Watch[:min(len(t.Watch), MaxWatch-len(old.Watch))]...)
-	return tx.Bucket(bucketSched).Put(idKey(id), old.appendTo(nil))
+	old.Watch = append(old.Watch, tr.Watch[:min(len(tr.Watch), MaxWatch-len(old.Watch))]...)
+	return t.bucket(bucketSched).Put(idKey(id), old.appendTo(nil))
 }
 
 // FiredJob returns the ledger entry of job id, or nil.
@@ -201,18 +212,22 @@ func (s *Store) FiredJob(id uint64) (*Fired, error) {
 }
 
 // PruneFired deletes up to max ledger entries recorded before the given
-// time (unix ns) and returns how many it deleted.
+// time (unix ns), with their request keys, and returns how many it
+// deleted.
 func (s *Store) PruneFired(before int64, max int) (int, error) {
 	n := 0
-	err := s.update(func(tx *bolt.Tx) error {
+	err := s.update(func(t *txn) error {
 		n = 0
-		index, ledger := tx.Bucket(bucketFiredAt), tx.Bucket(bucketFired)
+		index, ledger := t.bucket(bucketFiredAt), t.bucket(bucketFired)
 		c := index.Cursor()
 		for k, _ := c.First(); len(k) == 16 && n < max; k, _ = c.First() {
 			if int64(binary.BigEndian.Uint64(k)) >= before {
 				break
 			}
 			if err := ledger.Delete(k[8:]); err != nil {
+				return err
+			}
+			if err := forgetRequest(t, binary.BigEndian.Uint64(k[8:])); err != nil {
 				return err
 			}
 			if err := c.Delete(); err != nil {

@@ -102,7 +102,7 @@ func TestJobTrailerRoundTrip(t *testing.T) {
 }
 
 // waitBatch fails the test if the batch's commit failed.
-func waitBatch(t *testing.T, b *Batch) {
+func waitBatch(t *testing.T, b interface{ Wait() error }) {
 	t.Helper()
 	if err := b.Wait(); err != nil {
 		t.Fatal(err)
@@ -111,11 +111,7 @@ func waitBatch(t *testing.T, b *Batch) {
 
 func pendingCounts(t *testing.T, s *Store) map[string]int {
 	t.Helper()
-	c, err := s.PendingCounts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return s.PendingCounts()
 }
 
 func scheduled(t *testing.T, s *Store, id uint64) *Job {
@@ -181,14 +177,15 @@ func TestForwardedRemovesPendingAndRecordsLedger(t *testing.T) {
 				{ID: 3, Handle: "H:t:3", Function: "g", Unique: "u3", Due: 300, Kind: JobPassthrough, When: 7},
 			}
 			for _, j := range jobs {
-				waitBatch(t, s.PutScheduled(j))
+				waitBatch(t, s.PutPending(j, ""))
 			}
 			var ledger []Fired
 			for i, id := range tt.done {
 				ledger = append(ledger, Fired{ID: id, Upstream: "gm:4730", UpstreamHandle: fmt.Sprintf("H:up:%d", i),
 					Due: int64(id) * 100, At: 1000 + int64(i)})
 			}
-			removed, err := s.Forwarded(Forward{Done: tt.done, Ledger: ledger})
+			res, err := s.Forwarded(Forward{Done: tt.done, Ledger: ledger})
+			removed := res.Removed
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -216,7 +213,7 @@ func TestForwardedRemovesPendingAndRecordsLedger(t *testing.T) {
 				if j.Unique == "" {
 					continue
 				}
-				id, err := s.LookupUnique(j.Function, j.Unique)
+				h, _, err := s.FindUnique(j.Unique)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -224,8 +221,8 @@ func TestForwardedRemovesPendingAndRecordsLedger(t *testing.T) {
 				if slices.Contains(tt.wantPending, j.ID) {
 					want = j.ID
 				}
-				if id != want {
-					t.Errorf("LookupUnique(%q, %q) = %d, want %d", j.Function, j.Unique, id, want)
+				if h.ID != want {
+					t.Errorf("FindUnique(%q) = %d, want %d", j.Unique, h.ID, want)
 				}
 			}
 			// Entries of jobs that were no longer pending (cancelled while
@@ -247,7 +244,8 @@ func TestForwardedRemovesPendingAndRecordsLedger(t *testing.T) {
 				}
 			}
 			// Forwarding the same ids again changes nothing.
-			again, err := s.Forwarded(Forward{Done: tt.done})
+			res, err = s.Forwarded(Forward{Done: tt.done})
+			again := res.Removed
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -263,7 +261,7 @@ func TestForwardedRemovesPendingAndRecordsLedger(t *testing.T) {
 
 func TestTriggerNotCounted(t *testing.T) {
 	s, _ := openTemp(t, Options{})
-	waitBatch(t, s.PutScheduled(&Job{ID: 1, Function: "f", Unique: "x", Due: 50}))
+	waitBatch(t, s.PutPending(&Job{ID: 1, Function: "f", Unique: "x", Due: 50}, ""))
 	trig := &Job{ID: 2, Function: "f", Unique: "x", Due: 100, Kind: JobTrigger, Upstream: "gm:4730", Watch: []string{"H:up:1"}}
 	if _, err := s.Forwarded(Forward{Triggers: []*Job{trig}}); err != nil {
 		t.Fatal(err)
@@ -276,15 +274,16 @@ func TestTriggerNotCounted(t *testing.T) {
 	}
 	// A trigger's unique key includes its upstream: it does not shadow the
 	// client's job with the same function and unique.
-	if id, err := s.LookupUnique("f", "x"); err != nil || id != 1 {
-		t.Errorf("LookupUnique(f, x) = %d, %v; want the client's job 1", id, err)
+	if h, _, err := s.FindUnique("x"); err != nil || h.ID != 1 {
+		t.Errorf("FindUnique(x) = %d, %v; want the client's job 1", h.ID, err)
 	}
 	got := scheduled(t, s, 2)
 	if got == nil || got.Kind != JobTrigger || got.Upstream != "gm:4730" || !slices.Equal(got.Watch, trig.Watch) {
 		t.Fatalf("Scheduled(2) = %+v, want the trigger %+v", got, trig)
 	}
 
-	removed, err := s.Forwarded(Forward{Done: []uint64{2}})
+	res, err := s.Forwarded(Forward{Done: []uint64{2}})
+	removed := res.Removed
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,8 +293,8 @@ func TestTriggerNotCounted(t *testing.T) {
 	if got, want := pendingCounts(t, s), map[string]int{"f": 1}; !reflect.DeepEqual(got, want) {
 		t.Errorf("after forwarding the trigger, PendingCounts = %v, want %v", got, want)
 	}
-	if id, err := s.LookupUnique("f", "x"); err != nil || id != 1 {
-		t.Errorf("after forwarding the trigger, LookupUnique(f, x) = %d, %v; want 1", id, err)
+	if h, _, err := s.FindUnique("x"); err != nil || h.ID != 1 {
+		t.Errorf("after forwarding the trigger, FindUnique(x) = %d, %v; want 1", h.ID, err)
 	}
 }
 
@@ -493,8 +492,8 @@ func TestPruneFired(t *testing.T) {
 
 func TestLedgerAndTriggersSurviveReopen(t *testing.T) {
 	s, path := openTemp(t, Options{})
-	waitBatch(t, s.PutScheduled(&Job{ID: 1, Handle: "H:s:1", Function: "f", Due: 10, Kind: JobPassthrough, When: 1700000000}))
-	waitBatch(t, s.PutScheduled(&Job{ID: 2, Handle: "H:s:2", Function: "f", Due: 20}))
+	waitBatch(t, s.PutPending(&Job{ID: 1, Handle: "H:s:1", Function: "f", Due: 10, Kind: JobPassthrough, When: 1700000000}, ""))
+	waitBatch(t, s.PutPending(&Job{ID: 2, Handle: "H:s:2", Function: "f", Due: 20}, ""))
 	entry := Fired{ID: 1, Upstream: "10.0.0.1:4730", UpstreamHandle: "H:up:77", Due: 10, At: 1000}
 	trig := []*Job{
 		{ID: 3, Handle: "H:s:3", Function: "f", Unique: "t", Due: 30, Kind: JobTrigger, When: 1700000000, Upstream: "10.0.0.1:4730", Watch: []string{"H:up:77"}},
@@ -576,7 +575,7 @@ func TestPruneFiredSurvivesReopen(t *testing.T) {
 func TestDeferMovesDueTime(t *testing.T) {
 	s, _ := openTemp(t, Options{})
 	for _, j := range []*Job{{ID: 1, Handle: "H:t:1", Function: "f", Due: 100}, {ID: 2, Handle: "H:t:2", Function: "f", Due: 200}} {
-		waitBatch(t, s.PutScheduled(j))
+		waitBatch(t, s.PutPending(j, ""))
 	}
 	if _, err := s.Forwarded(Forward{Defer: []Deferral{{ID: 1, Due: 300}, {ID: 42, Due: 50}}}); err != nil {
 		t.Fatal(err)

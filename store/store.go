@@ -1,10 +1,14 @@
 // Package store keeps gearsched's durable state in a bbolt database: the
-// background jobs that must survive a crash, and the job-id high-water mark
+// background jobs that must survive a crash, the jobs and schedules waiting
+// for their time, the sidecar's fire ledger, and the job-id high-water mark
 // that keeps handles from ever being reused.
 //
 // Writes go through a single committer goroutine that folds every write
 // waiting at that moment into one transaction (group commit), so concurrent
-// submitters share one fsync without a fixed batching delay.
+// submitters share one fsync without a fixed batching delay. The committer
+// is the owner of every record: a write is a function run inside its
+// transaction, which reads the record as it is then and decides there (see
+// the scheduler package for the rule this serves).
 package store
 
 import (
@@ -28,8 +32,9 @@ var (
 	bucketDue       = []byte("due")       // due ns (BE) + id (BE) -> kind
 	bucketUniq      = []byte("uniq")      // function \0 unique -> id, for pending jobs and schedules
 	bucketCounts    = []byte("counts")    // function -> pending scheduled jobs (BE)
+	bucketRequests  = []byte("requests")  // request key -> id of what it made
+	bucketRequestOf = []byte("request_of") // id -> its request key
 	bucketMeta      = []byte("meta")
-	keyNextID       = []byte("next_id")
 )
 
 // ErrClosed is returned by writes made after Close.
@@ -41,12 +46,20 @@ type Options struct {
 	Logger *slog.Logger
 	// NoSync skips fsync; for benchmarks and tests of non-durable paths only.
 	NoSync bool
+	// BeforeCommit, when set, runs inside every write transaction of the
+	// committer before the queued writes are applied; an error fails the
+	// transaction. Tests use it to hold a commit while other goroutines
+	// act, or to make one fail.
+	BeforeCommit func() error
 }
 
 // Store is an open database. Its methods are safe for concurrent use.
 type Store struct {
-	db  *bolt.DB
-	log *slog.Logger
+	db     *bolt.DB
+	log    *slog.Logger
+	before func() error
+
+	counts *counts
 
 	mu      sync.Mutex
 	cur     *Batch // batch that writes queued now will join
@@ -70,13 +83,18 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketJobs, bucketSched, bucketSchedules, bucketDue, bucketUniq, bucketCounts, bucketMeta, bucketFired, bucketFiredAt} {
+		for _, b := range [][]byte{bucketJobs, bucketSched, bucketSchedules, bucketDue, bucketUniq, bucketCounts,
+			bucketRequests, bucketRequestOf, bucketMeta, bucketFired, bucketFiredAt} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+	c := new(counts)
+	if err == nil {
+		err = db.View(c.load)
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("store: initialise %s: %w", path, err)
@@ -88,6 +106,8 @@ func Open(path string, opts Options) (*Store, error) {
 	s := &Store{
 		db:      db,
 		log:     log,
+		before:  opts.BeforeCommit,
+		counts:  c,
 		cur:     newBatch(),
 		wake:    make(chan struct{}, 1),
 		stopped: make(chan struct{}),
@@ -132,7 +152,7 @@ func (s *Store) Mode() (string, error) {
 // "sidecar"), so that a restart in the other mode can refuse records it
 // would mishandle.
 func (s *Store) SetMode(mode string) error {
-	return s.update(func(tx *bolt.Tx) error {
-		return tx.Bucket(bucketMeta).Put(keyMode, []byte(mode))
+	return s.update(func(t *txn) error {
+		return t.bucket(bucketMeta).Put(keyMode, []byte(mode))
 	}).Wait()
 }

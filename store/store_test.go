@@ -64,7 +64,7 @@ func TestPutDeleteSurviveReopen(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var batches []*Batch
+	var batches []*Write
 	for i := uint64(1); i <= 5; i++ {
 		batches = append(batches, s.Put(&Job{ID: i, Handle: fmt.Sprintf("H:t:%d", i), Function: "f", Data: []byte{byte(i)}}))
 	}
@@ -108,12 +108,12 @@ func TestReserveIDsNeverRepeat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := s.ReserveIDs(10)
+	a, err := s.ReserveIDs(10).Wait()
 	if err != nil || a != 1 {
 		t.Fatalf("first reservation: %d, %v; want 1", a, err)
 	}
-	b, _ := s.ReserveIDs(10)
-	if b != 11 {
+	b, err := s.ReserveIDs(10).Wait()
+	if err != nil || b != 11 {
 		t.Errorf("second reservation starts at %d, want 11", b)
 	}
 	// A stored job above the high-water mark (a database written by a
@@ -127,8 +127,8 @@ func TestReserveIDsNeverRepeat(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	c, _ := s.ReserveIDs(1)
-	if c != 501 {
+	c, err := s.ReserveIDs(1).Wait()
+	if err != nil || c != 501 {
 		t.Errorf("after reopen the next ID is %d, want 501", c)
 	}
 }

@@ -189,16 +189,20 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
+	handles, err := gearman.NewHandles(st, c.handlePrefix)
+	if err != nil {
+		return err
+	}
 	var sched *scheduler.Scheduler
 	wake := func() { sched.Wake() }
-	sidecar, err := newSidecar(c, st, log, wake)
+	sidecar, err := newSidecar(c, st, handles, log, wake)
 	if err != nil {
 		return err
 	}
 	srv, err := gearman.NewServer(gearman.Config{
 		Store:             st,
 		Logger:            log,
-		HandlePrefix:      c.handlePrefix,
+		Handles:           handles,
 		JobRetries:        c.jobRetries,
 		RoundRobin:        c.roundRobin,
 		WorkerWakeup:      c.workerWakeup,
@@ -208,7 +212,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Wake:              func(due int64) { sched.WakeFor(due) },
 		SchedZone:         c.schedZone,
 		SchedCronWeekdays: c.schedWeekdays == "cron",
-		Forwarder:         sidecar.forwarder(),
+		Upstreams:         sidecar.upstreams(),
 		Passthrough:       c.passthrough,
 	})
 	if err != nil {
@@ -220,7 +224,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	sched = scheduler.New(scheduler.Config{Store: st, Sink: sink, Logger: log})
 	if c.schedules != "" {
-		if err := loadSchedules(c.schedules, st, srv, log); err != nil {
+		if err := loadSchedules(c.schedules, st, handles, log); err != nil {
 			return err
 		}
 	}
@@ -256,7 +260,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		case <-hup:
 			if c.schedules == "" {
 				log.Info("SIGHUP: no --schedules file to reload")
-			} else if err := loadSchedules(c.schedules, st, srv, log); err != nil {
+			} else if err := loadSchedules(c.schedules, st, handles, log); err != nil {
 				log.Error("schedules file rejected; keeping the running schedules", "file", c.schedules, "err", err)
 			} else {
 				sched.Wake()
@@ -282,12 +286,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 // loadSchedules reads the schedules file and applies it; an invalid file
 // changes nothing.
-func loadSchedules(path string, st *store.Store, srv *gearman.Server, log *slog.Logger) error {
+func loadSchedules(path string, st *store.Store, handles *gearman.Handles, log *slog.Logger) error {
 	defs, err := scheduler.LoadFile(path)
 	if err != nil {
 		return err
 	}
-	res, err := scheduler.Sync(st, defs, time.Now(), srv.NewHandle)
+	res, err := scheduler.Sync(st, defs, time.Now(), handles.Next)
 	if err != nil {
 		return fmt.Errorf("apply %s: %w", path, err)
 	}

@@ -19,7 +19,7 @@ type sidecar struct {
 	fwd *gearman.Forwarder
 }
 
-func newSidecar(c *serveConfig, st *store.Store, log *slog.Logger, wake func()) (*sidecar, error) {
+func newSidecar(c *serveConfig, st *store.Store, handles *gearman.Handles, log *slog.Logger, wake func()) (*sidecar, error) {
 	if len(c.upstreams) == 0 {
 		return nil, nil
 	}
@@ -35,6 +35,7 @@ func newSidecar(c *serveConfig, st *store.Store, log *slog.Logger, wake func()) 
 	fwd, err := gearman.NewForwarder(gearman.ForwarderConfig{
 		Store:           st,
 		Upstream:        up,
+		Handles:         handles,
 		Logger:          log,
 		TriggerPayload:  []byte(c.triggerPayload),
 		LedgerRetention: c.ledgerRetention,
@@ -45,8 +46,9 @@ func newSidecar(c *serveConfig, st *store.Store, log *slog.Logger, wake func()) 
 	return &sidecar{cfg: c, log: log, up: up, fwd: fwd}, nil
 }
 
-// forwarder returns the Server's Forwarder: nil in job-server mode.
-func (s *sidecar) forwarder() *gearman.Forwarder {
+// upstreams returns what the listener asks of the upstream servers: nil
+// in job-server mode.
+func (s *sidecar) upstreams() gearman.Upstreams {
 	if s == nil {
 		return nil
 	}
@@ -62,7 +64,7 @@ func (s *sidecar) start(ctx context.Context, wg *sync.WaitGroup, srv *gearman.Se
 	wg.Go(func() { s.fwd.Run(ctx) })
 	if s.cfg.controlSchedule != "" {
 		ctl := gearman.NewControl(gearman.ControlConfig{
-			Server: srv, Addrs: s.cfg.upstreams, Logger: s.log,
+			Holder: srv, Addrs: s.cfg.upstreams, Logger: s.log,
 			Schedule: s.cfg.controlSchedule, Cancel: s.cfg.controlCancel,
 		})
 		wg.Go(func() { ctl.Run(ctx) })

@@ -1,0 +1,295 @@
+package gearman
+
+import "time"
+
+// peek returns the job a grab on f would get, reaping cancelled and
+// abandoned jobs it finds at the queue heads.
+func (s *Server) peek(f *function) *job {
+	for p := range f.queue {
+		l := &f.queue[p]
+		for l.head != nil && l.head.ignore {
+			j := l.head
+			l.remove(j)
+			s.forget(j)
+		}
+		if l.head != nil {
+			return l.head
+		}
+	}
+	return nil
+}
+
+// grab hands c the next job, scanning its functions newest registration
+// first, each function's best priority first (gearmand 1.1.20's order).
+func (s *Server) grab(c *conn, p *Packet) {
+	t := p.Type
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c.sleeping, c.noopSent = false, false
+	n := len(c.abilities)
+	if s.draining {
+		n = 0
+	}
+	for k := range n {
+		a := c.abilities[n-1-(c.rotation+k)%n]
+		j := s.peek(a.fn)
+		if j == nil {
+			continue
+		}
+		if s.cfg.RoundRobin {
+			c.rotation = (c.rotation + k + 1) % n
+		}
+		a.fn.queue[j.Priority].remove(j)
+		s.assign(c, j, a.timeout)
+		c.write(func(b []byte) []byte { return appendAssign(b, t, j) })
+		return
+	}
+	c.send(NoJob)
+}
+
+func appendAssign(b []byte, t Type, j *job) []byte {
+	start := len(b)
+	switch {
+	case t == GrabJob:
+		b = appendHeader(b, MagicRes, JobAssign)
+		b = appendFields(b, j.Handle, j.Function)
+	case t == GrabJobAll && j.Reducer != "":
+		b = appendHeader(b, MagicRes, JobAssignAll)
+		b = appendFields(b, j.Handle, j.Function, j.Unique, j.Reducer)
+	default:
+		b = appendHeader(b, MagicRes, JobAssignUniq)
+		b = appendFields(b, j.Handle, j.Function, j.Unique)
+	}
+	b = append(b, j.Data...)
+	return finishPacket(b, start)
+}
+
+// appendFields appends NUL-terminated fields.
+func appendFields(b []byte, fields ...string) []byte {
+	for _, f := range fields {
+		b = append(b, f...)
+		b = append(b, 0)
+	}
+	return b
+}
+
+func (s *Server) assign(c *conn, j *job, timeout time.Duration) {
+	j.state = stateRunning
+	j.worker = c
+	c.assigned = append(c.assigned, j)
+	j.fn.running++
+	j.assignGen++
+	if timeout > 0 {
+		gen := j.assignGen
+		j.timer = time.AfterFunc(timeout, func() { s.timedOut(j, gen) })
+	}
+}
+
+// timedOut requeues a job whose CAN_DO_TIMEOUT ran out, unless the timer
+// belongs to an assignment that already ended.
+func (s *Server) timedOut(j *job, gen uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if j.state != stateRunning || j.assignGen != gen || j.timer == nil {
+		return
+	}
+	j.timer = nil
+	j.worker.log.Info("job timed out; requeueing", "handle", j.Handle, "function", j.Function)
+	s.requeue(j)
+}
+
+func (s *Server) stopTimer(j *job) {
+	if j.timer != nil {
+		j.timer.Stop()
+		j.timer = nil
+	}
+}
+
+// workResult handles WORK_* packets from the worker that owns the job.
+func (s *Server) workResult(c *conn, p *Packet) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	handle := p.Args[0]
+	j := s.jobs[string(handle)]
+	if j == nil || j.state != stateRunning || j.worker != c {
+		switch p.Type {
+		case WorkData, WorkWarning:
+			c.replyError(errJobNotFound, txtDataNotFound)
+		case WorkException:
+			c.replyError(errJobNotFound, txtExceptionMissing)
+		case WorkFail:
+			if len(handle) > MaxHandleSize {
+				c.replyError(errArgumentTooLarge, txtHandleTooLarge)
+				return
+			}
+			fallthrough
+		default:
+			c.replyError(errJobNotFound, txtWorkNotFound)
+		}
+		return
+	}
+	switch p.Type {
+	case WorkStatus:
+		j.num, j.den = string(p.Args[1]), string(p.Args[2])
+		s.forward(j, p)
+	case WorkData, WorkWarning:
+		s.forward(j, p)
+	case WorkComplete:
+		s.forward(j, p)
+		s.finish(j)
+	case WorkFail:
+		s.failListeners(j)
+		s.finish(j)
+	case WorkException:
+		for _, l := range j.listeners {
+			if l.exceptions {
+				l.sendBytes(WorkException, p.Args...)
+			} else {
+				l.send(WorkFail, j.Handle)
+			}
+		}
+		s.finish(j)
+	}
+}
+
+// forward copies a WORK_* packet unchanged to every waiting client.
+func (s *Server) forward(j *job, p *Packet) {
+	for _, l := range j.listeners {
+		l.sendBytes(p.Type, p.Args...)
+	}
+}
+
+func (s *Server) failListeners(j *job) {
+	for _, l := range j.listeners {
+		l.send(WorkFail, j.Handle)
+	}
+}
+
+// finish ends a running job: its record is deleted and it is forgotten.
+func (s *Server) finish(j *job) {
+	s.stopTimer(j)
+	j.worker.assigned = removeJob(j.worker.assigned, j)
+	j.worker = nil
+	j.fn.running--
+	if j.bg {
+		s.store.Delete(j.ID)
+	}
+	s.forget(j)
+	s.jobEnded()
+}
+
+// requeue puts back a job whose worker left or timed out, at the tail of its
+// priority, unless its attempts are used up or nobody wants it any more.
+func (s *Server) requeue(j *job) {
+	s.stopTimer(j)
+	if j.worker != nil {
+		j.worker.assigned = removeJob(j.worker.assigned, j)
+		j.worker = nil
+	}
+	j.fn.running--
+	j.retries++
+	j.num, j.den = "", ""
+	switch {
+	case s.cfg.JobRetries > 0 && j.retries >= s.cfg.JobRetries:
+		s.log.Info("job failed: retries exhausted", "handle", j.Handle, "function", j.Function, "attempts", j.retries)
+		s.failListeners(j)
+		if j.bg {
+			s.store.Delete(j.ID)
+		}
+		s.forget(j)
+	case j.ignore || (!j.bg && len(j.listeners) == 0):
+		s.forget(j)
+	default:
+		s.enqueue(j)
+	}
+	s.jobEnded()
+}
+
+// forget removes a job from every index. Listeners are detached.
+func (s *Server) forget(j *job) {
+	if s.jobs[j.Handle] == j {
+		delete(s.jobs, j.Handle)
+	}
+	s.unindex(j)
+	for _, l := range j.listeners {
+		l.listening = removeJob(l.listening, j)
+	}
+	j.listeners = nil
+	j.fn.total--
+	j.state = stateDone
+}
+
+// unindex stops j from taking part in coalescing.
+func (s *Server) unindex(j *job) {
+	if j.uniqKey != "" && j.fn.uniques[j.uniqKey] == j {
+		delete(j.fn.uniques, j.uniqKey)
+	}
+	j.uniqKey = ""
+}
+
+// cancelLive cancels a job in memory, as `cancel job` does: waiting clients
+// get WORK_FAIL, the stored record is deleted, and a queued job is dropped
+// when it reaches the head of its queue. A running job is not stopped. It
+// reports false when no live job has that handle.
+func (s *Server) cancelLive(handle string) bool {
+	j := s.jobs[handle]
+	if j == nil || j.ignore {
+		return false
+	}
+	s.failListeners(j)
+	for _, l := range j.listeners {
+		l.listening = removeJob(l.listening, j)
+	}
+	j.listeners = nil
+	if j.bg && j.state != statePersisting {
+		s.store.Delete(j.ID)
+		j.bg = false
+	}
+	j.ignore = true
+	s.unindex(j)
+	return true
+}
+
+// dropConn undoes everything a closing connection held: its running jobs
+// are requeued, fg jobs nobody else waits for are abandoned, and its
+// registrations are removed.
+func (s *Server) dropConn(c *conn) {
+	for len(c.assigned) > 0 {
+		j := c.assigned[len(c.assigned)-1]
+		c.log.Info("worker left with a running job; requeueing", "handle", j.Handle, "function", j.Function)
+		s.requeue(j)
+	}
+	for _, j := range c.listening {
+		j.listeners = removeConn(j.listeners, c)
+		if len(j.listeners) == 0 && !j.bg && j.state == stateQueued {
+			j.ignore = true
+			s.unindex(j)
+		}
+	}
+	c.listening = nil
+	s.dropAbilities(c)
+}
+
+func removeJob(js []*job, j *job) []*job {
+	for i, x := range js {
+		if x == j {
+			last := len(js) - 1
+			copy(js[i:], js[i+1:])
+			js[last] = nil
+			return js[:last]
+		}
+	}
+	return js
+}
+
+func removeConn(cs []*conn, c *conn) []*conn {
+	for i, x := range cs {
+		if x == c {
+			last := len(cs) - 1
+			copy(cs[i:], cs[i+1:])
+			cs[last] = nil
+			return cs[:last]
+		}
+	}
+	return cs
+}

@@ -1,0 +1,117 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"slices"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// counts mirrors in memory how many pending jobs (trigger jobs aside) and
+// how many schedules each function has, as committed, so that `status`,
+// maxqueue and lookups by unique read them without a transaction. Only the
+// committer changes them, after each commit.
+type counts struct {
+	mu        sync.Mutex
+	pending   map[string]int
+	schedules map[string]int
+}
+
+// load reads the counts of a freshly opened database: pending jobs from
+// their bucket, schedules (few: they are configuration) by counting.
+func (c *counts) load(tx *bolt.Tx) error {
+	c.pending, c.schedules = map[string]int{}, map[string]int{}
+	err := tx.Bucket(bucketCounts).ForEach(func(k, v []byte) error {
+		if len(v) == 8 {
+			c.pending[string(k)] = int(binary.BigEndian.Uint64(v))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketSchedules).ForEach(func(k, v []byte) error {
+		var sc struct {
+			Function string `json:"function"`
+		}
+		if err := json.Unmarshal(v, &sc); err != nil {
+			return err
+		}
+		c.schedules[sc.Function]++
+		return nil
+	})
+}
+
+// apply adds the deltas of a committed transaction.
+func (c *counts) apply(t *txn) {
+	if len(t.pending) == 0 && len(t.schedules) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	add := func(m map[string]int, deltas map[string]int) {
+		for fn, d := range deltas {
+			if n := m[fn] + d; n > 0 {
+				m[fn] = n
+			} else {
+				delete(m, fn)
+			}
+		}
+	}
+	add(c.pending, t.pending)
+	add(c.schedules, t.schedules)
+}
+
+// addPending changes function's durable count of pending jobs by delta.
+func addPending(t *txn, function string, delta int) error {
+	t.pending[function] += delta
+	b := t.bucket(bucketCounts)
+	var n int64
+	if v := b.Get([]byte(function)); len(v) == 8 {
+		n = int64(binary.BigEndian.Uint64(v))
+	}
+	n += int64(delta)
+	if n <= 0 {
+		return b.Delete([]byte(function))
+	}
+	return b.Put([]byte(function), binary.BigEndian.AppendUint64(nil, uint64(n)))
+}
+
+// PendingCount returns how many jobs of function wait for their due time
+// (trigger jobs, the sidecar's own, are not counted).
+func (s *Store) PendingCount(function string) int {
+	s.counts.mu.Lock()
+	defer s.counts.mu.Unlock()
+	return s.counts.pending[function]
+}
+
+// PendingCounts returns how many jobs wait for their due time, by function.
+func (s *Store) PendingCounts() map[string]int {
+	s.counts.mu.Lock()
+	defer s.counts.mu.Unlock()
+	out := make(map[string]int, len(s.counts.pending))
+	for fn, n := range s.counts.pending {
+		out[fn] = n
+	}
+	return out
+}
+
+// Functions returns, sorted, the functions that have pending jobs or
+// schedules.
+func (s *Store) Functions() []string {
+	s.counts.mu.Lock()
+	defer s.counts.mu.Unlock()
+	fns := make([]string, 0, len(s.counts.pending)+len(s.counts.schedules))
+	for fn := range s.counts.pending {
+		fns = append(fns, fn)
+	}
+	for fn := range s.counts.schedules {
+		if _, dup := s.counts.pending[fn]; !dup {
+			fns = append(fns, fn)
+		}
+	}
+	slices.Sort(fns)
+	return fns
+}

@@ -1,0 +1,244 @@
+package store
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Sources of schedules.
+const (
+	SourceProtocol = "protocol" // SUBMIT_JOB_SCHED
+	SourceFile     = "file"     // the schedules file, keyed by Name
+	SourceControl  = "control"  // the sidecar's control function
+)
+
+// Schedule is a recurring schedule from one of the Sources. Schedules not
+// from the file are indexed by (function, unique) like pending jobs.
+//
+// Its fields have two owners. The definition (everything down to Created)
+// is written by whoever made the schedule: SUBMIT_JOB_SCHED, the control
+// function, the schedules file. The timing state (Next, Last, LastHandle,
+// FireAt) is advanced by the firing path. Gen counts the definition writes
+// that change when the schedule fires; an advance planned from an older
+// Gen is refused (see Fire and Forwarded).
+type Schedule struct {
+	ID       uint64 `json:"id"`
+	Handle   string `json:"handle"`
+	Name     string `json:"name,omitempty"`
+	Source   string `json:"source"`
+	Spec     string `json:"spec"`
+	Zone     string `json:"zone"`
+	Function string `json:"function"`
+	Unique   string `json:"unique,omitempty"`
+	Data     []byte `json:"data,omitempty"`
+	Priority uint8  `json:"priority"`
+
+	Missed    string `json:"missed"`      // skip, once or all
+	MissedCap int    `json:"missed_cap"`  // with all: at most this many
+	CatchUp   int64  `json:"catch_up_ns"` // missed runs older than this are dropped
+	Overlap   string `json:"overlap"`     // allow or skip
+	Jitter    int64  `json:"jitter_ns"`   // delay-only, deterministic
+	Enabled   bool   `json:"enabled"`
+	Created   int64  `json:"created_ns"`
+
+	Gen uint64 `json:"gen"`
+
+	Next       int64  `json:"next_ns"` // nominal next occurrence; 0 = none
+	Last       int64  `json:"last_ns"` // last occurrence fired or skipped
+	LastHandle string `json:"last_handle,omitempty"`
+	// FireAt is Next plus jitter: the key in the due index.
+	FireAt int64 `json:"fire_at_ns"`
+}
+
+// timingOf is what decides when a schedule fires.
+func timingOf(sc *Schedule) [6]any {
+	return [6]any{sc.Spec, sc.Zone, sc.Jitter, sc.Enabled, sc.Next, sc.FireAt}
+}
+
+func getSchedule(tx *bolt.Tx, id uint64) (*Schedule, error) {
+	v := tx.Bucket(bucketSchedules).Get(idKey(id))
+	if v == nil {
+		return nil, nil
+	}
+	sc := new(Schedule)
+	if err := json.Unmarshal(v, sc); err != nil {
+		return nil, fmt.Errorf("store: schedule %d: %w", id, err)
+	}
+	return sc, nil
+}
+
+// putSchedule writes sc and keeps its due entry, unique entry and count
+// in step with the version it replaces.
+func putSchedule(t *txn, sc *Schedule) error {
+	old, err := getSchedule(t.tx, sc.ID)
+	if err != nil {
+		return err
+	}
+	if old == nil {
+		t.schedules[sc.Function]++
+	} else {
+		if err := unindexSchedule(t, old); err != nil {
+			return err
+		}
+		if old.Function != sc.Function {
+			t.schedules[old.Function]--
+			t.schedules[sc.Function]++
+		}
+	}
+	v, err := json.Marshal(sc)
+	if err != nil {
+		return err
+	}
+	if err := t.bucket(bucketSchedules).Put(idKey(sc.ID), v); err != nil {
+		return err
+	}
+	if sc.Enabled && sc.Next > 0 {
+		if err := t.bucket(bucketDue).Put(dueKey(sc.FireAt, sc.ID), []byte{KindSchedule}); err != nil {
+			return err
+		}
+	}
+	if indexed(sc.Unique) && sc.Source != SourceFile {
+		return t.bucket(bucketUniq).Put(uniqKey(sc.Function, sc.Unique), idKey(sc.ID))
+	}
+	return nil
+}
+
+func unindexSchedule(t *txn, sc *Schedule) error {
+	if sc.Enabled && sc.Next > 0 {
+		if err := t.bucket(bucketDue).Delete(dueKey(sc.FireAt, sc.ID)); err != nil {
+			return err
+		}
+	}
+	if indexed(sc.Unique) && sc.Source != SourceFile {
+		u := t.bucket(bucketUniq)
+		if v := u.Get(uniqKey(sc.Function, sc.Unique)); len(v) == 8 && binary.BigEndian.Uint64(v) == sc.ID {
+			return u.Delete(uniqKey(sc.Function, sc.Unique))
+		}
+	}
+	return nil
+}
+
+// defineSchedule writes a definition of sc: a new schedule starts at
+// generation 1, and a write that changes when an existing one fires moves
+// it to the next generation, so that advances planned before it are
+// refused.
+func defineSchedule(t *txn, sc *Schedule) error {
+	old, err := getSchedule(t.tx, sc.ID)
+	switch {
+	case err != nil:
+		return err
+	case old == nil:
+		sc.Gen = 1
+	case timingOf(old) != timingOf(sc):
+		sc.Gen = old.Gen + 1
+	default:
+		sc.Gen = old.Gen
+	}
+	return putSchedule(t, sc)
+}
+
+// advanceSchedule applies the firing path's plan to the schedule as it is
+// now: its timing state moves to the plan's, and the definition stays. It
+// is refused (applied false) when the schedule is gone, which gone
+// reports, or when its generation moved on since the plan was made.
+func advanceSchedule(t *txn, plan *Schedule) (applied, gone bool, err error) {
+	cur, err := getSchedule(t.tx, plan.ID)
+	if err != nil || cur == nil {
+		return false, cur == nil, err
+	}
+	if cur.Gen != plan.Gen {
+		return false, false, nil
+	}
+	adv := *cur
+	adv.Next, adv.FireAt, adv.Last, adv.LastHandle = plan.Next, plan.FireAt, plan.Last, plan.LastHandle
+	adv.Enabled = cur.Enabled && plan.Enabled // a spec that no longer parses is disabled
+	return true, false, putSchedule(t, &adv)
+}
+
+func deleteSchedule(t *txn, sc *Schedule) error {
+	if err := unindexSchedule(t, sc); err != nil {
+		return err
+	}
+	t.schedules[sc.Function]--
+	return t.bucket(bucketSchedules).Delete(idKey(sc.ID))
+}
+
+// PutSchedule stores a new schedule unless a pending job or schedule holds
+// its (function, unique), or request (a client request's idempotency key;
+// may be empty) made a record that is still known: then nothing is written
+// and the write's Holder names that record.
+func (s *Store) PutSchedule(sc *Schedule, request string) *Write {
+	return s.create(sc.Function, sc.Unique, request, func(t *txn) (Holder, error) {
+		return Holder{ID: sc.ID, Due: sc.Next}, defineSchedule(t, sc)
+	}, sc.ID)
+}
+
+// ScheduleEdit is a view of the schedules inside one write transaction;
+// see EditSchedules.
+type ScheduleEdit struct{ t *txn }
+
+// Schedules returns every schedule, in id order, as it is in this
+// transaction.
+func (e *ScheduleEdit) Schedules() ([]*Schedule, error) { return allSchedules(e.t.tx) }
+
+// Put writes a definition of sc, new or replacing the one with its id. A
+// change of when it fires (spec, zone, jitter, enabled, next run) moves it
+// to a new generation.
+func (e *ScheduleEdit) Put(sc *Schedule) error { return defineSchedule(e.t, sc) }
+
+// Delete removes schedule id, if there is one.
+func (e *ScheduleEdit) Delete(id uint64) error {
+	sc, err := getSchedule(e.t.tx, id)
+	if err != nil || sc == nil {
+		return err
+	}
+	if err := deleteSchedule(e.t, sc); err != nil {
+		return err
+	}
+	return forgetRequest(e.t, id)
+}
+
+// EditSchedules runs fn in one write transaction, with the schedules as
+// they are then, and commits what it puts and deletes together: nothing
+// can change a schedule between fn reading it and fn's writes. fn runs on
+// the committer, so it must only compute: no I/O, no waiting on the store.
+func (s *Store) EditSchedules(fn func(*ScheduleEdit) error) error {
+	return s.update(func(t *txn) error { return fn(&ScheduleEdit{t: t}) }).Wait()
+}
+
+// GetSchedule returns the schedule with that id, or nil.
+func (s *Store) GetSchedule(id uint64) (*Schedule, error) {
+	var sc *Schedule
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		sc, err = getSchedule(tx, id)
+		return err
+	})
+	return sc, err
+}
+
+// Schedules returns every recurring schedule, in id order. Schedules are
+// few (they are configuration, not jobs), so they are read whole.
+func (s *Store) Schedules() ([]*Schedule, error) {
+	var all []*Schedule
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		all, err = allSchedules(tx)
+		return err
+	})
+	return all, err
+}
+
+func allSchedules(tx *bolt.Tx) ([]*Schedule, error) {
+	var all []*Schedule
+	err := tx.Bucket(bucketSchedules).ForEach(func(k, v []byte) error {
+		sc := new(Schedule)
+		if err := json.Unmarshal(v, sc); err != nil {
+			return fmt.Errorf("store: schedule %x: %w", k, err)
+		}
+		all = append(all, sc)
+		return nil
+	})
+	return all, err
+}

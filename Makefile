@@ -36,7 +36,7 @@ test: deps vet
 fuzz:
 	$(GO) test ./gearman -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./gearman -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME)
-	$(GO) test ./gearman -run '^$$' -fuzz '^FuzzAdminLine$$' -fuzztime $(FUZZTIME)
+	$(GO) test ./gearman/server -run '^$$' -fuzz '^FuzzAdminLine$$' -fuzztime $(FUZZTIME)
 
 # bench measures gearsched against the real gearmand in the same run:
 # background throughput, epoch lateness, durable epoch submissions, the

@@ -10,8 +10,12 @@ import (
 	"time"
 )
 
-// Client is one connection to a Gearman server for submitting jobs, raw
-// packet exchange and admin commands. It is not safe for concurrent use.
+// clientBufferSize is the size of a Client's read buffer.
+const clientBufferSize = 64 << 10
+
+// Client is one connection to a Gearman server for submitting jobs, asking
+// for their status, raw packet exchange and admin commands. It is not safe
+// for concurrent use.
 type Client struct {
 	nc  net.Conn
 	br  *bufio.Reader
@@ -26,8 +30,14 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gearman: dial %s: %w", addr, err)
 	}
-	br := bufio.NewReaderSize(nc, readBufferSize)
-	return &Client{nc: nc, br: br, dec: NewDecoder(br, 0)}, nil
+	return NewClient(nc), nil
+}
+
+// NewClient returns a Client over an established connection, such as a
+// TLS one.
+func NewClient(nc net.Conn) *Client {
+	br := bufio.NewReaderSize(nc, clientBufferSize)
+	return &Client{nc: nc, br: br, dec: NewDecoder(br, 0)}
 }
 
 // Close closes the connection.
@@ -40,6 +50,20 @@ func (c *Client) SetDeadline(t time.Time) error { return c.nc.SetDeadline(t) }
 func (c *Client) Send(t Type, args ...[]byte) error {
 	c.out = AppendPacket(c.out[:0], MagicReq, t, args...)
 	_, err := c.nc.Write(c.out)
+	return err
+}
+
+// Queue adds one request packet to the output without sending it; Flush
+// sends everything queued in one write. Pipelining this way, a batch of
+// submissions costs one round trip: the replies come back in order.
+func (c *Client) Queue(t Type, args ...[]byte) {
+	c.out = AppendPacket(c.out, MagicReq, t, args...)
+}
+
+// Flush writes the packets queued since the last Send or Flush.
+func (c *Client) Flush() error {
+	_, err := c.nc.Write(c.out)
+	c.out = c.out[:0]
 	return err
 }
 
@@ -84,6 +108,29 @@ func (c *Client) Submit(t Type, function, unique string, args ...[]byte) (string
 	return "", fmt.Errorf("gearman: %s in reply to %s", p.Type, t)
 }
 
+// JobStatus is a GET_STATUS answer.
+type JobStatus struct {
+	Known, Running bool
+	Numerator      string
+	Denominator    string
+}
+
+// Status asks for a job's status with GET_STATUS.
+func (c *Client) Status(handle string) (JobStatus, error) {
+	if err := c.Send(GetStatus, []byte(handle)); err != nil {
+		return JobStatus{}, err
+	}
+	p, err := c.Recv()
+	if err != nil {
+		return JobStatus{}, err
+	}
+	if p.Type != StatusRes {
+		return JobStatus{}, fmt.Errorf("gearman: %s in reply to GET_STATUS", p.Type)
+	}
+	return JobStatus{Known: string(p.Args[1]) == "1", Running: string(p.Args[2]) == "1",
+		Numerator: string(p.Args[3]), Denominator: string(p.Args[4])}, nil
+}
+
 // Admin sends one admin text command and returns the reply: a single
 // OK/ERR line, or a list up to and including its closing ".\n".
 func (c *Client) Admin(command string) (string, error) {
@@ -95,7 +142,7 @@ func (c *Client) Admin(command string) (string, error) {
 	}
 	var b strings.Builder
 	for {
-		line, err := c.readLine()
+		line, err := c.ReadLine()
 		b.WriteString(line)
 		if err != nil {
 			return b.String(), err
@@ -109,9 +156,10 @@ func (c *Client) Admin(command string) (string, error) {
 	}
 }
 
-// readLine reads one text line. The decoder leaves the frame it returned
-// last in br until its next call, so that frame is skipped first.
-func (c *Client) readLine() (string, error) {
+// ReadLine reads one line of an admin reply, terminator included.
+func (c *Client) ReadLine() (string, error) {
+	// The decoder leaves the frame it returned last in br until its next
+	// call, so that frame is skipped first.
 	if c.dec.discard > 0 {
 		if _, err := c.br.Discard(c.dec.discard); err != nil {
 			return "", err

@@ -212,66 +212,42 @@ func Decode(b []byte, p *Packet) error {
 // Pass exactly Type.NArgs() arguments; the last one is written without a NUL.
 func AppendPacket(dst []byte, m Magic, t Type, args ...[]byte) []byte {
 	start := len(dst)
-	dst = appendHeader(dst, m, t)
+	dst = AppendHeader(dst, m, t)
 	for i, a := range args {
 		if i > 0 {
 			dst = append(dst, 0)
 		}
 		dst = append(dst, a...)
 	}
-	return finishPacket(dst, start)
+	return FinishPacket(dst, start)
 }
 
-// appendPacketStr is AppendPacket for string arguments, without converting
-// them to byte slices.
-func appendPacketStr(dst []byte, m Magic, t Type, args ...string) []byte {
+// AppendPacketString is AppendPacket for string arguments, without
+// converting them to byte slices.
+func AppendPacketString(dst []byte, m Magic, t Type, args ...string) []byte {
 	start := len(dst)
-	dst = appendHeader(dst, m, t)
+	dst = AppendHeader(dst, m, t)
 	for i, a := range args {
 		if i > 0 {
 			dst = append(dst, 0)
 		}
 		dst = append(dst, a...)
 	}
-	return finishPacket(dst, start)
+	return FinishPacket(dst, start)
 }
 
-func appendHeader(dst []byte, m Magic, t Type) []byte {
+// AppendHeader appends a packet header with a zero payload size; append
+// the payload, then call FinishPacket. Servers build packets this way
+// without copying their fields into argument slices.
+func AppendHeader(dst []byte, m Magic, t Type) []byte {
 	dst = binary.BigEndian.AppendUint32(dst, uint32(m))
 	dst = binary.BigEndian.AppendUint32(dst, uint32(t))
 	return append(dst, 0, 0, 0, 0)
 }
 
-// finishPacket writes the payload size of the packet that starts at start.
-func finishPacket(dst []byte, start int) []byte {
+// FinishPacket writes the payload size of the packet whose header
+// AppendHeader appended at offset start of dst.
+func FinishPacket(dst []byte, start int) []byte {
 	binary.BigEndian.PutUint32(dst[start+8:], uint32(len(dst)-start-HeaderSize))
 	return dst
-}
-
-// SplitAdminLine splits an admin text line into words as gearmand does:
-// on single spaces, skipping runs of spaces after a word, so a leading space
-// yields an empty first word. More than five words is ErrTooManyWords, on
-// which gearmand closes the connection. words is reused as the backing array.
-func SplitAdminLine(line []byte, words [][]byte) ([][]byte, error) {
-	words = words[:0]
-	i := 0
-	for {
-		j := bytes.IndexByte(line[i:], ' ')
-		if j < 0 {
-			j = len(line)
-		} else {
-			j += i
-		}
-		if len(words) == 5 {
-			return words, ErrTooManyWords
-		}
-		words = append(words, line[i:j])
-		for j < len(line) && line[j] == ' ' {
-			j++
-		}
-		if j >= len(line) {
-			return words, nil
-		}
-		i = j
-	}
 }

@@ -1,9 +1,15 @@
-// Package gearman implements the Gearman protocol: the binary packet codec,
-// the administrative text protocol, a client, and a complete job server.
+// Package gearman implements the Gearman protocol: the binary packet
+// table and codec, the administrative text protocol's line splitting, and
+// a client. It depends on the standard library only, so any Go program can
+// use it to talk to gearmand or gearsched.
 //
-// The byte layout follows gearmand 1.1.20 as measured in
-// shared/reference/gearman-protocol.md, including the fixed argument counts
-// that decide whether the last argument of a packet carries a NUL.
+// The byte layout follows gearmand 1.1.20, including the fixed argument
+// counts that decide whether the last argument of a packet carries a NUL:
+// arguments are separated by NUL bytes, and the last one (the data, for
+// types that carry data) is not terminated.
+//
+// The job server is in package gearman/server, the sidecar's upstream
+// connections and forwarder in gearman/sidecar.
 package gearman
 
 import "strconv"
@@ -76,7 +82,8 @@ const (
 	GetStatusUnique           Type = 41
 	StatusResUnique           Type = 42
 
-	maxType = StatusResUnique
+	// MaxType is the highest packet type number.
+	MaxType = StatusResUnique
 )
 
 // layout is the fixed argument layout of a packet type: argc arguments, and
@@ -87,7 +94,7 @@ type layout struct {
 	data bool
 }
 
-var layouts = [maxType + 1]layout{
+var layouts = [MaxType + 1]layout{
 	CanDo:                     {"CAN_DO", 1, false},
 	CantDo:                    {"CANT_DO", 1, false},
 	ResetAbilities:            {"RESET_ABILITIES", 0, false},
@@ -137,7 +144,7 @@ var layouts = [maxType + 1]layout{
 const MaxArgs = 8
 
 // Valid reports whether t is a packet type of the protocol (1–42).
-func (t Type) Valid() bool { return t >= 1 && t <= maxType }
+func (t Type) Valid() bool { return t >= 1 && t <= MaxType }
 
 // String returns the protocol name of t, such as "SUBMIT_JOB_BG".
 func (t Type) String() string {

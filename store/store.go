@@ -26,13 +26,13 @@ import (
 // restart never loads the pending ones and the next due ones are a cursor
 // seek away.
 var (
-	bucketJobs      = []byte("jobs")      // id -> job record, ready to run
-	bucketSched     = []byte("sched")     // id -> job record, waiting for its due time
-	bucketSchedules = []byte("schedules") // id -> recurring schedule (JSON)
-	bucketDue       = []byte("due")       // due ns (BE) + id (BE) -> kind
-	bucketUniq      = []byte("uniq")      // function \0 unique -> id, for pending jobs and schedules
-	bucketCounts    = []byte("counts")    // function -> pending scheduled jobs (BE)
-	bucketRequests  = []byte("requests")  // request key -> id of what it made
+	bucketJobs      = []byte("jobs")       // id -> job record, ready to run
+	bucketSched     = []byte("sched")      // id -> job record, waiting for its due time
+	bucketSchedules = []byte("schedules")  // id -> recurring schedule (JSON)
+	bucketDue       = []byte("due")        // due ns (BE) + id (BE) -> kind
+	bucketUniq      = []byte("uniq")       // function \0 unique -> id, for pending jobs and schedules
+	bucketCounts    = []byte("counts")     // function -> pending scheduled jobs (BE)
+	bucketRequests  = []byte("requests")   // request key -> id of what it made
 	bucketRequestOf = []byte("request_of") // id -> its request key
 	bucketMeta      = []byte("meta")
 )

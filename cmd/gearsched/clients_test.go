@@ -18,13 +18,13 @@ import (
 )
 
 // toolArgs prepends the options that point gearman or gearadmin at s.
-func toolArgs(s *server, args ...string) []string {
+func toolArgs(s *daemon, args ...string) []string {
 	return append([]string{"-h", "127.0.0.1", "-p", strconv.Itoa(s.Port)}, args...)
 }
 
 // waitStatusRow waits until the `status` row of fn equals want (for example
 // "fn\t0\t0\t1" once a worker has registered).
-func waitStatusRow(t *testing.T, s *server, fn, want string) {
+func waitStatusRow(t *testing.T, s *daemon, fn, want string) {
 	t.Helper()
 	eventually(t, 10*time.Second, func() string {
 		rows := listRows(t, admin(t, s.Addr, "status"))
@@ -287,7 +287,7 @@ func sortedLines(s string) []string {
 // (testdata/clients/php_client.php and php_worker.php).
 func TestPHPClient(t *testing.T) {
 	t.Parallel()
-	php := func(t *testing.T, s *server, script string, args ...string) *toolProc {
+	php := func(t *testing.T, s *daemon, script string, args ...string) *toolProc {
 		t.Helper()
 		return startTool(t, "", "php", append([]string{clientScript(t, script), "127.0.0.1", strconv.Itoa(s.Port)}, args...)...)
 	}
@@ -407,7 +407,7 @@ jobStatus finished known=0 running=0 0/0
 // (testdata/clients/perl_client.pl and perl_worker.pl).
 func TestPerlClient(t *testing.T) {
 	t.Parallel()
-	perl := func(t *testing.T, s *server, script string, args ...string) *toolProc {
+	perl := func(t *testing.T, s *daemon, script string, args ...string) *toolProc {
 		t.Helper()
 		return startTool(t, "", "perl", append([]string{clientScript(t, script), "127.0.0.1", strconv.Itoa(s.Port)}, args...)...)
 	}

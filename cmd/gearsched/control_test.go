@@ -31,7 +31,7 @@ var sidecarHandle = regexp.MustCompile(`^H:\S+:[0-9]+$`)
 
 // startSidecarPair starts gearmand and a sidecar in front of it, and waits
 // until the sidecar's control functions are registered on gearmand.
-func startSidecarPair(t *testing.T) (gd, sc *server) {
+func startSidecarPair(t *testing.T) (gd, sc *daemon) {
 	t.Helper()
 	gd = startGearmand(t)
 	sc = startGearsched(t, "--upstream", gd.Addr)
@@ -96,7 +96,7 @@ func checkCancelReply(t *testing.T, what, s, h string) {
 
 // showSchedules returns the sidecar's `show schedules` rows split into
 // their six fields.
-func showSchedules(t *testing.T, s *server) [][]string {
+func showSchedules(t *testing.T, s *daemon) [][]string {
 	t.Helper()
 	var rows [][]string
 	for _, r := range listRows(t, admin(t, s.Addr, "show schedules")) {
@@ -110,7 +110,7 @@ func showSchedules(t *testing.T, s *server) [][]string {
 }
 
 // scheduleRow returns the `show schedules` row of handle, or nil.
-func scheduleRow(t *testing.T, s *server, handle string) []string {
+func scheduleRow(t *testing.T, s *daemon, handle string) []string {
 	t.Helper()
 	for _, f := range showSchedules(t, s) {
 		if f[0] == handle {
@@ -122,7 +122,7 @@ func scheduleRow(t *testing.T, s *server, handle string) []string {
 
 // queuedJobs returns the total-jobs column of fn's `status` row on s (0 if
 // fn has no row).
-func queuedJobs(t *testing.T, s *server, fn string) int {
+func queuedJobs(t *testing.T, s *daemon, fn string) int {
 	t.Helper()
 	for _, r := range listRows(t, admin(t, s.Addr, "status")) {
 		f := strings.Split(r, "\t")

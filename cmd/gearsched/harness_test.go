@@ -115,8 +115,8 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-// server is one running job server process listening on 127.0.0.1.
-type server struct {
+// daemon is one running job server process listening on 127.0.0.1.
+type daemon struct {
 	Addr    string // "127.0.0.1:PORT"
 	Port    int
 	Backend string // "gearmand" or "gearsched"
@@ -129,12 +129,12 @@ type server struct {
 }
 
 // Stderr returns what the server has written to stderr so far.
-func (s *server) Stderr() string { return s.stderr.String() }
+func (s *daemon) Stderr() string { return s.stderr.String() }
 
 // backend names a server implementation and how to start one.
 type backend struct {
 	name  string
-	start func(t testing.TB, args ...string) *server
+	start func(t testing.TB, args ...string) *daemon
 }
 
 // backends lists the implementations every scenario runs against.
@@ -193,14 +193,14 @@ func reservePort(t testing.TB, port int) {
 
 // startGearmand starts the real gearmand on a free port with the builtin
 // (non-persistent) queue and extraArgs appended to its command line.
-func startGearmand(t testing.TB, extraArgs ...string) *server {
+func startGearmand(t testing.TB, extraArgs ...string) *daemon {
 	t.Helper()
 	return startGearmandOn(t, 0, extraArgs...)
 }
 
 // startGearmandOn is startGearmand on a given port (0: a free one), to
 // restart a server where its clients expect it.
-func startGearmandOn(t testing.TB, port int, extraArgs ...string) *server {
+func startGearmandOn(t testing.TB, port int, extraArgs ...string) *daemon {
 	t.Helper()
 	if _, err := os.Stat(gearmandPath); err != nil {
 		t.Fatalf("gearmand is required: %v", err)
@@ -221,7 +221,7 @@ func startGearmandOn(t testing.TB, port int, extraArgs ...string) *server {
 
 // startGearsched starts the gearsched binary built by TestMain on a free
 // port, with a fresh database and extraArgs appended to its command line.
-func startGearsched(t testing.TB, extraArgs ...string) *server {
+func startGearsched(t testing.TB, extraArgs ...string) *daemon {
 	t.Helper()
 	if gearschedBuildErr != nil {
 		t.Fatal(gearschedBuildErr)
@@ -245,7 +245,7 @@ func startGearsched(t testing.TB, extraArgs ...string) *server {
 // another test grabbed the port in between), it retries on a new port a
 // couple of times. The process is stopped by
 // t.Cleanup, and its stderr is logged if the test failed.
-func startProcess(t testing.TB, name, bin string, fixedPort int, argsFor func(port int) []string) *server {
+func startProcess(t testing.TB, name, bin string, fixedPort int, argsFor func(port int) []string) *daemon {
 	t.Helper()
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
@@ -253,7 +253,7 @@ func startProcess(t testing.TB, name, bin string, fixedPort int, argsFor func(po
 		if port == 0 {
 			port = freePort(t)
 		}
-		s := &server{
+		s := &daemon{
 			Addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 			Port:    port,
 			Backend: name,
@@ -309,7 +309,7 @@ func startProcess(t testing.TB, name, bin string, fixedPort int, argsFor func(po
 // The port comes from the kernel's ephemeral range, so while nothing listens
 // on it a dial can be given that same port as its source and connect to
 // itself (TCP simultaneous open); such a connection does not count.
-func (s *server) waitReady() error {
+func (s *daemon) waitReady() error {
 	deadline := time.Now().Add(readyTimeout)
 	backoff := 5 * time.Millisecond
 	for {
@@ -338,7 +338,7 @@ func (s *server) waitReady() error {
 
 // stop sends SIGTERM, then SIGKILL after stopGrace, and waits for the exit.
 // It reports whether SIGKILL was needed. It is idempotent.
-func (s *server) stop() (killed bool) {
+func (s *daemon) stop() (killed bool) {
 	select {
 	case <-s.done:
 		return false

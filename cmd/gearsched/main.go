@@ -19,12 +19,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
 	// Zone rules for hosts without tzdata (minimal containers). The
 	// system's zoneinfo is still preferred when present, so OS updates to
 	// zone rules apply; this copy is only the fallback.
 	_ "time/tzdata"
 
-	"github.com/gearsched/gearsched/gearman"
+	"github.com/gearsched/gearsched/gearman/server"
 	"github.com/spf13/pflag"
 )
 
@@ -52,7 +53,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "cancel":
 		err = runCancel(ctx, args, stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "gearsched", gearman.Version)
+		fmt.Fprintln(stdout, "gearsched", server.Version)
 	case "help":
 		usage(stdout)
 	default:

@@ -14,7 +14,7 @@ import (
 )
 
 // kill9 kills the server without any chance to clean up, and waits.
-func (s *server) kill9(t *testing.T) {
+func (s *daemon) kill9(t *testing.T) {
 	t.Helper()
 	if err := s.cmd.Process.Kill(); err != nil {
 		t.Fatalf("kill -9 %s: %v", s.Backend, err)

@@ -607,13 +607,13 @@ func writeBytes(b testing.TB, pid int) int64 {
 // from process start until it accepted a connection and answered `status`
 // completely, polling every millisecond (the harness's readiness check backs
 // off to 100 ms and gives up after 10 s, too coarse and too short here).
-func startGearschedTimed(b *testing.B, db string, timeout time.Duration) (*server, time.Duration) {
+func startGearschedTimed(b *testing.B, db string, timeout time.Duration) (*daemon, time.Duration) {
 	b.Helper()
 	if gearschedBuildErr != nil {
 		b.Fatal(gearschedBuildErr)
 	}
 	port := freePort(b)
-	s := &server{
+	s := &daemon{
 		Addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		Port:    port,
 		Backend: "gearsched",
@@ -685,7 +685,7 @@ func statusOnce(addr string, deadline time.Time) (string, error) {
 
 // stopTimed sends SIGTERM and waits up to timeout for the exit; it returns
 // how long the process took to exit.
-func stopTimed(b *testing.B, s *server, timeout time.Duration) time.Duration {
+func stopTimed(b *testing.B, s *daemon, timeout time.Duration) time.Duration {
 	b.Helper()
 	start := time.Now()
 	s.cmd.Process.Signal(syscall.SIGTERM)

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gearsched/gearsched/gearman"
+	"github.com/gearsched/gearsched/gearman/server"
+	"github.com/gearsched/gearsched/gearman/sidecar"
 	"github.com/gearsched/gearsched/scheduler"
 	"github.com/gearsched/gearsched/store"
 	"github.com/lmittmann/tint"
@@ -76,10 +78,10 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringSliceVar(&c.upstreams, "upstream", nil, "sidecar mode: gearmand servers (host[:port], comma-separated) that due jobs are submitted to")
 	fs.BoolVar(&c.passthrough, "epoch-passthrough", false, "sidecar: forward future SUBMIT_JOB_EPOCH jobs to gearmand at once and wake them with trigger jobs")
 	fs.StringVar(&c.triggerPayload, "trigger-payload", "", "sidecar: data of trigger jobs")
-	fs.StringVar(&c.controlSchedule, "control-function", gearman.DefaultScheduleFunction, "sidecar: function registered upstream to schedule jobs (JSON payload); empty disables the control functions")
-	fs.StringVar(&c.controlCancel, "control-cancel-function", gearman.DefaultCancelFunction, "sidecar: function registered upstream to cancel a scheduled job by handle")
+	fs.StringVar(&c.controlSchedule, "control-function", sidecar.DefaultScheduleFunction, "sidecar: function registered upstream to schedule jobs (JSON payload); empty disables the control functions")
+	fs.StringVar(&c.controlCancel, "control-cancel-function", sidecar.DefaultCancelFunction, "sidecar: function registered upstream to cancel a scheduled job by handle")
 	fs.DurationVar(&c.upstreamTimeout, "upstream-timeout", 5*time.Second, "sidecar: bound on each dial and request to an upstream server")
-	fs.DurationVar(&c.ledgerRetention, "ledger-retention", gearman.DefaultLedgerRetention, "sidecar: how long forwarded jobs are remembered for GET_STATUS")
+	fs.DurationVar(&c.ledgerRetention, "ledger-retention", sidecar.DefaultLedgerRetention, "sidecar: how long forwarded jobs are remembered for GET_STATUS")
 	// gearmand options that have no meaning here, accepted so that service
 	// files written for gearmand keep working.
 	fs.IntP("threads", "t", 4, "ignored (gearmand compatibility)")
@@ -189,17 +191,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	defer st.Close()
-	handles, err := gearman.NewHandles(st, c.handlePrefix)
+	handles, err := server.NewHandles(st, c.handlePrefix)
 	if err != nil {
 		return err
 	}
 	var sched *scheduler.Scheduler
 	wake := func() { sched.Wake() }
-	sidecar, err := newSidecar(c, st, handles, log, wake)
+	side, err := newSidecar(c, st, handles, log, wake)
 	if err != nil {
 		return err
 	}
-	srv, err := gearman.NewServer(gearman.Config{
+	srv, err := server.New(server.Config{
 		Store:             st,
 		Logger:            log,
 		Handles:           handles,
@@ -212,15 +214,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Wake:              func(due int64) { sched.WakeFor(due) },
 		SchedZone:         c.schedZone,
 		SchedCronWeekdays: c.schedWeekdays == "cron",
-		Upstreams:         sidecar.upstreams(),
+		Upstreams:         side.upstreams(),
 		Passthrough:       c.passthrough,
 	})
 	if err != nil {
 		return err
 	}
 	var sink scheduler.Sink = srv
-	if sidecar != nil {
-		sink = sidecar.fwd
+	if side != nil {
+		sink = side.fwd
 	}
 	sched = scheduler.New(scheduler.Config{Store: st, Sink: sink, Logger: log})
 	if c.schedules != "" {
@@ -232,7 +234,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	log.Info("gearsched serving", "version", gearman.Version, "addr", ln.Addr().String(), "db", c.db, "pid", os.Getpid(),
+	log.Info("gearsched serving", "version", server.Version, "addr", ln.Addr().String(), "db", c.db, "pid", os.Getpid(),
 		"upstreams", c.upstreams)
 
 	// The scheduler and the sidecar's loops stop before the listener
@@ -240,7 +242,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	bgCtx, stopBackground := context.WithCancel(context.Background())
 	var background sync.WaitGroup
 	background.Go(func() { sched.Run(bgCtx) })
-	sidecar.start(bgCtx, &background, srv)
+	side.start(bgCtx, &background, srv)
 	stopSched := func() {
 		stopBackground()
 		background.Wait()
@@ -286,7 +288,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 // loadSchedules reads the schedules file and applies it; an invalid file
 // changes nothing.
-func loadSchedules(path string, st *store.Store, handles *gearman.Handles, log *slog.Logger) error {
+func loadSchedules(path string, st *store.Store, handles *server.Handles, log *slog.Logger) error {
 	defs, err := scheduler.LoadFile(path)
 	if err != nil {
 		return err

@@ -5,25 +5,26 @@ import (
 	"log/slog"
 	"sync"
 
-	"github.com/gearsched/gearsched/gearman"
+	"github.com/gearsched/gearsched/gearman/server"
+	"github.com/gearsched/gearsched/gearman/sidecar"
 	"github.com/gearsched/gearsched/store"
 )
 
-// sidecar holds the parts that exist only with --upstream: the upstream
-// connections, the forwarder (the scheduler's sink) and the control
-// functions' workers. A nil *sidecar is job-server mode.
-type sidecar struct {
+// sidecarParts holds the parts that exist only with --upstream: the
+// upstream connections, the forwarder (the scheduler's sink) and the
+// control functions' workers. A nil *sidecarParts is job-server mode.
+type sidecarParts struct {
 	cfg *serveConfig
 	log *slog.Logger
-	up  *gearman.Upstream
-	fwd *gearman.Forwarder
+	up  *sidecar.Upstream
+	fwd *sidecar.Forwarder
 }
 
-func newSidecar(c *serveConfig, st *store.Store, handles *gearman.Handles, log *slog.Logger, wake func()) (*sidecar, error) {
+func newSidecar(c *serveConfig, st *store.Store, handles *server.Handles, log *slog.Logger, wake func()) (*sidecarParts, error) {
 	if len(c.upstreams) == 0 {
 		return nil, nil
 	}
-	up, err := gearman.NewUpstream(gearman.UpstreamConfig{
+	up, err := sidecar.NewUpstream(sidecar.UpstreamConfig{
 		Addrs:   c.upstreams,
 		Logger:  log,
 		Timeout: c.upstreamTimeout,
@@ -32,7 +33,7 @@ func newSidecar(c *serveConfig, st *store.Store, handles *gearman.Handles, log *
 	if err != nil {
 		return nil, err
 	}
-	fwd, err := gearman.NewForwarder(gearman.ForwarderConfig{
+	fwd, err := sidecar.NewForwarder(sidecar.ForwarderConfig{
 		Store:           st,
 		Upstream:        up,
 		Handles:         handles,
@@ -43,12 +44,12 @@ func newSidecar(c *serveConfig, st *store.Store, handles *gearman.Handles, log *
 	if err != nil {
 		return nil, err
 	}
-	return &sidecar{cfg: c, log: log, up: up, fwd: fwd}, nil
+	return &sidecarParts{cfg: c, log: log, up: up, fwd: fwd}, nil
 }
 
 // upstreams returns what the listener asks of the upstream servers: nil
 // in job-server mode.
-func (s *sidecar) upstreams() gearman.Upstreams {
+func (s *sidecarParts) upstreams() server.Upstreams {
 	if s == nil {
 		return nil
 	}
@@ -56,14 +57,14 @@ func (s *sidecar) upstreams() gearman.Upstreams {
 }
 
 // start runs the sidecar's loops under ctx, tracked by wg.
-func (s *sidecar) start(ctx context.Context, wg *sync.WaitGroup, srv *gearman.Server) {
+func (s *sidecarParts) start(ctx context.Context, wg *sync.WaitGroup, srv *server.Server) {
 	if s == nil {
 		return
 	}
 	wg.Go(func() { s.up.Run(ctx) })
 	wg.Go(func() { s.fwd.Run(ctx) })
 	if s.cfg.controlSchedule != "" {
-		ctl := gearman.NewControl(gearman.ControlConfig{
+		ctl := sidecar.NewControl(sidecar.ControlConfig{
 			Holder: srv, Addrs: s.cfg.upstreams, Logger: s.log,
 			Schedule: s.cfg.controlSchedule, Cancel: s.cfg.controlCancel,
 		})

@@ -15,7 +15,7 @@ import (
 )
 
 // startSidecar starts gearsched in sidecar mode in front of upstream.
-func startSidecar(t testing.TB, upstream *server, extraArgs ...string) *server {
+func startSidecar(t testing.TB, upstream *daemon, extraArgs ...string) *daemon {
 	t.Helper()
 	return startGearsched(t, append([]string{"--upstream", upstream.Addr}, extraArgs...)...)
 }
@@ -517,7 +517,7 @@ func TestSidecarFailover(t *testing.T) {
 			}
 		}
 	}
-	total := func(s *server) int { return max(statusTotal(t, s.Addr, "sc_fo"), 0) }
+	total := func(s *daemon) int { return max(statusTotal(t, s.Addr, "sc_fo"), 0) }
 	submit("a")
 	var n1, n2 int
 	eventually(t, 10*time.Second, func() string {

@@ -1,4 +1,4 @@
-package gearman
+package server
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gearsched/gearsched/gearman"
 	"github.com/gearsched/gearsched/store"
 )
 
@@ -70,7 +71,7 @@ type Config struct {
 type Upstreams interface {
 	// Status reports a forwarded job's status as the upstream server that
 	// took it sees it; ok is false when the handle was never forwarded.
-	Status(ctx context.Context, handle string) (st JobStatus, ok bool, err error)
+	Status(ctx context.Context, handle string) (st gearman.JobStatus, ok bool, err error)
 	// AppendRows appends one `show upstreams` row per upstream server.
 	AppendRows(b []byte) []byte
 }
@@ -86,7 +87,7 @@ type Server struct {
 	store    *store.Store
 	handles  *Handles
 	schedLoc *time.Location
-	handlers *[maxType + 1]handler // the job server's or the sidecar's
+	handlers *[gearman.MaxType + 1]handler // the job server's or the sidecar's
 	// committed stands for the write of every job read back from the
 	// store.
 	committed *store.Write
@@ -105,9 +106,9 @@ type Server struct {
 	stop      context.CancelFunc
 }
 
-// NewServer returns a server over cfg.Store and requeues the background
+// New returns a server over cfg.Store and requeues the background
 // jobs stored there, under their original handles and in submission order.
-func NewServer(cfg Config) (*Server, error) {
+func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("gearman: Config.Store is required")
 	}
@@ -118,7 +119,7 @@ func NewServer(cfg Config) (*Server, error) {
 		cfg.JobRetries = 0
 	}
 	if cfg.MaxPacketSize <= 0 {
-		cfg.MaxPacketSize = DefaultMaxPacketSize
+		cfg.MaxPacketSize = gearman.DefaultMaxPacketSize
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -177,7 +178,7 @@ func (s *Server) restore() error {
 	}
 	n := 0
 	err := s.store.Jobs(func(rec *store.Job) error {
-		if int(rec.Priority) >= NumPriorities {
+		if int(rec.Priority) >= gearman.NumPriorities {
 			return fmt.Errorf("gearman: stored job %d has priority %d", rec.ID, rec.Priority)
 		}
 		if s.cfg.Upstreams != nil {

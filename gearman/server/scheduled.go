@@ -1,4 +1,4 @@
-package gearman
+package server
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/gearsched/gearsched/gearman"
 	"github.com/gearsched/gearsched/scheduler"
 	"github.com/gearsched/gearsched/store"
 )
@@ -23,10 +24,10 @@ var errDraining = errors.New("gearman: server is shutting down")
 // submitSched turns SUBMIT_JOB_SCHED into a recurring schedule evaluated
 // in the server's schedule zone. Its occurrences are NORMAL background
 // jobs with the schedule's function and data.
-func (s *Server) submitSched(c *conn, p *Packet) {
+func (s *Server) submitSched(c *conn, p *gearman.Packet) {
 	fnName, unique, data := string(p.Args[0]), string(p.Args[1]), p.Args[7]
-	if len(unique) > MaxUniqueSize {
-		c.replyError(errArgumentTooLarge, txtUniqueTooLarge)
+	if len(unique) > gearman.MaxUniqueSize {
+		c.replyError(gearman.CodeArgumentTooLarge, txtUniqueTooLarge)
 		return
 	}
 	spec, err := scheduler.SchedSpec(scheduler.SchedFields{
@@ -38,7 +39,7 @@ func (s *Server) submitSched(c *conn, p *Packet) {
 		sched, err = scheduler.ParseCron(spec, s.schedLoc)
 	}
 	if err != nil {
-		c.replyError(errInvalidArgument, err.Error())
+		c.replyError(gearman.CodeInvalidArgument, err.Error())
 		return
 	}
 	now := s.cfg.Now()
@@ -47,20 +48,20 @@ func (s *Server) submitSched(c *conn, p *Packet) {
 	s.mu.Lock()
 	if s.draining {
 		s.mu.Unlock()
-		c.replyError(errQueueError, txtShuttingDown)
+		c.replyError(gearman.CodeQueueError, txtShuttingDown)
 		return
 	}
 	s.function(fnName)
 	s.mu.Unlock()
 	id, handle, err := s.handles.TryNext()
 	if err != nil {
-		c.replyError(errQueueError, err.Error())
+		c.replyError(gearman.CodeQueueError, err.Error())
 		return
 	}
 	// A schedule holding (function, unique) already answers for this
 	// one: the store decides that in the transaction that would write it.
 	sc := newSchedule(id, handle, store.SourceProtocol, spec, s.schedLoc, fnName, unique,
-		append([]byte(nil), data...), Normal, now, next)
+		append([]byte(nil), data...), gearman.Normal, now, next)
 	c.acks = append(c.acks, pendingAck{w: s.store.PutSchedule(sc, "")})
 }
 
@@ -68,7 +69,7 @@ func (s *Server) submitSched(c *conn, p *Packet) {
 // or the control function): it carries no policy, so it gets the SCHED
 // defaults.
 func newSchedule(id uint64, handle, source, spec string, zone *time.Location, function, unique string,
-	data []byte, prio Priority, now, next time.Time) *store.Schedule {
+	data []byte, prio gearman.Priority, now, next time.Time) *store.Schedule {
 	return &store.Schedule{
 		ID: id, Handle: handle, Source: source, Spec: spec, Zone: zone.String(),
 		Function: function, Unique: unique, Data: data, Priority: uint8(prio),
@@ -212,24 +213,6 @@ func appendScheduleRow(b []byte, handle, function, label string, due int64, spec
 	return append(b, '\n')
 }
 
-// ScheduleRequest is a job to hold until its time, or a recurring
-// schedule, as the sidecar's control function asks for one.
-type ScheduleRequest struct {
-	Function string
-	Unique   string
-	Data     []byte
-	Priority Priority
-	// At is a one-shot job's time; a past time means at once.
-	At time.Time
-	// Cron and Zone make a recurring schedule instead (Source control).
-	Cron string
-	Zone *time.Location
-	// Request is the request's idempotency key, or empty: a second request
-	// with the same key gets the first one's job back for as long as the
-	// store knows it (pending, a schedule, or in the fire ledger).
-	Request string
-}
-
 // Schedule stores req durably and returns its handle and next run. A
 // request whose (function, unique) a job or schedule holds already, or
 // whose Request key made one, coalesces onto it, as a background
@@ -248,8 +231,8 @@ func (s *Server) Schedule(req ScheduleRequest) (handle string, next time.Time, e
 	} else if next = req.At; next.Before(now) {
 		next = now
 	}
-	if len(req.Unique) > MaxUniqueSize {
-		return "", time.Time{}, fmt.Errorf("unique longer than %d bytes", MaxUniqueSize)
+	if len(req.Unique) > gearman.MaxUniqueSize {
+		return "", time.Time{}, fmt.Errorf("unique longer than %d bytes", gearman.MaxUniqueSize)
 	}
 
 	s.mu.Lock()

@@ -1,4 +1,4 @@
-package gearman
+package server
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gearsched/gearsched/gearman"
 	"github.com/gearsched/gearsched/scheduler"
 )
 
@@ -28,7 +29,7 @@ func TestScheduledJobs(t *testing.T) {
 	due := now.Add(time.Minute)
 	epoch := strconv.FormatInt(due.Unix(), 10)
 
-	h := c.submit(SubmitJobEpoch, "f_s", "u1", epoch, "payload")
+	h := c.submit(gearman.SubmitJobEpoch, "f_s", "u1", epoch, "payload")
 	c.status(h, "1", "0", "0", "0")
 	if row := adminRow(t, a, "status", "f_s"); row != "f_s\t1\t0\t0" {
 		t.Errorf("status with a pending job: %q", row)
@@ -36,12 +37,12 @@ func TestScheduledJobs(t *testing.T) {
 	if row := adminRow(t, a, "prioritystatus", "f_s"); row != "f_s\t0\t1\t0\t0" {
 		t.Errorf("prioritystatus with a pending job: %q", row)
 	}
-	if again := c.submit(SubmitJobBg, "f_s", "u1", "other"); again != h {
+	if again := c.submit(gearman.SubmitJobBg, "f_s", "u1", "other"); again != h {
 		t.Errorf("bg submission with a pending job's unique got %s, want %s", again, h)
 	}
 	a.adminExpect("drop function f_s", adminFunctionBusy)
 	a.adminExpect("maxqueue f_s 1", adminOK)
-	c.submitError(errQueueError, txtQueueFull, SubmitJobBg, "f_s", "u2", "x")
+	c.submitError(gearman.CodeQueueError, txtQueueFull, gearman.SubmitJobBg, "f_s", "u2", "x")
 	a.adminExpect("maxqueue f_s 0", adminOK)
 	if rows := strings.Split(strings.TrimSuffix(a.admin("show schedules"), "\n.\n"), "\n"); len(rows) != 1 ||
 		rows[0] != h+"\tf_s\tu1\t"+due.Format(time.RFC3339)+"\tonce\tUTC" {
@@ -50,20 +51,20 @@ func TestScheduledJobs(t *testing.T) {
 
 	w.canDo("f_s")
 	w.expectNoJob()
-	w.send(PreSleep)
+	w.send(gearman.PreSleep)
 	w.sync()
 	tick(due.Add(-time.Nanosecond))
 	w.sync() // no NOOP arrived before the due time
 	tick(due)
-	w.expect(Noop)
-	w.send(GrabJobUniq)
-	w.expect(JobAssignUniq, h, "f_s", "u1", "payload")
+	w.expect(gearman.Noop)
+	w.send(gearman.GrabJobUniq)
+	w.expect(gearman.JobAssignUniq, h, "f_s", "u1", "payload")
 	c.status(h, "1", "1", "0", "0")
-	w.send(WorkComplete, h, "")
+	w.send(gearman.WorkComplete, h, "")
 	w.sync()
 
 	// Cancel a pending job.
-	h2 := c.submit(SubmitJobEpoch, "f_s", "u3", strconv.FormatInt(due.Add(48*time.Hour).Unix(), 10), "x")
+	h2 := c.submit(gearman.SubmitJobEpoch, "f_s", "u3", strconv.FormatInt(due.Add(48*time.Hour).Unix(), 10), "x")
 	a.adminExpect("cancel job "+h2, adminOK)
 	c.status(h2, "0", "0", "0", "0")
 	a.adminExpect("cancel job "+h2, adminUnknownJob)
@@ -72,24 +73,24 @@ func TestScheduledJobs(t *testing.T) {
 	}
 
 	// SUBMIT_JOB_SCHED: every day at 03:00 in the server's zone (UTC).
-	hs := c.submit(SubmitJobSched, "f_c", "s1", "0", "3", "", "", "", "sched-data")
+	hs := c.submit(gearman.SubmitJobSched, "f_c", "s1", "0", "3", "", "", "", "sched-data")
 	c.status(hs, "1", "0", "0", "0")
-	if again := c.submit(SubmitJobSched, "f_c", "s1", "5", "4", "", "", "", "y"); again != hs {
+	if again := c.submit(gearman.SubmitJobSched, "f_c", "s1", "5", "4", "", "", "", "y"); again != hs {
 		t.Errorf("SCHED with the same unique got %s, want %s", again, hs)
 	}
-	if _, err := c.trySubmit(SubmitJobSched, "f_c", "", "61", "", "", "", "", ""); err == nil ||
+	if _, err := c.trySubmit(gearman.SubmitJobSched, "f_c", "", "61", "", "", "", "", ""); err == nil ||
 		!strings.Contains(err.Error(), `INVALID_ARGUMENT: cron spec "61 * * * *"`) {
 		t.Errorf("SCHED with minute 61: %v, want ERROR INVALID_ARGUMENT naming the spec", err)
 	}
 	w.canDo("f_c")
 	next := time.Date(2026, 6, 2, 3, 0, 0, 0, time.UTC)
 	tick(next)
-	w.send(GrabJobUniq)
-	occ := w.expectType(JobAssignUniq)
+	w.send(gearman.GrabJobUniq)
+	occ := w.expectType(gearman.JobAssignUniq)
 	if occ.Args[2] != "s1@"+strconv.FormatInt(next.Unix(), 10) || occ.Args[3] != "sched-data" {
 		t.Errorf("occurrence assigned as %v", occ)
 	}
-	w.send(WorkComplete, occ.Args[0], "")
+	w.send(gearman.WorkComplete, occ.Args[0], "")
 	w.sync()
 	a.adminExpect("cancel job "+hs, adminOK)
 	c.status(hs, "0", "0", "0", "0")
@@ -109,7 +110,7 @@ func TestScheduledJobsSurviveRestart(t *testing.T) {
 	epoch := strconv.FormatInt(now.Add(time.Hour).Unix(), 10)
 	var hs []string
 	for i := range 3 {
-		hs = append(hs, c.submit(SubmitJobEpoch, "f_r", "r"+strconv.Itoa(i), epoch, "x"))
+		hs = append(hs, c.submit(gearman.SubmitJobEpoch, "f_r", "r"+strconv.Itoa(i), epoch, "x"))
 	}
 	ts.stop(t)
 
@@ -124,9 +125,9 @@ func TestScheduledJobsSurviveRestart(t *testing.T) {
 	sched := scheduler.New(scheduler.Config{Store: ts2.st, Sink: ts2.srv})
 	sched.Tick(context.Background(), now.Add(2*time.Hour), now)
 	for _, h := range hs {
-		w.send(GrabJob)
-		w.expect(JobAssign, h, "f_r", "x")
-		w.send(WorkComplete, h, "")
+		w.send(gearman.GrabJob)
+		w.expect(gearman.JobAssign, h, "f_r", "x")
+		w.send(gearman.WorkComplete, h, "")
 	}
 	w.expectNoJob()
 	sched.Tick(context.Background(), now.Add(3*time.Hour), now)

@@ -1,7 +1,8 @@
-package gearman
+package server
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gearsched/gearsched/gearman"
 	"github.com/gearsched/gearsched/store"
 )
 
@@ -52,7 +54,7 @@ func serveStore(t *testing.T, cfg Config, st *store.Store) *testServer {
 	if cfg.HandlePrefix == "" {
 		cfg.HandlePrefix = testPrefix
 	}
-	srv, err := NewServer(cfg)
+	srv, err := New(cfg)
 	if err != nil {
 		st.Close()
 		t.Fatalf("NewServer: %v", err)
@@ -98,8 +100,8 @@ func newTestServer(t *testing.T, cfg Config) (addr string) {
 
 // pkt is a received packet with its arguments copied out.
 type pkt struct {
-	Magic Magic
-	Type  Type
+	Magic gearman.Magic
+	Type  gearman.Type
 	Args  []string
 }
 
@@ -108,21 +110,20 @@ func (p pkt) String() string { return fmt.Sprintf("%s %s %q", p.Magic, p.Type, p
 // tconn is a test connection: a Client whose every operation has a
 // deadline and fails the test on error.
 type tconn struct {
-	*Client
+	*gearman.Client
+	nc    net.Conn // for raw writes
 	t     *testing.T
 	syncs int
 }
 
 func dialT(t *testing.T, addr string) *tconn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	c, err := Dial(ctx, addr)
+	nc, err := net.DialTimeout("tcp", addr, testTimeout)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { c.Close() })
-	return &tconn{Client: c, t: t}
+	t.Cleanup(func() { nc.Close() })
+	return &tconn{Client: gearman.NewClient(nc), nc: nc, t: t}
 }
 
 // in returns c for use by (sub)test t, so failures end the right test.
@@ -136,7 +137,7 @@ func (c *tconn) in(t *testing.T) *tconn {
 func (c *tconn) readLine() string {
 	c.t.Helper()
 	c.deadline()
-	line, err := c.Client.readLine()
+	line, err := c.Client.ReadLine()
 	if err != nil {
 		c.t.Fatalf("read line: %v (read %q)", err, line)
 	}
@@ -145,7 +146,7 @@ func (c *tconn) readLine() string {
 
 func (c *tconn) deadline() { c.SetDeadline(time.Now().Add(testTimeout)) }
 
-func (c *tconn) send(typ Type, args ...string) {
+func (c *tconn) send(typ gearman.Type, args ...string) {
 	c.t.Helper()
 	c.deadline()
 	if err := c.Send(typ, toBytes(args)...); err != nil {
@@ -173,19 +174,19 @@ func (c *tconn) recv() pkt {
 
 // expect reads the next packet and requires it to be exactly typ(args),
 // with response magic.
-func (c *tconn) expect(typ Type, args ...string) pkt {
+func (c *tconn) expect(typ gearman.Type, args ...string) pkt {
 	c.t.Helper()
 	p := c.recv()
-	if p.Magic != MagicRes || p.Type != typ || !slices.Equal(p.Args, args) {
+	if p.Magic != gearman.MagicRes || p.Type != typ || !slices.Equal(p.Args, args) {
 		c.t.Fatalf("got %s, want RES %s %q", p, typ, args)
 	}
 	return p
 }
 
-func (c *tconn) expectType(typ Type) pkt {
+func (c *tconn) expectType(typ gearman.Type) pkt {
 	c.t.Helper()
 	p := c.recv()
-	if p.Magic != MagicRes || p.Type != typ {
+	if p.Magic != gearman.MagicRes || p.Type != typ {
 		c.t.Fatalf("got %s, want RES %s", p, typ)
 	}
 	return p
@@ -193,7 +194,7 @@ func (c *tconn) expectType(typ Type) pkt {
 
 func (c *tconn) expectError(code, text string) {
 	c.t.Helper()
-	c.expect(Error, code, text)
+	c.expect(gearman.Error, code, text)
 }
 
 // sync proves that the server has processed everything sent before it and
@@ -203,8 +204,8 @@ func (c *tconn) sync() {
 	c.t.Helper()
 	c.syncs++
 	tok := "sync-" + strconv.Itoa(c.syncs)
-	c.send(EchoReq, tok)
-	c.expect(EchoRes, tok)
+	c.send(gearman.EchoReq, tok)
+	c.expect(gearman.EchoRes, tok)
 }
 
 // expectClosed requires the server to close the connection.
@@ -238,14 +239,14 @@ func (c *tconn) adminExpect(cmd, want string) {
 	}
 }
 
-func (c *tconn) trySubmit(typ Type, fn, unique string, rest ...string) (string, error) {
+func (c *tconn) trySubmit(typ gearman.Type, fn, unique string, rest ...string) (string, error) {
 	c.deadline()
 	return c.Submit(typ, fn, unique, toBytes(rest)...)
 }
 
 // submit submits a job; rest is the epoch or the reducer and aggregator,
 // then the data.
-func (c *tconn) submit(typ Type, fn, unique string, rest ...string) string {
+func (c *tconn) submit(typ gearman.Type, fn, unique string, rest ...string) string {
 	c.t.Helper()
 	h, err := c.trySubmit(typ, fn, unique, rest...)
 	if err != nil {
@@ -257,10 +258,10 @@ func (c *tconn) submit(typ Type, fn, unique string, rest ...string) string {
 	return h
 }
 
-func (c *tconn) submitError(code, text string, typ Type, fn, unique string, rest ...string) {
+func (c *tconn) submitError(code, text string, typ gearman.Type, fn, unique string, rest ...string) {
 	c.t.Helper()
 	h, err := c.trySubmit(typ, fn, unique, rest...)
-	var se *ServerError
+	var se *gearman.ServerError
 	if !errors.As(err, &se) || se.Code != code || se.Text != text {
 		c.t.Fatalf("submit %s %s %q: handle %q err %v, want ERROR %s %q", typ, fn, unique, h, err, code, text)
 	}
@@ -270,12 +271,12 @@ func (c *tconn) submitError(code, text string, typ Type, fn, unique string, rest
 func (c *tconn) canDo(fns ...string) {
 	c.t.Helper()
 	for _, f := range fns {
-		c.send(CanDo, f)
+		c.send(gearman.CanDo, f)
 	}
 	c.sync()
 }
 
-func (c *tconn) grab(typ Type) pkt {
+func (c *tconn) grab(typ gearman.Type) pkt {
 	c.t.Helper()
 	c.send(typ)
 	return c.recv()
@@ -284,8 +285,8 @@ func (c *tconn) grab(typ Type) pkt {
 // grabJob grabs with GRAB_JOB and returns the handle and data.
 func (c *tconn) grabJob() (handle, data string) {
 	c.t.Helper()
-	p := c.grab(GrabJob)
-	if p.Type != JobAssign {
+	p := c.grab(gearman.GrabJob)
+	if p.Type != gearman.JobAssign {
 		c.t.Fatalf("GRAB_JOB: got %s, want JOB_ASSIGN", p)
 	}
 	return p.Args[0], p.Args[2]
@@ -293,27 +294,27 @@ func (c *tconn) grabJob() (handle, data string) {
 
 func (c *tconn) expectNoJob() {
 	c.t.Helper()
-	c.send(GrabJob)
-	c.expect(NoJob)
+	c.send(gearman.GrabJob)
+	c.expect(gearman.NoJob)
 }
 
 // sleep sends PRE_SLEEP and waits for the NOOP that must come.
 func (c *tconn) sleepUntilNoop() {
 	c.t.Helper()
-	c.send(PreSleep)
-	c.expect(Noop)
+	c.send(gearman.PreSleep)
+	c.expect(gearman.Noop)
 }
 
 func (c *tconn) status(handle string, want ...string) {
 	c.t.Helper()
-	c.send(GetStatus, handle)
-	c.expect(StatusRes, append([]string{handle}, want...)...)
+	c.send(gearman.GetStatus, handle)
+	c.expect(gearman.StatusRes, append([]string{handle}, want...)...)
 }
 
 func (c *tconn) statusUnique(unique string, want ...string) {
 	c.t.Helper()
-	c.send(GetStatusUnique, unique)
-	c.expect(StatusResUnique, append([]string{unique}, want...)...)
+	c.send(gearman.GetStatusUnique, unique)
+	c.expect(gearman.StatusResUnique, append([]string{unique}, want...)...)
 }
 
 // waitFor polls cond, each poll a round trip to the server, until it holds.
@@ -367,8 +368,8 @@ func TestEcho(t *testing.T) {
 	t.Parallel()
 	c := dialT(t, newTestServer(t, Config{}))
 	for _, data := range []string{"ping", "ping\x00with-nul", "", "\x00", "\x00\x00tail\x00", strings.Repeat("x\x00", 40000)} {
-		c.send(EchoReq, data)
-		c.expect(EchoRes, data)
+		c.send(gearman.EchoReq, data)
+		c.expect(gearman.EchoRes, data)
 	}
 }
 
@@ -377,19 +378,19 @@ func TestForegroundJobCycle(t *testing.T) {
 	addr := newTestServer(t, Config{})
 	cases := []struct {
 		name   string
-		submit Type
+		submit gearman.Type
 		reduce bool
-		grab   Type
-		want   Type
+		grab   gearman.Type
+		want   gearman.Type
 	}{
-		{"GRAB_JOB", SubmitJob, false, GrabJob, JobAssign},
-		{"GRAB_JOB_UNIQ", SubmitJob, false, GrabJobUniq, JobAssignUniq},
-		{"GRAB_JOB_ALL plain", SubmitJob, false, GrabJobAll, JobAssignUniq},
-		{"GRAB_JOB_ALL reduce", SubmitReduceJob, true, GrabJobAll, JobAssignAll},
-		{"GRAB_JOB_UNIQ reduce", SubmitReduceJob, true, GrabJobUniq, JobAssignUniq},
-		{"GRAB_JOB reduce", SubmitReduceJob, true, GrabJob, JobAssign},
-		{"HIGH", SubmitJobHigh, false, GrabJobUniq, JobAssignUniq},
-		{"LOW", SubmitJobLow, false, GrabJob, JobAssign},
+		{"GRAB_JOB", gearman.SubmitJob, false, gearman.GrabJob, gearman.JobAssign},
+		{"GRAB_JOB_UNIQ", gearman.SubmitJob, false, gearman.GrabJobUniq, gearman.JobAssignUniq},
+		{"GRAB_JOB_ALL plain", gearman.SubmitJob, false, gearman.GrabJobAll, gearman.JobAssignUniq},
+		{"GRAB_JOB_ALL reduce", gearman.SubmitReduceJob, true, gearman.GrabJobAll, gearman.JobAssignAll},
+		{"GRAB_JOB_UNIQ reduce", gearman.SubmitReduceJob, true, gearman.GrabJobUniq, gearman.JobAssignUniq},
+		{"GRAB_JOB reduce", gearman.SubmitReduceJob, true, gearman.GrabJob, gearman.JobAssign},
+		{"HIGH", gearman.SubmitJobHigh, false, gearman.GrabJobUniq, gearman.JobAssignUniq},
+		{"LOW", gearman.SubmitJobLow, false, gearman.GrabJob, gearman.JobAssign},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -401,18 +402,18 @@ func TestForegroundJobCycle(t *testing.T) {
 			} else {
 				h = client.submit(tc.submit, fn, unique, data)
 			}
-			worker.send(SetClientID, "my-worker-1")
+			worker.send(gearman.SetClientID, "my-worker-1")
 			worker.canDo(fn)
 			switch tc.want {
-			case JobAssign:
+			case gearman.JobAssign:
 				worker.send(tc.grab)
-				worker.expect(JobAssign, h, fn, data)
-			case JobAssignUniq:
+				worker.expect(gearman.JobAssign, h, fn, data)
+			case gearman.JobAssignUniq:
 				worker.send(tc.grab)
-				worker.expect(JobAssignUniq, h, fn, unique, data)
-			case JobAssignAll:
+				worker.expect(gearman.JobAssignUniq, h, fn, unique, data)
+			case gearman.JobAssignAll:
 				worker.send(tc.grab)
-				worker.expect(JobAssignAll, h, fn, unique, "myreducer", data)
+				worker.expect(gearman.JobAssignAll, h, fn, unique, "myreducer", data)
 			}
 			worker.expectNoJob()
 
@@ -421,19 +422,19 @@ func TestForegroundJobCycle(t *testing.T) {
 
 			// WORK_DATA, WORK_WARNING and WORK_STATUS reach the client
 			// unchanged, in order; the worker gets no reply.
-			worker.send(WorkData, h, "d\x001")
-			worker.send(WorkWarning, h, "w1\x00")
-			worker.send(WorkStatus, h, "3", "10")
+			worker.send(gearman.WorkData, h, "d\x001")
+			worker.send(gearman.WorkWarning, h, "w1\x00")
+			worker.send(gearman.WorkStatus, h, "3", "10")
 			worker.sync()
-			client.expect(WorkData, h, "d\x001")
-			client.expect(WorkWarning, h, "w1\x00")
-			client.expect(WorkStatus, h, "3", "10")
+			client.expect(gearman.WorkData, h, "d\x001")
+			client.expect(gearman.WorkWarning, h, "w1\x00")
+			client.expect(gearman.WorkStatus, h, "3", "10")
 			client.status(h, "1", "1", "3", "10")
 			client.statusUnique(unique, "1", "1", "3", "10", "1")
 
-			worker.send(WorkComplete, h, "res\x00ult")
+			worker.send(gearman.WorkComplete, h, "res\x00ult")
 			worker.sync()
-			client.expect(WorkComplete, h, "res\x00ult")
+			client.expect(gearman.WorkComplete, h, "res\x00ult")
 			client.status(h, "0", "0", "0", "0")
 			client.statusUnique(unique, "0", "0", "0", "0", "0")
 			worker.expectNoJob()
@@ -445,14 +446,14 @@ func TestWorkFailForwarded(t *testing.T) {
 	t.Parallel()
 	addr := newTestServer(t, Config{})
 	client, worker := dialT(t, addr), dialT(t, addr)
-	h := client.submit(SubmitJob, "wf", "", "x")
+	h := client.submit(gearman.SubmitJob, "wf", "", "x")
 	worker.canDo("wf")
 	if got, _ := worker.grabJob(); got != h {
 		t.Fatalf("grabbed %s, want %s", got, h)
 	}
-	worker.send(WorkFail, h)
+	worker.send(gearman.WorkFail, h)
 	worker.sync()
-	client.expect(WorkFail, h)
+	client.expect(gearman.WorkFail, h)
 	client.status(h, "0", "0", "0", "0")
 }
 
@@ -460,7 +461,7 @@ func TestBackgroundJob(t *testing.T) {
 	t.Parallel()
 	addr := newTestServer(t, Config{})
 	submitter, worker, late := dialT(t, addr), dialT(t, addr), dialT(t, addr)
-	h := submitter.submit(SubmitJobBg, "bgf", "bgu", "bgdata")
+	h := submitter.submit(gearman.SubmitJobBg, "bgf", "bgu", "bgdata")
 	submitter.status(h, "1", "0", "0", "0")
 	worker.canDo("bgf")
 	if got, data := worker.grabJob(); got != h || data != "bgdata" {
@@ -468,24 +469,24 @@ func TestBackgroundJob(t *testing.T) {
 	}
 	// No listener: WORK_DATA and WORK_WARNING are dropped, WORK_STATUS is
 	// only stored. None of them is an error.
-	worker.send(WorkData, h, "d1")
-	worker.send(WorkWarning, h, "w1")
-	worker.send(WorkStatus, h, "7", "9")
+	worker.send(gearman.WorkData, h, "d1")
+	worker.send(gearman.WorkWarning, h, "w1")
+	worker.send(gearman.WorkStatus, h, "7", "9")
 	worker.sync()
 	submitter.sync()
 	submitter.status(h, "1", "1", "7", "9")
 
 	// A fg client coalescing onto the running bg job gets only what is
 	// sent after it attached.
-	if got := late.submit(SubmitJob, "bgf", "bgu", "ignored"); got != h {
+	if got := late.submit(gearman.SubmitJob, "bgf", "bgu", "ignored"); got != h {
 		t.Fatalf("fg coalesce onto bg job: %s, want %s", got, h)
 	}
 	late.statusUnique("bgu", "1", "1", "7", "9", "1")
-	worker.send(WorkStatus, h, "8", "9")
-	worker.send(WorkComplete, h, "done")
+	worker.send(gearman.WorkStatus, h, "8", "9")
+	worker.send(gearman.WorkComplete, h, "done")
 	worker.sync()
-	late.expect(WorkStatus, h, "8", "9")
-	late.expect(WorkComplete, h, "done")
+	late.expect(gearman.WorkStatus, h, "8", "9")
+	late.expect(gearman.WorkComplete, h, "done")
 	submitter.sync() // the bg submitter is told nothing
 	submitter.status(h, "0", "0", "0", "0")
 	submitter.adminExpect("show jobs", ".\n")
@@ -496,16 +497,16 @@ func TestPriorityOrder(t *testing.T) {
 	addr := newTestServer(t, Config{})
 	for _, tc := range []struct {
 		name            string
-		low, norm, high Type
+		low, norm, high gearman.Type
 	}{
-		{"bg", SubmitJobLowBg, SubmitJobBg, SubmitJobHighBg},
-		{"fg", SubmitJobLow, SubmitJob, SubmitJobHigh},
+		{"bg", gearman.SubmitJobLowBg, gearman.SubmitJobBg, gearman.SubmitJobHighBg},
+		{"fg", gearman.SubmitJobLow, gearman.SubmitJob, gearman.SubmitJobHigh},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fn := "pri_" + tc.name
 			client, worker, adm := dialT(t, addr), dialT(t, addr), dialT(t, addr)
 			for _, s := range []struct {
-				t    Type
+				t    gearman.Type
 				data string
 			}{{tc.low, "l1"}, {tc.norm, "n1"}, {tc.high, "h1"}, {tc.low, "l2"}, {tc.norm, "n2"}, {tc.high, "h2"}} {
 				client.submit(s.t, fn, "", s.data)
@@ -546,8 +547,8 @@ func TestFunctionScanOrder(t *testing.T) {
 			addr := newTestServer(t, Config{RoundRobin: tc.roundRobin})
 			client, worker := dialT(t, addr), dialT(t, addr)
 			for i := 1; i <= 3; i++ {
-				client.submit(SubmitJobBg, "f_o1", "", fmt.Sprintf("o1-%d", i))
-				client.submit(SubmitJobBg, "f_o2", "", fmt.Sprintf("o2-%d", i))
+				client.submit(gearman.SubmitJobBg, "f_o1", "", fmt.Sprintf("o1-%d", i))
+				client.submit(gearman.SubmitJobBg, "f_o2", "", fmt.Sprintf("o2-%d", i))
 			}
 			worker.canDo("f_o1", "f_o2")
 			var got []string
@@ -566,8 +567,8 @@ func TestFunctionScanOrder(t *testing.T) {
 		t.Parallel()
 		addr := newTestServer(t, Config{})
 		client, worker := dialT(t, addr), dialT(t, addr)
-		client.submit(SubmitJobHighBg, "f_x1", "", "x1-high")
-		client.submit(SubmitJobLowBg, "f_x2", "", "x2-low")
+		client.submit(gearman.SubmitJobHighBg, "f_x1", "", "x1-high")
+		client.submit(gearman.SubmitJobLowBg, "f_x2", "", "x2-low")
 		worker.canDo("f_x1", "f_x2")
 		if _, data := worker.grabJob(); data != "x2-low" {
 			t.Errorf("first job %q, want x2-low", data)
@@ -577,7 +578,7 @@ func TestFunctionScanOrder(t *testing.T) {
 
 // sub is one submission in the coalescing table.
 type sub struct {
-	t      Type
+	t      gearman.Type
 	fn, u  string
 	data   string
 	expect string // prioritystatus row expected afterwards, if set
@@ -593,27 +594,27 @@ func TestCoalescing(t *testing.T) {
 		first, second sub
 		same          bool
 	}{
-		{"same function and unique", sub{t: SubmitJobBg, fn: "c", u: "u", data: "A"}, sub{t: SubmitJobBg, fn: "c", u: "u", data: "B"}, true},
-		{"same unique fg", sub{t: SubmitJob, fn: "c", u: "u", data: "A"}, sub{t: SubmitJob, fn: "c", u: "u", data: "B"}, true},
-		{"empty unique never", sub{t: SubmitJobBg, fn: "c", data: "A"}, sub{t: SubmitJobBg, fn: "c", data: "A"}, false},
-		{"empty unique fg never", sub{t: SubmitJob, fn: "c", data: "A"}, sub{t: SubmitJob, fn: "c", data: "A"}, false},
-		{"dash identical data", sub{t: SubmitJobBg, fn: "c", u: "-", data: "same"}, sub{t: SubmitJob, fn: "c", u: "-", data: "same"}, true},
-		{"dash different data", sub{t: SubmitJobBg, fn: "c", u: "-", data: "one"}, sub{t: SubmitJobBg, fn: "c", u: "-", data: "two"}, false},
-		{"dash empty data", sub{t: SubmitJobBg, fn: "c", u: "-"}, sub{t: SubmitJobBg, fn: "c", u: "-"}, false},
-		{"other function", sub{t: SubmitJobBg, fn: "c", u: "u", data: "A"}, sub{t: SubmitJobBg, fn: "c2", u: "u", data: "A"}, false},
-		{"64-byte unique (D4)", sub{t: SubmitJobBg, fn: "c", u: u64, data: "A"}, sub{t: SubmitJob, fn: "c", u: u64, data: "B"}, true},
-		{"uniques differing in byte 64", sub{t: SubmitJobBg, fn: "c", u: u64, data: "A"}, sub{t: SubmitJobBg, fn: "c", u: u64b, data: "B"}, false},
-		{"bg onto fg", sub{t: SubmitJob, fn: "c", u: "u", data: "A"}, sub{t: SubmitJobLowBg, fn: "c", u: "u", data: "B", expect: "0\t1\t0"}, true},
-		{"priority of coalesced ignored", sub{t: SubmitJobBg, fn: "c", u: "u", data: "A"}, sub{t: SubmitJobHigh, fn: "c", u: "u", data: "B", expect: "0\t1\t0"}, true},
-		{"epoch onto bg", sub{t: SubmitJobLowBg, fn: "c", u: "u", data: "A"}, sub{t: SubmitJobEpoch, fn: "c", u: "u", data: "B", expect: "0\t0\t1"}, true},
-		{"reduce onto plain", sub{t: SubmitJobBg, fn: "c", u: "u", data: "A"}, sub{t: SubmitReduceJob, fn: "c", u: "u", data: "B"}, true},
+		{"same function and unique", sub{t: gearman.SubmitJobBg, fn: "c", u: "u", data: "A"}, sub{t: gearman.SubmitJobBg, fn: "c", u: "u", data: "B"}, true},
+		{"same unique fg", sub{t: gearman.SubmitJob, fn: "c", u: "u", data: "A"}, sub{t: gearman.SubmitJob, fn: "c", u: "u", data: "B"}, true},
+		{"empty unique never", sub{t: gearman.SubmitJobBg, fn: "c", data: "A"}, sub{t: gearman.SubmitJobBg, fn: "c", data: "A"}, false},
+		{"empty unique fg never", sub{t: gearman.SubmitJob, fn: "c", data: "A"}, sub{t: gearman.SubmitJob, fn: "c", data: "A"}, false},
+		{"dash identical data", sub{t: gearman.SubmitJobBg, fn: "c", u: "-", data: "same"}, sub{t: gearman.SubmitJob, fn: "c", u: "-", data: "same"}, true},
+		{"dash different data", sub{t: gearman.SubmitJobBg, fn: "c", u: "-", data: "one"}, sub{t: gearman.SubmitJobBg, fn: "c", u: "-", data: "two"}, false},
+		{"dash empty data", sub{t: gearman.SubmitJobBg, fn: "c", u: "-"}, sub{t: gearman.SubmitJobBg, fn: "c", u: "-"}, false},
+		{"other function", sub{t: gearman.SubmitJobBg, fn: "c", u: "u", data: "A"}, sub{t: gearman.SubmitJobBg, fn: "c2", u: "u", data: "A"}, false},
+		{"64-byte unique (D4)", sub{t: gearman.SubmitJobBg, fn: "c", u: u64, data: "A"}, sub{t: gearman.SubmitJob, fn: "c", u: u64, data: "B"}, true},
+		{"uniques differing in byte 64", sub{t: gearman.SubmitJobBg, fn: "c", u: u64, data: "A"}, sub{t: gearman.SubmitJobBg, fn: "c", u: u64b, data: "B"}, false},
+		{"bg onto fg", sub{t: gearman.SubmitJob, fn: "c", u: "u", data: "A"}, sub{t: gearman.SubmitJobLowBg, fn: "c", u: "u", data: "B", expect: "0\t1\t0"}, true},
+		{"priority of coalesced ignored", sub{t: gearman.SubmitJobBg, fn: "c", u: "u", data: "A"}, sub{t: gearman.SubmitJobHigh, fn: "c", u: "u", data: "B", expect: "0\t1\t0"}, true},
+		{"epoch onto bg", sub{t: gearman.SubmitJobLowBg, fn: "c", u: "u", data: "A"}, sub{t: gearman.SubmitJobEpoch, fn: "c", u: "u", data: "B", expect: "0\t0\t1"}, true},
+		{"reduce onto plain", sub{t: gearman.SubmitJobBg, fn: "c", u: "u", data: "A"}, sub{t: gearman.SubmitReduceJob, fn: "c", u: "u", data: "B"}, true},
 	}
 	doSubmit := func(c *tconn, s sub) string {
 		c.t.Helper()
 		switch s.t {
-		case SubmitJobEpoch:
+		case gearman.SubmitJobEpoch:
 			return c.submit(s.t, s.fn, s.u, "0", s.data)
-		case SubmitReduceJob, SubmitReduceJobBackground:
+		case gearman.SubmitReduceJob, gearman.SubmitReduceJobBackground:
 			return c.submit(s.t, s.fn, s.u, "red", "", s.data)
 		}
 		return c.submit(s.t, s.fn, s.u, s.data)
@@ -643,11 +644,11 @@ func TestCoalescing(t *testing.T) {
 			worker.canDo(fns...)
 			n := 0
 			for {
-				p := worker.grab(GrabJob)
-				if p.Type == NoJob {
+				p := worker.grab(gearman.GrabJob)
+				if p.Type == gearman.NoJob {
 					break
 				}
-				if p.Type != JobAssign {
+				if p.Type != gearman.JobAssign {
 					t.Fatalf("grab: %s", p)
 				}
 				if n == 0 && tc.same && p.Args[2] != tc.first.data {
@@ -666,8 +667,8 @@ func TestCoalescedForegroundListeners(t *testing.T) {
 	t.Parallel()
 	addr := newTestServer(t, Config{})
 	c1, c2, worker := dialT(t, addr), dialT(t, addr), dialT(t, addr)
-	h := c1.submit(SubmitJob, "cf", "same", "A-data")
-	if h2 := c2.submit(SubmitJobLow, "cf", "same", "B-data"); h2 != h {
+	h := c1.submit(gearman.SubmitJob, "cf", "same", "A-data")
+	if h2 := c2.submit(gearman.SubmitJobLow, "cf", "same", "B-data"); h2 != h {
 		t.Fatalf("coalesced handle %s, want %s", h2, h)
 	}
 	c1.statusUnique("same", "1", "0", "0", "0", "2")
@@ -678,19 +679,19 @@ func TestCoalescedForegroundListeners(t *testing.T) {
 	worker.expectNoJob()
 	// Running jobs coalesce too.
 	c3 := dialT(t, addr)
-	if h3 := c3.submit(SubmitJob, "cf", "same", "C"); h3 != h {
+	if h3 := c3.submit(gearman.SubmitJob, "cf", "same", "C"); h3 != h {
 		t.Fatalf("coalesce onto running job: %s, want %s", h3, h)
 	}
 	c1.statusUnique("same", "1", "1", "0", "0", "3")
-	worker.send(WorkData, h, "part")
-	worker.send(WorkComplete, h, "R:A-data")
+	worker.send(gearman.WorkData, h, "part")
+	worker.send(gearman.WorkComplete, h, "R:A-data")
 	worker.sync()
 	for _, c := range []*tconn{c1, c2, c3} {
-		c.expect(WorkData, h, "part")
-		c.expect(WorkComplete, h, "R:A-data")
+		c.expect(gearman.WorkData, h, "part")
+		c.expect(gearman.WorkComplete, h, "R:A-data")
 	}
 	// Only live jobs coalesce: the same unique now makes a new job.
-	h4 := c1.submit(SubmitJob, "cf", "same", "again")
+	h4 := c1.submit(gearman.SubmitJob, "cf", "same", "again")
 	if h4 == h {
 		t.Fatalf("finished job %s reused", h)
 	}
@@ -704,16 +705,16 @@ func TestUniqueTooLarge(t *testing.T) {
 	addr := newTestServer(t, Config{})
 	c, adm := dialT(t, addr), dialT(t, addr)
 	u65 := strings.Repeat("u", 65)
-	c.submitError(errArgumentTooLarge, txtUniqueTooLarge, SubmitJob, "ut", u65, "x")
-	c.submitError(errArgumentTooLarge, txtUniqueTooLarge, SubmitJobBg, "ut", u65, "x")
-	c.submitError(errArgumentTooLarge, txtUniqueTooLarge, SubmitJobHighBg, "ut", u65+"more", "x")
-	c.submitError(errArgumentTooLarge, txtUniqueTooLarge, SubmitJobEpoch, "ut", u65, "0", "x")
-	c.submitError(errArgumentTooLarge, txtUniqueTooLarge, SubmitReduceJob, "ut", u65, "r", "", "x")
-	c.submitError(errArgumentTooLarge, txtUniqueTooLarge, SubmitReduceJobBackground, "ut", u65, "r", "", "x")
+	c.submitError(gearman.CodeArgumentTooLarge, txtUniqueTooLarge, gearman.SubmitJob, "ut", u65, "x")
+	c.submitError(gearman.CodeArgumentTooLarge, txtUniqueTooLarge, gearman.SubmitJobBg, "ut", u65, "x")
+	c.submitError(gearman.CodeArgumentTooLarge, txtUniqueTooLarge, gearman.SubmitJobHighBg, "ut", u65+"more", "x")
+	c.submitError(gearman.CodeArgumentTooLarge, txtUniqueTooLarge, gearman.SubmitJobEpoch, "ut", u65, "0", "x")
+	c.submitError(gearman.CodeArgumentTooLarge, txtUniqueTooLarge, gearman.SubmitReduceJob, "ut", u65, "r", "", "x")
+	c.submitError(gearman.CodeArgumentTooLarge, txtUniqueTooLarge, gearman.SubmitReduceJobBackground, "ut", u65, "r", "", "x")
 	c.sync()
 	adm.adminExpect("show jobs", ".\n")
 	// D4: REDUCE checks the unique, not the reducer, against 64.
-	h := c.submit(SubmitReduceJob, "ut", "short", strings.Repeat("r", 100), "", "x")
+	h := c.submit(gearman.SubmitReduceJob, "ut", "short", strings.Repeat("r", 100), "", "x")
 	adm.adminExpect("show jobs", h+"\t0\t0\t0\n.\n")
 	c.statusUnique(strings.Repeat("u", 64), "0", "0", "0", "0", "0")
 	c.statusUnique(u65+u65, "0", "0", "0", "0", "0") // D10: answered, zeros
@@ -726,15 +727,15 @@ func TestBackgroundOntoForegroundSurvives(t *testing.T) {
 	t.Parallel()
 	addr := newTestServer(t, Config{})
 	fg, bg, worker, probe := dialT(t, addr), dialT(t, addr), dialT(t, addr), dialT(t, addr)
-	h := fg.submit(SubmitJob, "d7", "u7", "payload")
-	if got := bg.submit(SubmitJobBg, "d7", "u7", "other"); got != h {
+	h := fg.submit(gearman.SubmitJob, "d7", "u7", "payload")
+	if got := bg.submit(gearman.SubmitJobBg, "d7", "u7", "other"); got != h {
 		t.Fatalf("bg coalesce: %s, want %s", got, h)
 	}
 	probe.adminExpect("show jobs", h+"\t0\t0\t1\n.\n") // now stored
 	fg.Close()
 	waitFor(t, "the fg client to be detached", func() bool {
-		probe.send(GetStatusUnique, "u7")
-		p := probe.expectType(StatusResUnique)
+		probe.send(gearman.GetStatusUnique, "u7")
+		p := probe.expectType(gearman.StatusResUnique)
 		return p.Args[1] == "1" && p.Args[5] == "0"
 	})
 	worker.canDo("d7")
@@ -744,12 +745,12 @@ func TestBackgroundOntoForegroundSurvives(t *testing.T) {
 
 	// Without a bg submission the job is abandoned with its last client.
 	fg2 := dialT(t, addr)
-	h2 := fg2.submit(SubmitJob, "d7", "u8", "x")
+	h2 := fg2.submit(gearman.SubmitJob, "d7", "u8", "x")
 	probe.statusUnique("u8", "1", "0", "0", "0", "1")
 	fg2.Close()
 	waitFor(t, "the abandoned job to be forgotten", func() bool {
-		probe.send(GetStatusUnique, "u8")
-		return probe.expectType(StatusResUnique).Args[1] == "0"
+		probe.send(gearman.GetStatusUnique, "u8")
+		return probe.expectType(gearman.StatusResUnique).Args[1] == "0"
 	})
 	probe.status(h2, "0", "0", "0", "0")
 	worker.expectNoJob()
@@ -762,12 +763,12 @@ func TestExceptions(t *testing.T) {
 		name      string
 		cfg       Config
 		option    string // sent by the first client; "" for none
-		firstGets Type
+		firstGets gearman.Type
 	}{
-		{"option", Config{}, "exceptions", WorkException},
-		{"option case-insensitive", Config{}, "EXCEPTIONS", WorkException},
-		{"none", Config{}, "", WorkFail},
-		{"Config.Exceptions", Config{Exceptions: true}, "", WorkException},
+		{"option", Config{}, "exceptions", gearman.WorkException},
+		{"option case-insensitive", Config{}, "EXCEPTIONS", gearman.WorkException},
+		{"none", Config{}, "", gearman.WorkFail},
+		{"Config.Exceptions", Config{Exceptions: true}, "", gearman.WorkException},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -775,27 +776,27 @@ func TestExceptions(t *testing.T) {
 			addr := newTestServer(t, tc.cfg)
 			c1, c2, worker := dialT(t, addr), dialT(t, addr), dialT(t, addr)
 			if tc.option != "" {
-				c1.send(OptionReq, tc.option)
-				c1.expect(OptionRes, tc.option)
+				c1.send(gearman.OptionReq, tc.option)
+				c1.expect(gearman.OptionRes, tc.option)
 			}
-			h := c1.submit(SubmitJob, "ex", "eu", "x")
-			c2.submit(SubmitJob, "ex", "eu", "x")
+			h := c1.submit(gearman.SubmitJob, "ex", "eu", "x")
+			c2.submit(gearman.SubmitJob, "ex", "eu", "x")
 			worker.canDo("ex")
 			worker.grabJob()
-			worker.send(WorkException, h, "boom\x00!")
+			worker.send(gearman.WorkException, h, "boom\x00!")
 			worker.sync()
-			check := func(c *tconn, gets Type) {
+			check := func(c *tconn, gets gearman.Type) {
 				t.Helper()
-				if gets == WorkException {
-					c.expect(WorkException, h, "boom\x00!")
+				if gets == gearman.WorkException {
+					c.expect(gearman.WorkException, h, "boom\x00!")
 				} else {
-					c.expect(WorkFail, h) // the handle exactly, no NUL (D17)
+					c.expect(gearman.WorkFail, h) // the handle exactly, no NUL (D17)
 				}
 			}
 			check(c1, tc.firstGets)
-			second := WorkFail
+			second := gearman.WorkFail
 			if tc.cfg.Exceptions {
-				second = WorkException
+				second = gearman.WorkException
 			}
 			check(c2, second)
 			c1.status(h, "0", "0", "0", "0") // the exception ended the job
@@ -806,8 +807,8 @@ func TestExceptions(t *testing.T) {
 		t.Parallel()
 		c := dialT(t, newTestServer(t, Config{}))
 		for _, opt := range []string{"foo", "exceptions\x00", "", "exception"} {
-			c.send(OptionReq, opt)
-			c.expectError(errUnknownOption, txtUnknownOption)
+			c.send(gearman.OptionReq, opt)
+			c.expectError(gearman.CodeUnknownOption, txtUnknownOption)
 		}
 		c.sync()
 	})
@@ -819,23 +820,23 @@ func TestWorkFromNonOwner(t *testing.T) {
 	t.Parallel()
 	addr := newTestServer(t, Config{})
 	client, owner, other := dialT(t, addr), dialT(t, addr), dialT(t, addr)
-	running := client.submit(SubmitJob, "wn", "", "r")
-	queued := client.submit(SubmitJob, "wn", "", "q")
+	running := client.submit(gearman.SubmitJob, "wn", "", "r")
+	queued := client.submit(gearman.SubmitJob, "wn", "", "q")
 	owner.canDo("wn")
 	if h, _ := owner.grabJob(); h != running {
 		t.Fatalf("grabbed %s, want %s", h, running)
 	}
 	cases := []struct {
-		t          Type
+		t          gearman.Type
 		args       []string
 		code, text string
 	}{
-		{WorkStatus, []string{"1", "2"}, errJobNotFound, txtWorkNotFound},
-		{WorkComplete, []string{"res"}, errJobNotFound, txtWorkNotFound},
-		{WorkFail, nil, errJobNotFound, txtWorkNotFound},
-		{WorkData, []string{"d"}, errJobNotFound, txtDataNotFound},
-		{WorkWarning, []string{"w"}, errJobNotFound, txtDataNotFound},
-		{WorkException, []string{"e"}, errJobNotFound, txtExceptionMissing},
+		{gearman.WorkStatus, []string{"1", "2"}, gearman.CodeJobNotFound, txtWorkNotFound},
+		{gearman.WorkComplete, []string{"res"}, gearman.CodeJobNotFound, txtWorkNotFound},
+		{gearman.WorkFail, nil, gearman.CodeJobNotFound, txtWorkNotFound},
+		{gearman.WorkData, []string{"d"}, gearman.CodeJobNotFound, txtDataNotFound},
+		{gearman.WorkWarning, []string{"w"}, gearman.CodeJobNotFound, txtDataNotFound},
+		{gearman.WorkException, []string{"e"}, gearman.CodeJobNotFound, txtExceptionMissing},
 	}
 	for _, h := range []string{running, queued, "H:t:999999", ""} {
 		for _, tc := range cases {
@@ -845,33 +846,33 @@ func TestWorkFromNonOwner(t *testing.T) {
 	}
 	// Exact texts and sizes from reference 2.4.
 	for text, size := range map[string]int{txtWorkNotFound: 48, txtDataNotFound: 42, txtExceptionMissing: 69} {
-		if n := len(errJobNotFound) + 1 + len(text); n != size {
-			t.Errorf("ERROR %s %q: payload %d bytes, want %d", errJobNotFound, text, n, size)
+		if n := len(gearman.CodeJobNotFound) + 1 + len(text); n != size {
+			t.Errorf("ERROR %s %q: payload %d bytes, want %d", gearman.CodeJobNotFound, text, n, size)
 		}
 	}
 	long := strings.Repeat("H", 64)
-	other.send(WorkFail, long)
-	other.expectError(errArgumentTooLarge, txtHandleTooLarge)
-	other.send(WorkFail, long[:63])
-	other.expectError(errJobNotFound, txtWorkNotFound)
+	other.send(gearman.WorkFail, long)
+	other.expectError(gearman.CodeArgumentTooLarge, txtHandleTooLarge)
+	other.send(gearman.WorkFail, long[:63])
+	other.expectError(gearman.CodeJobNotFound, txtWorkNotFound)
 	// The owner also cannot report on the queued job.
-	owner.send(WorkComplete, queued, "x")
-	owner.expectError(errJobNotFound, txtWorkNotFound)
+	owner.send(gearman.WorkComplete, queued, "x")
+	owner.expectError(gearman.CodeJobNotFound, txtWorkNotFound)
 
 	client.sync() // no packet reached the client
 	client.status(running, "1", "1", "0", "0")
 	client.status(queued, "1", "0", "0", "0")
-	owner.send(WorkComplete, running, "real")
+	owner.send(gearman.WorkComplete, running, "real")
 	owner.sync()
-	client.expect(WorkComplete, running, "real")
+	client.expect(gearman.WorkComplete, running, "real")
 }
 
 func TestWorkerDisconnectRequeues(t *testing.T) {
 	t.Parallel()
 	addr := newTestServer(t, Config{})
 	client, adm := dialT(t, addr), dialT(t, addr)
-	other := client.submit(SubmitJob, "rq", "", "other") // ahead in the queue
-	h := client.submit(SubmitJob, "rq", "", "payload")
+	other := client.submit(gearman.SubmitJob, "rq", "", "other") // ahead in the queue
+	h := client.submit(gearman.SubmitJob, "rq", "", "payload")
 	w1 := dialT(t, addr)
 	w1.canDo("rq")
 	if got, _ := w1.grabJob(); got != other {
@@ -880,16 +881,16 @@ func TestWorkerDisconnectRequeues(t *testing.T) {
 	if got, _ := w1.grabJob(); got != h {
 		t.Fatalf("w1 got %s", got)
 	}
-	w1.send(WorkStatus, h, "1", "2")
+	w1.send(gearman.WorkStatus, h, "1", "2")
 	w1.sync()
-	client.expect(WorkStatus, h, "1", "2")
+	client.expect(gearman.WorkStatus, h, "1", "2")
 	w1.Close()
 
 	w2 := dialT(t, addr)
 	w2.canDo("rq")
-	w2.send(PreSleep)
-	w2.expect(Noop) // the requeued jobs are runnable
-	client.sync()   // the client is told nothing
+	w2.send(gearman.PreSleep)
+	w2.expect(gearman.Noop) // the requeued jobs are runnable
+	client.sync()           // the client is told nothing
 	adm.adminExpect("show jobs", other+"\t1\t0\t0\n"+h+"\t1\t0\t0\n.\n")
 	client.status(h, "1", "0", "0", "0") // progress reset
 	// Requeued at the tail in the order the worker held them.
@@ -901,12 +902,12 @@ func TestWorkerDisconnectRequeues(t *testing.T) {
 	if got[h] != "payload" || got[other] != "other" {
 		t.Fatalf("w2 got %q", got)
 	}
-	w2.send(WorkComplete, h, "from-w2")
-	w2.send(WorkComplete, other, "other-done")
+	w2.send(gearman.WorkComplete, h, "from-w2")
+	w2.send(gearman.WorkComplete, other, "other-done")
 	w2.sync()
 	results := map[string]string{}
 	for range 2 {
-		p := client.expectType(WorkComplete)
+		p := client.expectType(gearman.WorkComplete)
 		results[p.Args[0]] = p.Args[1]
 	}
 	if results[h] != "from-w2" || results[other] != "other-done" {
@@ -919,7 +920,7 @@ func TestWorkerDisconnectRequeuesBackground(t *testing.T) {
 	t.Parallel()
 	addr := newTestServer(t, Config{})
 	client := dialT(t, addr)
-	h := client.submit(SubmitJobBg, "rqb", "u", "payload")
+	h := client.submit(gearman.SubmitJobBg, "rqb", "u", "payload")
 	w1 := dialT(t, addr)
 	w1.canDo("rqb")
 	w1.grabJob()
@@ -937,7 +938,7 @@ func TestJobRetries(t *testing.T) {
 	t.Parallel()
 	addr := newTestServer(t, Config{JobRetries: 2})
 	client, adm := dialT(t, addr), dialT(t, addr)
-	h := client.submit(SubmitJob, "rt", "", "x")
+	h := client.submit(gearman.SubmitJob, "rt", "", "x")
 
 	w1 := dialT(t, addr)
 	w1.canDo("rt")
@@ -953,7 +954,7 @@ func TestJobRetries(t *testing.T) {
 	}
 	w2.Close()
 
-	client.expect(WorkFail, h) // the second death used up the attempts
+	client.expect(gearman.WorkFail, h) // the second death used up the attempts
 	client.status(h, "0", "0", "0", "0")
 	adm.adminExpect("show jobs", ".\n")
 	adm.adminExpect("status", "rt\t0\t0\t0\n.\n")
@@ -967,14 +968,14 @@ func TestJobRetriesBackground(t *testing.T) {
 	dbPath := filepath.Join(t.TempDir(), "db")
 	ts := startServer(t, Config{JobRetries: 1}, dbPath)
 	client := dialT(t, ts.addr)
-	h := client.submit(SubmitJobBg, "rb", "u", "x")
+	h := client.submit(gearman.SubmitJobBg, "rb", "u", "x")
 	w1 := dialT(t, ts.addr)
 	w1.canDo("rb")
 	w1.grabJob()
 	w1.Close()
 	waitFor(t, "the job to be dropped", func() bool {
-		client.send(GetStatus, h)
-		return client.expectType(StatusRes).Args[1] == "0"
+		client.send(gearman.GetStatus, h)
+		return client.expectType(gearman.StatusRes).Args[1] == "0"
 	})
 	ts.stop(t)
 	// The stored record went with it.
@@ -986,20 +987,20 @@ func TestCanDoTimeout(t *testing.T) {
 	t.Parallel()
 	addr := newTestServer(t, Config{})
 	client, adm := dialT(t, addr), dialT(t, addr)
-	h := client.submit(SubmitJob, "to", "", "slow")
+	h := client.submit(gearman.SubmitJob, "to", "", "slow")
 	wA, wB := dialT(t, addr), dialT(t, addr)
 
 	// wC's timer is armed first and cancelled by PRE_SLEEP.
-	hc := client.submit(SubmitJob, "to_c", "", "c")
+	hc := client.submit(gearman.SubmitJob, "to_c", "", "c")
 	wC := dialT(t, addr)
-	wC.send(CanDoTimeout, "to_c", "1000")
+	wC.send(gearman.CanDoTimeout, "to_c", "1000")
 	if got, _ := wC.grabJob(); got != hc {
 		t.Fatalf("wC got %s", got)
 	}
-	wC.send(PreSleep)
+	wC.send(gearman.PreSleep)
 	wC.sync()
 
-	wA.send(CanDoTimeout, "to", "1000")
+	wA.send(gearman.CanDoTimeout, "to", "1000")
 	wA.sync()
 	start := time.Now()
 	if got, _ := wA.grabJob(); got != h {
@@ -1016,15 +1017,15 @@ func TestCanDoTimeout(t *testing.T) {
 		t.Fatalf("wB got %s %q", got, data)
 	}
 	// The first worker's late result is refused and lost.
-	wA.send(WorkComplete, h, "late")
-	wA.expectError(errJobNotFound, txtWorkNotFound)
+	wA.send(gearman.WorkComplete, h, "late")
+	wA.expectError(gearman.CodeJobNotFound, txtWorkNotFound)
 	client.sync()
-	wB.send(WorkComplete, h, "on time")
+	wB.send(gearman.WorkComplete, h, "on time")
 	wB.sync()
-	client.expect(WorkComplete, h, "on time")
-	wC.send(WorkComplete, hc, "c done")
+	client.expect(gearman.WorkComplete, h, "on time")
+	wC.send(gearman.WorkComplete, hc, "c done")
 	wC.sync()
-	client.expect(WorkComplete, hc, "c done")
+	client.expect(gearman.WorkComplete, hc, "c done")
 }
 
 // TestCanDoTimeoutFloor: timeouts under 1000 ms are raised to 1000 ms; 0,
@@ -1033,11 +1034,11 @@ func TestCanDoTimeoutFloor(t *testing.T) {
 	t.Parallel()
 	addr := newTestServer(t, Config{})
 	client, w, sleeper := dialT(t, addr), dialT(t, addr), dialT(t, addr)
-	h := client.submit(SubmitJobBg, "fl", "", "x")
+	h := client.submit(gearman.SubmitJobBg, "fl", "", "x")
 	for _, v := range []string{"0", "-1", "abc", strings.Repeat("9", 25)} {
-		w.send(CanDoTimeout, "none", v)
+		w.send(gearman.CanDoTimeout, "none", v)
 	}
-	w.send(CanDoTimeout, "fl", "1")
+	w.send(gearman.CanDoTimeout, "fl", "1")
 	w.sync()
 	start := time.Now()
 	if got, _ := w.grabJob(); got != h {
@@ -1060,13 +1061,13 @@ func TestPreSleep(t *testing.T) {
 		client, worker := dialT(t, addr), dialT(t, addr)
 		worker.canDo("ps")
 		worker.expectNoJob()
-		worker.send(PreSleep)
+		worker.send(gearman.PreSleep)
 		worker.sync() // no NOOP yet: nothing queued
-		client.submit(SubmitJob, "other", "", "x")
+		client.submit(gearman.SubmitJob, "other", "", "x")
 		worker.sync() // not for a function of this worker
-		client.submit(SubmitJob, "ps", "", "x")
-		worker.expect(Noop)
-		client.submit(SubmitJob, "ps", "", "y")
+		client.submit(gearman.SubmitJob, "ps", "", "x")
+		worker.expect(gearman.Noop)
+		client.submit(gearman.SubmitJob, "ps", "", "y")
 		worker.sync() // one NOOP per sleep
 		worker.grabJob()
 	})
@@ -1074,20 +1075,20 @@ func TestPreSleep(t *testing.T) {
 		t.Parallel()
 		addr := newTestServer(t, Config{})
 		client, worker := dialT(t, addr), dialT(t, addr)
-		client.submit(SubmitJobBg, "ps", "", "x")
+		client.submit(gearman.SubmitJobBg, "ps", "", "x")
 		worker.canDo("ps")
-		worker.send(PreSleep)
-		worker.expect(Noop)
+		worker.send(gearman.PreSleep)
+		worker.expect(gearman.Noop)
 	})
 	t.Run("bg submit", func(t *testing.T) {
 		t.Parallel()
 		addr := newTestServer(t, Config{})
 		client, worker := dialT(t, addr), dialT(t, addr)
 		worker.canDo("ps")
-		worker.send(PreSleep)
+		worker.send(gearman.PreSleep)
 		worker.sync()
-		client.submit(SubmitJobBg, "ps", "", "x")
-		worker.expect(Noop)
+		client.submit(gearman.SubmitJobBg, "ps", "", "x")
+		worker.expect(gearman.Noop)
 	})
 	for _, tc := range []struct {
 		wakeup, woken int
@@ -1099,20 +1100,20 @@ func TestPreSleep(t *testing.T) {
 			sleepers := []*tconn{dialT(t, addr), dialT(t, addr)}
 			for _, w := range sleepers {
 				w.canDo("ww")
-				w.send(PreSleep)
+				w.send(gearman.PreSleep)
 				w.sync()
 			}
-			client.submit(SubmitJob, "ww", "", "x")
+			client.submit(gearman.SubmitJob, "ww", "", "x")
 			// Any NOOP was queued before JOB_CREATED was sent, so it
 			// arrives before the ECHO_RES.
 			woken := 0
 			for _, w := range sleepers {
-				w.send(EchoReq, "probe")
+				w.send(gearman.EchoReq, "probe")
 				switch p := w.recv(); p.Type {
-				case Noop:
+				case gearman.Noop:
 					woken++
-					w.expect(EchoRes, "probe")
-				case EchoRes:
+					w.expect(gearman.EchoRes, "probe")
+				case gearman.EchoRes:
 				default:
 					t.Fatalf("got %s", p)
 				}
@@ -1131,13 +1132,13 @@ func TestMaxQueue(t *testing.T) {
 	// D11: the limit applies to a function that does not exist yet.
 	adm.adminExpect("maxqueue mq 2", "OK\r\n")
 	adm.adminExpect("status", "mq\t0\t0\t0\n.\n")
-	h1 := c.submit(SubmitJobBg, "mq", "u1", "x")
-	c.submit(SubmitJob, "mq", "u2", "x")
-	c.submitError(errQueueError, txtQueueFull, SubmitJobBg, "mq", "u3", "x")
-	c.submitError(errQueueError, txtQueueFull, SubmitJobHigh, "mq", "", "x")
-	c.submitError(errQueueError, txtQueueFull, SubmitJobEpoch, "mq", "", "", "x")
+	h1 := c.submit(gearman.SubmitJobBg, "mq", "u1", "x")
+	c.submit(gearman.SubmitJob, "mq", "u2", "x")
+	c.submitError(gearman.CodeQueueError, txtQueueFull, gearman.SubmitJobBg, "mq", "u3", "x")
+	c.submitError(gearman.CodeQueueError, txtQueueFull, gearman.SubmitJobHigh, "mq", "", "x")
+	c.submitError(gearman.CodeQueueError, txtQueueFull, gearman.SubmitJobEpoch, "mq", "", "", "x")
 	// Coalescing is still accepted when full.
-	if h := c.submit(SubmitJobLowBg, "mq", "u1", "y"); h != h1 {
+	if h := c.submit(gearman.SubmitJobLowBg, "mq", "u1", "y"); h != h1 {
 		t.Errorf("coalesced onto %s, want %s", h, h1)
 	}
 	adm.adminExpect("status", "mq\t2\t0\t0\n.\n")
@@ -1145,42 +1146,42 @@ func TestMaxQueue(t *testing.T) {
 	w := dialT(t, addr)
 	w.canDo("mq")
 	w.grabJob()
-	c.submitError(errQueueError, txtQueueFull, SubmitJobBg, "mq", "u3", "x")
+	c.submitError(gearman.CodeQueueError, txtQueueFull, gearman.SubmitJobBg, "mq", "u3", "x")
 	adm.adminExpect("maxqueue mq 0", "OK\r\n")
-	c.submit(SubmitJobBg, "mq", "u3", "x")
+	c.submit(gearman.SubmitJobBg, "mq", "u3", "x")
 
 	// Per-priority limits: HIGH, NORMAL, LOW; two numbers leave LOW
 	// unlimited; the name is case-sensitive.
 	for _, tc := range []struct {
 		cmd  string
 		fn   string
-		subs []Type
+		subs []gearman.Type
 		ok   []bool
 	}{
 		{"maxqueue mp 1 2 3", "mp",
-			[]Type{SubmitJobBg, SubmitJobHighBg, SubmitJobBg, SubmitJobBg, SubmitJobLowBg, SubmitJobLowBg},
+			[]gearman.Type{gearman.SubmitJobBg, gearman.SubmitJobHighBg, gearman.SubmitJobBg, gearman.SubmitJobBg, gearman.SubmitJobLowBg, gearman.SubmitJobLowBg},
 			[]bool{true, false, true, false, true, false}},
 		{"maxqueue mp2 1 1", "mp2",
-			[]Type{SubmitJobBg, SubmitJobBg, SubmitJobLowBg, SubmitJobLowBg, SubmitJobHighBg},
+			[]gearman.Type{gearman.SubmitJobBg, gearman.SubmitJobBg, gearman.SubmitJobLowBg, gearman.SubmitJobLowBg, gearman.SubmitJobHighBg},
 			[]bool{true, false, true, true, false}},
 		{"maxqueue MP3 1", "mp3",
-			[]Type{SubmitJobBg, SubmitJobBg},
+			[]gearman.Type{gearman.SubmitJobBg, gearman.SubmitJobBg},
 			[]bool{true, true}},
 		{"maxqueue mp4 x", "mp4",
-			[]Type{SubmitJobBg, SubmitJobBg},
+			[]gearman.Type{gearman.SubmitJobBg, gearman.SubmitJobBg},
 			[]bool{true, true}},
 		{"maxqueue mp5", "mp5",
-			[]Type{SubmitJobBg, SubmitJobBg},
+			[]gearman.Type{gearman.SubmitJobBg, gearman.SubmitJobBg},
 			[]bool{true, true}},
 	} {
 		adm.adminExpect(tc.cmd, "OK\r\n")
 		for i, st := range tc.subs {
 			h, err := c.trySubmit(st, tc.fn, "", "x")
-			var se *ServerError
+			var se *gearman.ServerError
 			switch {
 			case tc.ok[i] && err != nil:
 				t.Errorf("%s: submission %d (%s): %v", tc.cmd, i, st, err)
-			case !tc.ok[i] && (!errors.As(err, &se) || se.Code != errQueueError || se.Text != txtQueueFull):
+			case !tc.ok[i] && (!errors.As(err, &se) || se.Code != gearman.CodeQueueError || se.Text != txtQueueFull):
 				t.Errorf("%s: submission %d (%s): handle %q err %v, want queue full", tc.cmd, i, st, h, err)
 			}
 		}
@@ -1201,11 +1202,11 @@ func TestEpoch(t *testing.T) {
 		{"past", "1000", "", ""},
 		{"now", "1800000000", "", ""},
 		{"negative", "-5", "", ""},
-		{"abc", "abc", errInvalidArgument, "Epoch must be decimal unix seconds"},
-		{"trailing garbage", "12x", errInvalidArgument, "Epoch must be decimal unix seconds"},
-		{"space", " 1", errInvalidArgument, "Epoch must be decimal unix seconds"},
-		{"after 2262", "9223372037", errInvalidArgument, "Epoch must be decimal unix seconds"},
-		{"overflow", "99999999999999999999", errInvalidArgument, "Epoch must be decimal unix seconds"},
+		{"abc", "abc", gearman.CodeInvalidArgument, "Epoch must be decimal unix seconds"},
+		{"trailing garbage", "12x", gearman.CodeInvalidArgument, "Epoch must be decimal unix seconds"},
+		{"space", " 1", gearman.CodeInvalidArgument, "Epoch must be decimal unix seconds"},
+		{"after 2262", "9223372037", gearman.CodeInvalidArgument, "Epoch must be decimal unix seconds"},
+		{"overflow", "99999999999999999999", gearman.CodeInvalidArgument, "Epoch must be decimal unix seconds"},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1213,14 +1214,14 @@ func TestEpoch(t *testing.T) {
 			fn := fmt.Sprint("ep", i)
 			w.canDo(fn)
 			if tc.code != "" {
-				c.submitError(tc.code, tc.text, SubmitJobEpoch, fn, "u", tc.when, "data")
+				c.submitError(tc.code, tc.text, gearman.SubmitJobEpoch, fn, "u", tc.when, "data")
 				w.expectNoJob()
 				return
 			}
-			h := c.submit(SubmitJobEpoch, fn, "u", tc.when, "data")
-			w.send(GrabJobUniq)
-			w.expect(JobAssignUniq, h, fn, "u", "data")
-			w.send(WorkComplete, h, "")
+			h := c.submit(gearman.SubmitJobEpoch, fn, "u", tc.when, "data")
+			w.send(gearman.GrabJobUniq)
+			w.expect(gearman.JobAssignUniq, h, fn, "u", "data")
+			w.send(gearman.WorkComplete, h, "")
 			w.sync()
 		})
 	}
@@ -1228,11 +1229,11 @@ func TestEpoch(t *testing.T) {
 	t.Run("future", func(t *testing.T) {
 		c, w := c.in(t), w.in(t)
 		w.canDo("ep_future")
-		h := c.submit(SubmitJobEpoch, "ep_future", "fu", "1800000060", "data")
+		h := c.submit(gearman.SubmitJobEpoch, "ep_future", "fu", "1800000060", "data")
 		w.expectNoJob()
-		c.send(GetStatus, h)
-		c.expect(StatusRes, h, "1", "0", "0", "0")
-		if again := c.submit(SubmitJobEpoch, "ep_future", "fu", "1800000999", "other"); again != h {
+		c.send(gearman.GetStatus, h)
+		c.expect(gearman.StatusRes, h, "1", "0", "0", "0")
+		if again := c.submit(gearman.SubmitJobEpoch, "ep_future", "fu", "1800000999", "other"); again != h {
 			t.Errorf("resubmission with the same unique got %s, want %s", again, h)
 		}
 	})
@@ -1243,30 +1244,30 @@ func TestMalformedInput(t *testing.T) {
 	t.Parallel()
 	addr := newTestServer(t, Config{MaxPacketSize: 1 << 20})
 	bystander, client, worker := dialT(t, addr), dialT(t, addr), dialT(t, addr)
-	h := client.submit(SubmitJob, "mi", "", "x")
+	h := client.submit(gearman.SubmitJob, "mi", "", "x")
 	worker.canDo("mi")
 	worker.grabJob()
 
 	t.Run("too few NULs", func(t *testing.T) {
 		c := dialT(t, addr)
 		var b []byte
-		b = append(b, rawPacket(MagicReq, SubmitJob, "fnonly")...)
-		b = AppendPacket(b, MagicReq, SubmitJob, []byte("tf"), []byte(""), []byte("\x00\x00"))
-		b = append(b, rawPacket(MagicReq, WorkStatus, "H:t:1\x001")...)
-		b = AppendPacket(b, MagicReq, EchoReq, []byte("still here"))
+		b = append(b, rawPacket(gearman.MagicReq, gearman.SubmitJob, "fnonly")...)
+		b = gearman.AppendPacket(b, gearman.MagicReq, gearman.SubmitJob, []byte("tf"), []byte(""), []byte("\x00\x00"))
+		b = append(b, rawPacket(gearman.MagicReq, gearman.WorkStatus, "H:t:1\x001")...)
+		b = gearman.AppendPacket(b, gearman.MagicReq, gearman.EchoReq, []byte("still here"))
 		c.writeRaw(b)
-		if p := c.expectType(Error); p.Args[0] != errInvalidPacket || p.Args[1] == "" {
-			t.Errorf("got %s, want ERROR %s", p, errInvalidPacket)
+		if p := c.expectType(gearman.Error); p.Args[0] != gearman.CodeInvalidPacket || p.Args[1] == "" {
+			t.Errorf("got %s, want ERROR %s", p, gearman.CodeInvalidPacket)
 		}
 		// The next packet's framing is intact although its NULs would
 		// have completed the short one.
-		h2 := c.expectType(JobCreated).Args[0]
-		if p := c.expectType(Error); p.Args[0] != errInvalidPacket {
-			t.Errorf("got %s, want ERROR %s", p, errInvalidPacket)
+		h2 := c.expectType(gearman.JobCreated).Args[0]
+		if p := c.expectType(gearman.Error); p.Args[0] != gearman.CodeInvalidPacket {
+			t.Errorf("got %s, want ERROR %s", p, gearman.CodeInvalidPacket)
 		}
-		c.expect(EchoRes, "still here")
-		c.send(GetStatus, h2)
-		c.expect(StatusRes, h2, "1", "0", "0", "0")
+		c.expect(gearman.EchoRes, "still here")
+		c.send(gearman.GetStatus, h2)
+		c.expect(gearman.StatusRes, h2, "1", "0", "0", "0")
 		c.adminExpect("show unique jobs", "\n\n.\n")
 		if fns := functionNames(t, c); !slices.Equal(fns, []string{"mi", "tf"}) {
 			t.Errorf("functions %q, want [mi tf]", fns)
@@ -1277,11 +1278,11 @@ func TestMalformedInput(t *testing.T) {
 		name string
 		b    []byte
 	}{
-		{"bad magic", append([]byte("\x00REX"), AppendPacket(nil, MagicReq, EchoReq, []byte("x"))[4:]...)},
-		{"type 0", rawPacket(MagicReq, 0, "")},
-		{"type 43", rawPacket(MagicReq, 43, "")},
-		{"type 99", rawPacket(MagicReq, 99, "abc")},
-		{"type 0 RES", rawPacket(MagicRes, 0, "")},
+		{"bad magic", append([]byte("\x00REX"), gearman.AppendPacket(nil, gearman.MagicReq, gearman.EchoReq, []byte("x"))[4:]...)},
+		{"type 0", rawPacket(gearman.MagicReq, 0, "")},
+		{"type 43", rawPacket(gearman.MagicReq, 43, "")},
+		{"type 99", rawPacket(gearman.MagicReq, 99, "abc")},
+		{"type 0 RES", rawPacket(gearman.MagicRes, 0, "")},
 	}
 	for _, tc := range closing {
 		t.Run(tc.name, func(t *testing.T) {
@@ -1299,8 +1300,8 @@ func TestMalformedInput(t *testing.T) {
 	}{{"4 GiB header", 0xffffffff}, {"over MaxPacketSize", 1<<20 + 1}} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := dialT(t, addr)
-			c.writeRaw(rawHeader(MagicReq, EchoReq, tc.size))
-			c.expectError(errArgumentTooLarge, txtPacketTooLarge)
+			c.writeRaw(rawHeader(gearman.MagicReq, gearman.EchoReq, tc.size))
+			c.expectError(gearman.CodeArgumentTooLarge, txtPacketTooLarge)
 			c.expectClosed()
 			bystander.in(t).sync()
 		})
@@ -1308,19 +1309,19 @@ func TestMalformedInput(t *testing.T) {
 	t.Run("at MaxPacketSize", func(t *testing.T) {
 		c := dialT(t, addr)
 		big := strings.Repeat("z", 1<<20)
-		c.send(EchoReq, big)
-		c.expect(EchoRes, big)
+		c.send(gearman.EchoReq, big)
+		c.expect(gearman.EchoRes, big)
 	})
 
 	t.Run("RES magic", func(t *testing.T) {
 		c := dialT(t, addr)
-		for _, typ := range []Type{EchoReq, SubmitJob, CanDo, GrabJob, GetStatus, WorkComplete, Noop} {
+		for _, typ := range []gearman.Type{gearman.EchoReq, gearman.SubmitJob, gearman.CanDo, gearman.GrabJob, gearman.GetStatus, gearman.WorkComplete, gearman.Noop} {
 			args := make([][]byte, typ.NArgs())
 			for i := range args {
 				args[i] = []byte("resmagic")
 			}
-			c.writeRaw(AppendPacket(nil, MagicRes, typ, args...))
-			c.expectError(errInvalidMagic, txtRequestMagic)
+			c.writeRaw(gearman.AppendPacket(nil, gearman.MagicRes, typ, args...))
+			c.expectError(gearman.CodeInvalidMagic, txtRequestMagic)
 		}
 		c.sync()
 		if fns := functionNames(t, c); slices.Contains(fns, "resmagic") {
@@ -1330,15 +1331,15 @@ func TestMalformedInput(t *testing.T) {
 
 	t.Run("not expected", func(t *testing.T) {
 		c := dialT(t, addr)
-		types := []Type{unused5, Noop, JobCreated, NoJob, JobAssign, EchoRes, Error, StatusRes,
-			AllYours, OptionRes, JobAssignUniq, JobAssignAll, StatusResUnique}
+		types := []gearman.Type{5 /* unused */, gearman.Noop, gearman.JobCreated, gearman.NoJob, gearman.JobAssign, gearman.EchoRes, gearman.Error, gearman.StatusRes,
+			gearman.AllYours, gearman.OptionRes, gearman.JobAssignUniq, gearman.JobAssignAll, gearman.StatusResUnique}
 		for _, typ := range types {
 			args := make([][]byte, typ.NArgs())
 			for i := range args {
 				args[i] = []byte("ne")
 			}
-			c.writeRaw(AppendPacket(nil, MagicReq, typ, args...))
-			c.expectError(errInvalidCommand, txtNotExpected)
+			c.writeRaw(gearman.AppendPacket(nil, gearman.MagicReq, typ, args...))
+			c.expectError(gearman.CodeInvalidCommand, txtNotExpected)
 		}
 		c.sync()
 		if fns := functionNames(t, c); slices.Contains(fns, "ne") {
@@ -1349,8 +1350,8 @@ func TestMalformedInput(t *testing.T) {
 	t.Run("disconnect mid-packet", func(t *testing.T) {
 		bystander := bystander.in(t)
 		for _, b := range [][]byte{
-			AppendPacket(nil, MagicReq, SubmitJob, []byte("mid"), []byte(""), []byte("0123456789"))[:20],
-			rawHeader(MagicReq, EchoReq, 100)[:7],
+			gearman.AppendPacket(nil, gearman.MagicReq, gearman.SubmitJob, []byte("mid"), []byte(""), []byte("0123456789"))[:20],
+			rawHeader(gearman.MagicReq, gearman.EchoReq, 100)[:7],
 			[]byte("stat"),
 		} {
 			c := dialT(t, addr)
@@ -1365,9 +1366,9 @@ func TestMalformedInput(t *testing.T) {
 	})
 
 	// The job in flight through all of this is untouched.
-	worker.send(WorkComplete, h, "fine")
+	worker.send(gearman.WorkComplete, h, "fine")
 	worker.sync()
-	client.expect(WorkComplete, h, "fine")
+	client.expect(gearman.WorkComplete, h, "fine")
 }
 
 // TestPipelinedTextAndBinary: one write of text lines and a packet gets
@@ -1377,7 +1378,7 @@ func TestPipelinedTextAndBinary(t *testing.T) {
 	c := dialT(t, newTestServer(t, Config{}))
 	var b []byte
 	b = append(b, "version\r\ngetpid\n"...)
-	b = AppendPacket(b, MagicReq, EchoReq, []byte("ping\x00with-nul"))
+	b = gearman.AppendPacket(b, gearman.MagicReq, gearman.EchoReq, []byte("ping\x00with-nul"))
 	b = append(b, "status\n"...)
 	c.writeRaw(b)
 	for _, want := range []string{"OK gearsched " + Version + "\n", fmt.Sprintf("OK %d\n", os.Getpid())} {
@@ -1385,7 +1386,7 @@ func TestPipelinedTextAndBinary(t *testing.T) {
 			t.Fatalf("got %q, want %q", line, want)
 		}
 	}
-	c.expect(EchoRes, "ping\x00with-nul")
+	c.expect(gearman.EchoRes, "ping\x00with-nul")
 	if line := c.readLine(); line != ".\n" {
 		t.Fatalf("status: %q", line)
 	}
@@ -1466,11 +1467,39 @@ func TestShutdownWhileConnecting(t *testing.T) {
 // on it is a correctness check (a timer must not fire early), not a timing.
 func awaitRequeue(t *testing.T, w *tconn, start time.Time) time.Duration {
 	t.Helper()
-	w.send(PreSleep)
+	w.send(gearman.PreSleep)
 	w.SetDeadline(time.Now().Add(3 * testTimeout))
 	p, err := w.Recv()
-	if err != nil || p.Type != Noop {
+	if err != nil || p.Type != gearman.Noop {
 		t.Fatalf("waiting for the requeue NOOP: %v %v", p, err)
 	}
 	return time.Since(start)
+}
+
+// rawPacket builds a packet whose payload is exactly payload.
+func rawPacket(m gearman.Magic, t gearman.Type, payload string) []byte {
+	return gearman.AppendPacketString(nil, m, t, payload)
+}
+
+// rawHeader builds a header declaring size payload bytes, without payload.
+func rawHeader(m gearman.Magic, t gearman.Type, size uint32) []byte {
+	b := gearman.AppendHeader(nil, m, t)
+	binary.BigEndian.PutUint32(b[8:], size)
+	return b
+}
+
+func toBytes(args []string) [][]byte {
+	out := make([][]byte, len(args))
+	for i, a := range args {
+		out[i] = []byte(a)
+	}
+	return out
+}
+
+func argStrings(p *gearman.Packet) []string {
+	out := make([]string, len(p.Args))
+	for i, a := range p.Args {
+		out[i] = string(a)
+	}
+	return out
 }

@@ -1,8 +1,7 @@
-package gearman
+package server
 
 import (
 	"context"
-	"encoding/json"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gearsched/gearsched/gearman"
 	"github.com/gearsched/gearsched/scheduler"
 	"github.com/gearsched/gearsched/store"
 )
@@ -85,14 +85,14 @@ func TestCancelOwnForegroundJob(t *testing.T) {
 	t.Parallel()
 	addr := newTestServer(t, Config{})
 	c, other := dialT(t, addr), dialT(t, addr)
-	h := c.submit(SubmitJob, "f_own", "", "x")
+	h := c.submit(gearman.SubmitJob, "f_own", "", "x")
 	c.writeRaw([]byte("cancel job " + h + "\n"))
-	c.expect(WorkFail, h)
+	c.expect(gearman.WorkFail, h)
 	if line := c.readLine(); line != adminOK {
 		t.Fatalf("cancel reply %q", line)
 	}
-	other.send(EchoReq, "alive")
-	other.expect(EchoRes, "alive")
+	other.send(gearman.EchoReq, "alive")
+	other.expect(gearman.EchoRes, "alive")
 	c.sync()
 }
 
@@ -116,7 +116,7 @@ func TestCancelDuringFireStaysCancelled(t *testing.T) {
 	now := time.Date(2026, 6, 1, 12, 0, 30, 0, time.UTC)
 	ts := startServer(t, Config{Now: func() time.Time { return now }}, filepath.Join(t.TempDir(), "s.db"))
 	c, a, w := dialT(t, ts.addr), dialT(t, ts.addr), dialT(t, ts.addr)
-	hs := c.submit(SubmitJobSched, "f_cf", "every-minute", "", "", "", "", "", "x")
+	hs := c.submit(gearman.SubmitJobSched, "f_cf", "every-minute", "", "", "", "", "", "x")
 	cancelled := false
 	sink := releaseHook{Sink: ts.srv, hook: func() {
 		if !cancelled {
@@ -217,13 +217,13 @@ func TestFireDuringReload(t *testing.T) {
 	w.canDo("f_fr")
 	var got []string
 	for {
-		w.send(GrabJobUniq)
+		w.send(gearman.GrabJobUniq)
 		p := w.recv()
-		if p.Type == NoJob {
+		if p.Type == gearman.NoJob {
 			break
 		}
 		got = append(got, p.Args[2])
-		w.send(WorkComplete, p.Args[0], "")
+		w.send(gearman.WorkComplete, p.Args[0], "")
 	}
 	if want := "a@" + strconv.FormatInt(due.Unix(), 10); len(got) != 1 || got[0] != want {
 		t.Errorf("occurrences run %q, want [%s] once", got, want)
@@ -237,12 +237,12 @@ func TestConcurrentSchedSameUnique(t *testing.T) {
 	t.Parallel()
 	ts, gate := startGated(t, Config{})
 	warm := dialT(t, ts.addr)
-	warm.submit(SubmitJobBg, "f_warm", "", "x") // ids reserved before the gate shuts
+	warm.submit(gearman.SubmitJobBg, "f_warm", "", "x") // ids reserved before the gate shuts
 	gate.close()
 	conns := make([]*tconn, 8)
 	for i := range conns {
 		conns[i] = dialT(t, ts.addr)
-		conns[i].send(SubmitJobSched, "f_dup", "one", "0", "3", "", "", "", "x")
+		conns[i].send(gearman.SubmitJobSched, "f_dup", "one", "0", "3", "", "", "", "x")
 		if i == 0 {
 			gate.awaitHeld(t)
 		}
@@ -251,7 +251,7 @@ func TestConcurrentSchedSameUnique(t *testing.T) {
 	gate.release()
 	handles := map[string]bool{}
 	for _, c := range conns {
-		handles[c.expectType(JobCreated).Args[0]] = true
+		handles[c.expectType(gearman.JobCreated).Args[0]] = true
 	}
 	if len(handles) != 1 {
 		t.Errorf("eight submissions got %d handles: %v", len(handles), handles)
@@ -268,21 +268,21 @@ func TestForegroundBesideEpochBeingWritten(t *testing.T) {
 	t.Parallel()
 	ts, gate := startGated(t, Config{})
 	a, b, w := dialT(t, ts.addr), dialT(t, ts.addr), dialT(t, ts.addr)
-	a.submit(SubmitJobBg, "f_warm", "", "x") // ids reserved before the gate shuts
+	a.submit(gearman.SubmitJobBg, "f_warm", "", "x") // ids reserved before the gate shuts
 	gate.close()
-	a.send(SubmitJobEpoch, "f_fg", "u", strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10), "later")
+	a.send(gearman.SubmitJobEpoch, "f_fg", "u", strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10), "later")
 	gate.awaitHeld(t)
-	hb := b.submit(SubmitJob, "f_fg", "u", "now")
+	hb := b.submit(gearman.SubmitJob, "f_fg", "u", "now")
 	gate.release()
-	ha := a.expectType(JobCreated).Args[0]
+	ha := a.expectType(gearman.JobCreated).Args[0]
 	if ha == hb {
 		t.Fatalf("the foreground job was attached to the pending epoch job %s", ha)
 	}
 	w.canDo("f_fg")
-	w.send(GrabJobUniq)
-	w.expect(JobAssignUniq, hb, "f_fg", "u", "now")
-	w.send(WorkComplete, hb, "done")
-	b.expect(WorkComplete, hb, "done")
+	w.send(gearman.GrabJobUniq)
+	w.expect(gearman.JobAssignUniq, hb, "f_fg", "u", "now")
+	w.send(gearman.WorkComplete, hb, "done")
+	b.expect(gearman.WorkComplete, hb, "done")
 }
 
 // TestNoStoreWaitUnderServerLock: while a commit is held, cancelling a
@@ -293,14 +293,14 @@ func TestNoStoreWaitUnderServerLock(t *testing.T) {
 	ts, gate := startGated(t, Config{})
 	c, a, other := dialT(t, ts.addr), dialT(t, ts.addr), dialT(t, ts.addr)
 	later := strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10)
-	h1 := c.submit(SubmitJobEpoch, "f_lk", "u1", later, "x")
-	h2 := c.submit(SubmitJobEpoch, "f_lk", "u2", later, "x")
+	h1 := c.submit(gearman.SubmitJobEpoch, "f_lk", "u1", later, "x")
+	h2 := c.submit(gearman.SubmitJobEpoch, "f_lk", "u2", later, "x")
 
 	gate.close()
 	a.writeRaw([]byte("cancel job " + h1 + "\n"))
 	gate.awaitHeld(t)
-	other.send(EchoReq, "admin cancel")
-	other.expect(EchoRes, "admin cancel")
+	other.send(gearman.EchoReq, "admin cancel")
+	other.expect(gearman.EchoRes, "admin cancel")
 	gate.release()
 	if line := a.readLine(); line != adminOK {
 		t.Fatalf("cancel reply %q", line)
@@ -313,8 +313,8 @@ func TestNoStoreWaitUnderServerLock(t *testing.T) {
 		done <- found && err == nil
 	}()
 	gate.awaitHeld(t)
-	other.send(EchoReq, "Server.Cancel")
-	other.expect(EchoRes, "Server.Cancel")
+	other.send(gearman.EchoReq, "Server.Cancel")
+	other.expect(gearman.EchoRes, "Server.Cancel")
 	gate.release()
 	if !<-done {
 		t.Error("Server.Cancel found no pending job")
@@ -327,14 +327,14 @@ func TestNoStoreWaitUnderServerLock(t *testing.T) {
 	h.mu.Lock()
 	h.next = h.limit // this block used up; the next one was reserved at start
 	h.mu.Unlock()
-	c.submit(SubmitJob, "f_lk", "", "switches to the reserved block")
+	c.submit(gearman.SubmitJob, "f_lk", "", "switches to the reserved block")
 	h.mu.Lock()
 	h.next = h.limit // that one used up too; its successor waits at the gate
 	h.mu.Unlock()
 	gate.awaitHeld(t)
-	c.submitError(errQueueError, errHandlesPending.Error(), SubmitJob, "f_lk", "", "x")
-	other.send(EchoReq, "handles")
-	other.expect(EchoRes, "handles")
+	c.submitError(gearman.CodeQueueError, errHandlesPending.Error(), gearman.SubmitJob, "f_lk", "", "x")
+	other.send(gearman.EchoReq, "handles")
+	other.expect(gearman.EchoRes, "handles")
 	gate.release()
 	h.mu.Lock()
 	ahead := h.ahead
@@ -342,7 +342,7 @@ func TestNoStoreWaitUnderServerLock(t *testing.T) {
 	if _, err := ahead.Wait(); err != nil {
 		t.Fatal(err)
 	}
-	c.submit(SubmitJob, "f_lk", "", "after the commit")
+	c.submit(gearman.SubmitJob, "f_lk", "", "after the commit")
 }
 
 // TestStatusUniqueOfPendingJob: GET_STATUS_UNIQUE knows a job waiting for
@@ -350,44 +350,7 @@ func TestNoStoreWaitUnderServerLock(t *testing.T) {
 func TestStatusUniqueOfPendingJob(t *testing.T) {
 	t.Parallel()
 	c := dialT(t, newTestServer(t, Config{}))
-	h := c.submit(SubmitJobEpoch, "f_su", "pending-u", strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10), "x")
+	h := c.submit(gearman.SubmitJobEpoch, "f_su", "pending-u", strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10), "x")
 	c.status(h, "1", "0", "0", "0")
 	c.statusUnique("pending-u", "1", "0", "0", "0", "0")
-}
-
-// TestControlRerunAfterForward: gearmand runs a control job again after
-// the job it scheduled was already forwarded; the rerun returns the first
-// run's handle instead of scheduling again.
-func TestControlRerunAfterForward(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "ctl.db"), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	srv, _, err := newSidecarServer(t, st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctl := NewControl(ControlConfig{Holder: srv})
-	run := func() string {
-		out, err := ctl.run(DefaultScheduleFunction, "control-job-1", []byte(`{"function":"f","in":"0s","data":"x"}`))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var res scheduleResult
-		if err := json.Unmarshal(out, &res); err != nil {
-			t.Fatal(err)
-		}
-		return res.Handle
-	}
-	h := run()
-	id, _ := strconv.ParseUint(strings.TrimPrefix(h, testPrefix+":"), 10, 64)
-	// What the forwarder commits once gearmand acknowledged the job.
-	if _, err := st.Forwarded(store.Forward{Done: []uint64{id}, Ledger: []store.Fired{{ID: id, Upstream: "127.0.0.1:1",
-		UpstreamHandle: "H:up:1", At: time.Now().UnixNano()}}}); err != nil {
-		t.Fatal(err)
-	}
-	if again := run(); again != h {
-		t.Errorf("the rerun scheduled %s; want the first run's %s", again, h)
-	}
 }

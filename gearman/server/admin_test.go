@@ -1,4 +1,4 @@
-package gearman
+package server
 
 import (
 	"fmt"
@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/gearsched/gearsched/gearman"
 )
 
 const incomplete = "ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+"
@@ -96,13 +98,13 @@ func TestAdminLists(t *testing.T) {
 	adm, client, worker := dialT(t, addr), dialT(t, addr), dialT(t, addr)
 	adm.sync()
 	client.sync()
-	worker.send(SetClientID, "my-worker-1")
+	worker.send(gearman.SetClientID, "my-worker-1")
 	worker.canDo("f_basic", "f_basic") // duplicates count twice
-	h1 := client.submit(SubmitJob, "f_basic", "u1", "payload")
-	h2 := client.submit(SubmitJobBg, "f_basic", "", "bg")
-	h3 := client.submit(SubmitJobHighBg, "f_pri", "p1", "x")
-	h4 := client.submit(SubmitJobLowBg, "f_pri", "p2", "x")
-	h5 := client.submit(SubmitJobLow, "f_pri", "p3", "x")
+	h1 := client.submit(gearman.SubmitJob, "f_basic", "u1", "payload")
+	h2 := client.submit(gearman.SubmitJobBg, "f_basic", "", "bg")
+	h3 := client.submit(gearman.SubmitJobHighBg, "f_pri", "p1", "x")
+	h4 := client.submit(gearman.SubmitJobLowBg, "f_pri", "p2", "x")
+	h5 := client.submit(gearman.SubmitJobLow, "f_pri", "p3", "x")
 	if got, _ := worker.grabJob(); got != h1 {
 		t.Fatalf("grabbed %s, want %s", got, h1)
 	}
@@ -115,26 +117,26 @@ func TestAdminLists(t *testing.T) {
 	checkWorkers(t, adm, want)
 
 	// CANT_DO removes every registration of the function.
-	worker.send(CanDo, "other")
-	worker.send(CantDo, "f_basic")
+	worker.send(gearman.CanDo, "other")
+	worker.send(gearman.CantDo, "f_basic")
 	worker.sync()
 	checkWorkers(t, adm, []string{"127.0.0.1 - :", "127.0.0.1 - :", "127.0.0.1 my-worker-1 : other"})
 	adm.adminExpect("status", "f_basic\t2\t1\t0\nf_pri\t3\t0\t0\nother\t0\t0\t1\n.\n")
-	worker.send(CanDo, "a")
-	worker.send(CanDo, "b")
-	worker.send(ResetAbilities)
+	worker.send(gearman.CanDo, "a")
+	worker.send(gearman.CanDo, "b")
+	worker.send(gearman.ResetAbilities)
 	worker.sync()
 	checkWorkers(t, adm, []string{"127.0.0.1 - :", "127.0.0.1 - :", "127.0.0.1 my-worker-1 :"})
 
 	// A long client ID is cut at 127 bytes.
-	worker.send(SetClientID, strings.Repeat("i", 200))
+	worker.send(gearman.SetClientID, strings.Repeat("i", 200))
 	worker.sync()
 	checkWorkers(t, adm, []string{"127.0.0.1 - :", "127.0.0.1 - :", "127.0.0.1 " + strings.Repeat("i", 127) + " :"})
 
 	// Functions are kept after their jobs finish.
-	worker.send(WorkComplete, h1, "done")
+	worker.send(gearman.WorkComplete, h1, "done")
 	worker.sync()
-	client.expect(WorkComplete, h1, "done")
+	client.expect(gearman.WorkComplete, h1, "done")
 	adm.adminExpect("status", "a\t0\t0\t0\nb\t0\t0\t0\nf_basic\t1\t0\t0\nf_pri\t3\t0\t0\nother\t0\t0\t0\n.\n")
 }
 
@@ -174,10 +176,10 @@ func TestAdminCancel(t *testing.T) {
 	dbPath := filepath.Join(t.TempDir(), "db")
 	ts := startServer(t, Config{}, dbPath)
 	adm, client := dialT(t, ts.addr), dialT(t, ts.addr)
-	h := client.submit(SubmitJob, "cx", "cu", "x")
-	hb := client.submit(SubmitJobBg, "cx", "bu", "x")
+	h := client.submit(gearman.SubmitJob, "cx", "cu", "x")
+	hb := client.submit(gearman.SubmitJobBg, "cx", "bu", "x")
 	adm.adminExpect("cancel job "+h, "OK\r\n")
-	client.expect(WorkFail, h)
+	client.expect(gearman.WorkFail, h)
 	adm.adminExpect("cancel job "+hb, "OK\r\n")
 	client.sync() // no listener on the bg job
 	// Flagged, still counted until reaped at the next grab.
@@ -187,7 +189,7 @@ func TestAdminCancel(t *testing.T) {
 	client.statusUnique("cu", "0", "0", "0", "0", "0")
 	adm.adminExpect("cancel job "+h, "ERR UNKNOWN_JOB\r\n")
 	// A cancelled unique no longer coalesces.
-	h2 := client.submit(SubmitJob, "cx", "cu", "new")
+	h2 := client.submit(gearman.SubmitJob, "cx", "cu", "new")
 	if h2 == h {
 		t.Fatalf("submission coalesced onto cancelled job %s", h)
 	}
@@ -203,8 +205,8 @@ func TestAdminCancel(t *testing.T) {
 	// Cancelling a running job does not stop it; its result still goes
 	// nowhere harmful.
 	adm.adminExpect("cancel job "+h2, "OK\r\n")
-	client.expect(WorkFail, h2)
-	w.send(WorkComplete, h2, "late")
+	client.expect(gearman.WorkFail, h2)
+	w.send(gearman.WorkComplete, h2, "late")
 	w.sync()
 	client.sync()
 	adm.adminExpect("show jobs", ".\n")
@@ -220,14 +222,14 @@ func TestAdminDropFunction(t *testing.T) {
 	addr := newTestServer(t, Config{})
 	adm, client, w := dialT(t, addr), dialT(t, addr), dialT(t, addr)
 	const busy = "ERR there are still connected workers or executing clients\r\n"
-	h := client.submit(SubmitJobBg, "dq", "", "x")
+	h := client.submit(gearman.SubmitJobBg, "dq", "", "x")
 	adm.adminExpect("drop function dq", busy) // queued job (D12)
 	w.canDo("dq")
 	adm.adminExpect("drop function dq", busy) // worker and job
 	w.grabJob()
 	adm.adminExpect("drop function dq", busy) // running
-	w.send(WorkComplete, h, "")
-	w.send(CantDo, "dq")
+	w.send(gearman.WorkComplete, h, "")
+	w.send(gearman.CantDo, "dq")
 	w.sync()
 	adm.adminExpect("status", "dq\t0\t0\t0\n.\n")
 	adm.adminExpect("drop function DQ", "OK\r\n") // case-insensitive

@@ -1,6 +1,10 @@
-package gearman
+package server
 
-import "time"
+import (
+	"time"
+
+	"github.com/gearsched/gearsched/gearman"
+)
 
 // peek returns the job a grab on f would get, reaping cancelled and
 // abandoned jobs it finds at the queue heads.
@@ -21,7 +25,7 @@ func (s *Server) peek(f *function) *job {
 
 // grab hands c the next job, scanning its functions newest registration
 // first, each function's best priority first (gearmand 1.1.20's order).
-func (s *Server) grab(c *conn, p *Packet) {
+func (s *Server) grab(c *conn, p *gearman.Packet) {
 	t := p.Type
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -44,24 +48,24 @@ func (s *Server) grab(c *conn, p *Packet) {
 		c.write(func(b []byte) []byte { return appendAssign(b, t, j) })
 		return
 	}
-	c.send(NoJob)
+	c.send(gearman.NoJob)
 }
 
-func appendAssign(b []byte, t Type, j *job) []byte {
+func appendAssign(b []byte, t gearman.Type, j *job) []byte {
 	start := len(b)
 	switch {
-	case t == GrabJob:
-		b = appendHeader(b, MagicRes, JobAssign)
+	case t == gearman.GrabJob:
+		b = gearman.AppendHeader(b, gearman.MagicRes, gearman.JobAssign)
 		b = appendFields(b, j.Handle, j.Function)
-	case t == GrabJobAll && j.Reducer != "":
-		b = appendHeader(b, MagicRes, JobAssignAll)
+	case t == gearman.GrabJobAll && j.Reducer != "":
+		b = gearman.AppendHeader(b, gearman.MagicRes, gearman.JobAssignAll)
 		b = appendFields(b, j.Handle, j.Function, j.Unique, j.Reducer)
 	default:
-		b = appendHeader(b, MagicRes, JobAssignUniq)
+		b = gearman.AppendHeader(b, gearman.MagicRes, gearman.JobAssignUniq)
 		b = appendFields(b, j.Handle, j.Function, j.Unique)
 	}
 	b = append(b, j.Data...)
-	return finishPacket(b, start)
+	return gearman.FinishPacket(b, start)
 }
 
 // appendFields appends NUL-terminated fields.
@@ -106,46 +110,46 @@ func (s *Server) stopTimer(j *job) {
 }
 
 // workResult handles WORK_* packets from the worker that owns the job.
-func (s *Server) workResult(c *conn, p *Packet) {
+func (s *Server) workResult(c *conn, p *gearman.Packet) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	handle := p.Args[0]
 	j := s.jobs[string(handle)]
 	if j == nil || j.state != stateRunning || j.worker != c {
 		switch p.Type {
-		case WorkData, WorkWarning:
-			c.replyError(errJobNotFound, txtDataNotFound)
-		case WorkException:
-			c.replyError(errJobNotFound, txtExceptionMissing)
-		case WorkFail:
-			if len(handle) > MaxHandleSize {
-				c.replyError(errArgumentTooLarge, txtHandleTooLarge)
+		case gearman.WorkData, gearman.WorkWarning:
+			c.replyError(gearman.CodeJobNotFound, txtDataNotFound)
+		case gearman.WorkException:
+			c.replyError(gearman.CodeJobNotFound, txtExceptionMissing)
+		case gearman.WorkFail:
+			if len(handle) > gearman.MaxHandleSize {
+				c.replyError(gearman.CodeArgumentTooLarge, txtHandleTooLarge)
 				return
 			}
 			fallthrough
 		default:
-			c.replyError(errJobNotFound, txtWorkNotFound)
+			c.replyError(gearman.CodeJobNotFound, txtWorkNotFound)
 		}
 		return
 	}
 	switch p.Type {
-	case WorkStatus:
+	case gearman.WorkStatus:
 		j.num, j.den = string(p.Args[1]), string(p.Args[2])
 		s.forward(j, p)
-	case WorkData, WorkWarning:
+	case gearman.WorkData, gearman.WorkWarning:
 		s.forward(j, p)
-	case WorkComplete:
+	case gearman.WorkComplete:
 		s.forward(j, p)
 		s.finish(j)
-	case WorkFail:
+	case gearman.WorkFail:
 		s.failListeners(j)
 		s.finish(j)
-	case WorkException:
+	case gearman.WorkException:
 		for _, l := range j.listeners {
 			if l.exceptions {
-				l.sendBytes(WorkException, p.Args...)
+				l.sendBytes(gearman.WorkException, p.Args...)
 			} else {
-				l.send(WorkFail, j.Handle)
+				l.send(gearman.WorkFail, j.Handle)
 			}
 		}
 		s.finish(j)
@@ -153,7 +157,7 @@ func (s *Server) workResult(c *conn, p *Packet) {
 }
 
 // forward copies a WORK_* packet unchanged to every waiting client.
-func (s *Server) forward(j *job, p *Packet) {
+func (s *Server) forward(j *job, p *gearman.Packet) {
 	for _, l := range j.listeners {
 		l.sendBytes(p.Type, p.Args...)
 	}
@@ -161,7 +165,7 @@ func (s *Server) forward(j *job, p *Packet) {
 
 func (s *Server) failListeners(j *job) {
 	for _, l := range j.listeners {
-		l.send(WorkFail, j.Handle)
+		l.send(gearman.WorkFail, j.Handle)
 	}
 }
 

@@ -1,4 +1,4 @@
-package gearman
+package server
 
 import (
 	"bufio"
@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gearsched/gearsched/gearman"
 	"github.com/gearsched/gearsched/store"
 )
 
@@ -131,7 +132,7 @@ func (c *conn) serve() {
 }
 
 func (c *conn) readLoop() error {
-	dec := NewDecoder(bufio.NewReaderSize(c.nc, readBufferSize), c.srv.cfg.MaxPacketSize)
+	dec := gearman.NewDecoder(bufio.NewReaderSize(c.nc, readBufferSize), c.srv.cfg.MaxPacketSize)
 	var words [][]byte
 	for {
 		if len(c.acks) > 0 && !dec.Buffered() {
@@ -147,7 +148,7 @@ func (c *conn) readLoop() error {
 		c.dispatching = true
 		c.wmu.Unlock()
 		if line != nil {
-			words, err = SplitAdminLine(line, words)
+			words, err = gearman.SplitAdminLine(line, words)
 			if err != nil {
 				return err
 			}
@@ -155,7 +156,7 @@ func (c *conn) readLoop() error {
 			c.srv.admin(c, words)
 			continue
 		}
-		var malformed *MalformedError
+		var malformed *gearman.MalformedError
 		switch {
 		case err == nil:
 			if !c.srv.dispatch(c, pkt) {
@@ -163,9 +164,9 @@ func (c *conn) readLoop() error {
 			}
 		case errors.As(err, &malformed):
 			c.log.Info("malformed packet", "err", err)
-			c.replyError(errInvalidPacket, err.Error())
-		case errors.Is(err, ErrTooLarge):
-			c.replyError(errArgumentTooLarge, txtPacketTooLarge)
+			c.replyError(gearman.CodeInvalidPacket, err.Error())
+		case errors.Is(err, gearman.ErrTooLarge):
+			c.replyError(gearman.CodeArgumentTooLarge, txtPacketTooLarge)
 			return err
 		default:
 			return err
@@ -275,15 +276,15 @@ func (c *conn) queue(reply []byte) {
 	c.write(func(b []byte) []byte { return append(b, reply...) })
 }
 
-func (c *conn) send(t Type, args ...string) {
-	c.write(func(b []byte) []byte { return appendPacketStr(b, MagicRes, t, args...) })
+func (c *conn) send(t gearman.Type, args ...string) {
+	c.write(func(b []byte) []byte { return gearman.AppendPacketString(b, gearman.MagicRes, t, args...) })
 }
 
-func (c *conn) sendBytes(t Type, args ...[]byte) {
-	c.write(func(b []byte) []byte { return AppendPacket(b, MagicRes, t, args...) })
+func (c *conn) sendBytes(t gearman.Type, args ...[]byte) {
+	c.write(func(b []byte) []byte { return gearman.AppendPacket(b, gearman.MagicRes, t, args...) })
 }
 
-func (c *conn) replyError(code, text string) { c.send(Error, code, text) }
+func (c *conn) replyError(code, text string) { c.send(gearman.Error, code, text) }
 
 // settleAcks waits for the durable writes of this connection's pending
 // background submissions and answers them in order. Called without srv.mu.
@@ -309,9 +310,9 @@ func (c *conn) settleAcks() {
 			}
 		}
 		if err != nil {
-			c.replyError(errQueueError, err.Error())
+			c.replyError(gearman.CodeQueueError, err.Error())
 		} else {
-			c.send(JobCreated, handle)
+			c.send(gearman.JobCreated, handle)
 		}
 		c.acks[i] = pendingAck{}
 	}

@@ -1,9 +1,10 @@
-package gearman
+package server
 
 import (
 	"context"
 	"time"
 
+	"github.com/gearsched/gearsched/gearman"
 	"github.com/gearsched/gearsched/store"
 )
 
@@ -17,10 +18,10 @@ const (
 // background and scheduled submissions until the forwarder has them
 // upstream, answers GET_STATUS for them wherever they are, and refuses
 // foreground jobs and workers.
-var sidecarHandlers = func() (h [maxType + 1]handler) {
+var sidecarHandlers = func() (h [gearman.MaxType + 1]handler) {
 	h = jobServerHandlers
 	for t := range h {
-		switch kind, ok := SubmitKind(Type(t)); {
+		switch kind, ok := gearman.SubmitKind(gearman.Type(t)); {
 		case !ok:
 		case kind.Sched:
 			h[t] = handler{(*Server).submitSched, true}
@@ -30,25 +31,27 @@ var sidecarHandlers = func() (h [maxType + 1]handler) {
 			h[t] = handler{(*Server).refuseForeground, true}
 		}
 	}
-	for _, t := range []Type{CanDo, CanDoTimeout, CantDo, ResetAbilities, PreSleep, GrabJob, GrabJobUniq, GrabJobAll,
-		WorkStatus, WorkData, WorkWarning, WorkComplete, WorkFail, WorkException} {
+	for _, t := range []gearman.Type{gearman.CanDo, gearman.CanDoTimeout, gearman.CantDo, gearman.ResetAbilities, gearman.PreSleep, gearman.GrabJob, gearman.GrabJobUniq, gearman.GrabJobAll,
+		gearman.WorkStatus, gearman.WorkData, gearman.WorkWarning, gearman.WorkComplete, gearman.WorkFail, gearman.WorkException} {
 		h[t] = handler{(*Server).refuseWorker, true}
 	}
-	h[GetStatus] = handler{(*Server).sidecarStatus, true}
+	h[gearman.GetStatus] = handler{(*Server).sidecarStatus, true}
 	return h
 }()
 
-func (s *Server) refuseForeground(c *conn, _ *Packet) {
-	c.replyError(errInvalidCommand, txtSidecarForeground)
+func (s *Server) refuseForeground(c *conn, _ *gearman.Packet) {
+	c.replyError(gearman.CodeInvalidCommand, txtSidecarForeground)
 }
 
-func (s *Server) refuseWorker(c *conn, _ *Packet) { c.replyError(errInvalidCommand, txtSidecarWorker) }
+func (s *Server) refuseWorker(c *conn, _ *gearman.Packet) {
+	c.replyError(gearman.CodeInvalidCommand, txtSidecarWorker)
+}
 
 // hold stores a background submission until the forwarder has it
 // upstream: due now, or at its epoch time; with Passthrough a future epoch
 // job is due now, to be forwarded as SUBMIT_JOB_EPOCH.
-func (s *Server) hold(c *conn, p *Packet) {
-	kind, _ := SubmitKind(p.Type)
+func (s *Server) hold(c *conn, p *gearman.Packet) {
+	kind, _ := gearman.SubmitKind(p.Type)
 	sub, ok := s.parseSubmission(c, p, kind)
 	if !ok {
 		return
@@ -57,19 +60,19 @@ func (s *Server) hold(c *conn, p *Packet) {
 	s.mu.Lock()
 	if s.draining {
 		s.mu.Unlock()
-		c.replyError(errQueueError, txtShuttingDown)
+		c.replyError(gearman.CodeQueueError, txtShuttingDown)
 		return
 	}
 	f := s.function(string(sub.function))
 	full := f.maxQueue[sub.Priority] > 0 && s.store.PendingCount(f.name) >= f.maxQueue[sub.Priority]
 	s.mu.Unlock()
 	if full {
-		c.replyError(errQueueError, txtQueueFull)
+		c.replyError(gearman.CodeQueueError, txtQueueFull)
 		return
 	}
 	id, handle, err := s.handles.TryNext()
 	if err != nil {
-		c.replyError(errQueueError, err.Error())
+		c.replyError(gearman.CodeQueueError, err.Error())
 		return
 	}
 	due := now.UnixNano()
@@ -87,7 +90,7 @@ func (s *Server) hold(c *conn, p *Packet) {
 // still held here is known and not running; a forwarded one is reported as
 // the upstream server that took it reports it (unknown if that server is
 // unreachable or has forgotten it).
-func (s *Server) sidecarStatus(c *conn, p *Packet) {
+func (s *Server) sidecarStatus(c *conn, p *gearman.Packet) {
 	handle := p.Args[0]
 	known, running, num, den := s.pendingKnown(handle), false, "0", "0"
 	if !known {
@@ -102,6 +105,6 @@ func (s *Server) sidecarStatus(c *conn, p *Packet) {
 		}
 	}
 	c.write(func(b []byte) []byte {
-		return appendStatus(b, StatusRes, handle, boolDigit(known), boolDigit(running), num, den)
+		return appendStatus(b, gearman.StatusRes, handle, boolDigit(known), boolDigit(running), num, den)
 	})
 }

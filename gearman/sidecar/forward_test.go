@@ -1,4 +1,4 @@
-package gearman
+package sidecar
 
 import (
 	"context"
@@ -8,29 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gearsched/gearsched/gearman"
+	"github.com/gearsched/gearsched/gearman/server"
 	"github.com/gearsched/gearsched/scheduler"
 	"github.com/gearsched/gearsched/store"
 )
-
-// newSidecarServer returns a sidecar Server over st with a Forwarder whose
-// upstream is never dialled.
-func newSidecarServer(t *testing.T, st *store.Store) (*Server, *Forwarder, error) {
-	t.Helper()
-	up, err := NewUpstream(UpstreamConfig{Addrs: []string{"127.0.0.1:1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	handles, err := NewHandles(st, testPrefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fwd, err := NewForwarder(ForwarderConfig{Store: st, Upstream: up, Handles: handles})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := NewServer(Config{Store: st, Handles: handles, Upstreams: fwd})
-	return srv, fwd, err
-}
 
 // TestSidecarDatabaseRefusedByJobServer: pending jobs stored in sidecar
 // mode (triggers, passthrough jobs) must not be released to workers by a
@@ -45,7 +27,7 @@ func TestSidecarDatabaseRefusedByJobServer(t *testing.T) {
 		return st
 	}
 	st := open()
-	if _, _, err := newSidecarServer(t, st); err != nil {
+	if _, _, err := sidecarServer(t, st); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.PutPending(&store.Job{ID: 7, Handle: testPrefix + ":7", Function: "f", Due: 1,
@@ -56,10 +38,10 @@ func TestSidecarDatabaseRefusedByJobServer(t *testing.T) {
 
 	st = open()
 	defer st.Close()
-	if _, err := NewServer(Config{Store: st, HandlePrefix: testPrefix}); err == nil {
+	if _, err := server.New(server.Config{Store: st, HandlePrefix: testPrefix}); err == nil {
 		t.Fatal("a job server accepted a database holding sidecar trigger jobs")
 	}
-	if _, _, err := newSidecarServer(t, st); err != nil {
+	if _, _, err := sidecarServer(t, st); err != nil {
 		t.Errorf("the sidecar refused its own database: %v", err)
 	}
 }
@@ -70,7 +52,7 @@ func TestSidecarDatabaseRefusedByJobServer(t *testing.T) {
 func TestAdvanceSchedules(t *testing.T) {
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	at := func(s int) time.Time { return now.Add(time.Duration(s-10) * time.Second) }
-	refused := &ServerError{Code: "QUEUE_ERROR"}
+	refused := &gearman.ServerError{Code: "QUEUE_ERROR"}
 	connErr := errors.New("connection reset")
 	tests := []struct {
 		name       string
@@ -154,15 +136,8 @@ func TestPeerForSpreadsAndFailsOver(t *testing.T) {
 // (an occurrence skipped by the overlap or missed-run policy) still saves
 // the schedule's advance; otherwise the schedule would be offered forever.
 func TestReleaseSkippedOccurrenceAdvances(t *testing.T) {
-	st, err := store.Open(filepath.Join(t.TempDir(), "skip.db"), store.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	_, fwd, err := newSidecarServer(t, st)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := openStore(t, nil)
+	_, fwd := newSidecarServer(t, st)
 	due := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	sc := &store.Schedule{ID: 5, Handle: testPrefix + ":5", Source: store.SourceFile, Name: "n", Spec: "@hourly", Zone: "UTC",
 		Function: "f", Enabled: true, Next: due.UnixNano(), FireAt: due.UnixNano()}

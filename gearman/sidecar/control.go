@@ -1,19 +1,17 @@
-package gearman
+package sidecar
 
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"math"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/gearsched/gearsched/gearman"
+	"github.com/gearsched/gearsched/gearman/server"
 )
 
 // Default names of the control functions.
@@ -38,7 +36,7 @@ type ControlConfig struct {
 
 // Holder keeps what the control functions schedule; *Server is one.
 type Holder interface {
-	Schedule(ScheduleRequest) (handle string, next time.Time, err error)
+	Schedule(server.ScheduleRequest) (handle string, next time.Time, err error)
 	Cancel(handle string) (bool, error)
 }
 
@@ -104,7 +102,7 @@ func (c *Control) Run(ctx context.Context) {
 
 // serve runs one worker connection: grab, run, report, sleep when idle.
 func (c *Control) serve(ctx context.Context, addr string) error {
-	cl, err := Dial(ctx, addr)
+	cl, err := gearman.Dial(ctx, addr)
 	if err != nil {
 		return err
 	}
@@ -112,13 +110,13 @@ func (c *Control) serve(ctx context.Context, addr string) error {
 	stop := context.AfterFunc(ctx, func() { cl.Close() })
 	defer stop()
 	for _, fn := range []string{c.cfg.Schedule, c.cfg.Cancel} {
-		if err := cl.Send(CanDo, []byte(fn)); err != nil {
+		if err := cl.Send(gearman.CanDo, []byte(fn)); err != nil {
 			return err
 		}
 	}
 	c.log.Info("control functions registered", "upstream", addr)
 	for {
-		if err := cl.Send(GrabJobUniq); err != nil {
+		if err := cl.Send(gearman.GrabJobUniq); err != nil {
 			return err
 		}
 		p, err := cl.Recv()
@@ -126,26 +124,26 @@ func (c *Control) serve(ctx context.Context, addr string) error {
 			return err
 		}
 		switch p.Type {
-		case NoJob:
-			if err := cl.Send(PreSleep); err != nil {
+		case gearman.NoJob:
+			if err := cl.Send(gearman.PreSleep); err != nil {
 				return err
 			}
 			if err := awaitNoop(cl); err != nil {
 				return err
 			}
-		case JobAssignUniq:
+		case gearman.JobAssignUniq:
 			handle := bytes.Clone(p.Args[0])
 			result, err := c.run(string(p.Args[1]), string(p.Args[2]), p.Args[3])
 			if err != nil {
 				c.log.Warn("control job refused", "function", string(p.Args[1]), "err", err)
 				err = c.refuse(cl, handle, err)
 			} else {
-				err = cl.Send(WorkComplete, handle, result)
+				err = cl.Send(gearman.WorkComplete, handle, result)
 			}
 			if err != nil {
 				return err
 			}
-		case Noop:
+		case gearman.Noop:
 		default:
 			return fmt.Errorf("gearman: %s in reply to GRAB_JOB_UNIQ", p.Type)
 		}
@@ -156,21 +154,21 @@ func (c *Control) serve(ctx context.Context, addr string) error {
 // WORK_WARNING, then WORK_FAIL ends the job: gearmand 1.1.20 turns a
 // WORK_EXCEPTION into a WORK_FAIL with a stray NUL (D17) that libgearman
 // clients without the exceptions option never match, so they would hang.
-func (c *Control) refuse(cl *Client, handle []byte, reason error) error {
-	if err := cl.Send(WorkWarning, handle, []byte(reason.Error())); err != nil {
+func (c *Control) refuse(cl *gearman.Client, handle []byte, reason error) error {
+	if err := cl.Send(gearman.WorkWarning, handle, []byte(reason.Error())); err != nil {
 		return err
 	}
-	return cl.Send(WorkFail, handle)
+	return cl.Send(gearman.WorkFail, handle)
 }
 
 // awaitNoop reads until the NOOP that ends a worker's sleep.
-func awaitNoop(cl *Client) error {
+func awaitNoop(cl *gearman.Client) error {
 	for {
 		p, err := cl.Recv()
 		if err != nil {
 			return err
 		}
-		if p.Type == Noop {
+		if p.Type == gearman.Noop {
 			return nil
 		}
 	}
@@ -180,7 +178,7 @@ func awaitNoop(cl *Client) error {
 func (c *Control) run(function, jobUnique string, payload []byte) ([]byte, error) {
 	switch function {
 	case c.cfg.Schedule:
-		req, err := ParseScheduleRequest(payload, c.cfg.Now())
+		req, err := server.ParseScheduleRequest(payload, c.cfg.Now())
 		if err != nil {
 			return nil, err
 		}
@@ -222,135 +220,4 @@ func (c *Control) run(function, jobUnique string, payload []byte) ([]byte, error
 type scheduleResult struct {
 	Handle  string `json:"handle"`
 	NextRun string `json:"next_run"`
-}
-
-// scheduleJSON is the schedule function's payload.
-type scheduleJSON struct {
-	Function   string          `json:"function"`
-	Data       *string         `json:"data"`
-	DataBase64 *string         `json:"data_base64"`
-	Unique     string          `json:"unique"`
-	Priority   string          `json:"priority"`
-	At         json.RawMessage `json:"at"`
-	In         string          `json:"in"`
-	Cron       string          `json:"cron"`
-	TZ         string          `json:"tz"`
-}
-
-// ParseScheduleRequest reads a schedule function payload: function, data
-// (text) or data_base64, unique, priority (high, normal, low), and one of
-// at (RFC 3339 or unix seconds), in (a Go duration) or cron with tz.
-func ParseScheduleRequest(payload []byte, now time.Time) (ScheduleRequest, error) {
-	var in scheduleJSON
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&in); err != nil {
-		return ScheduleRequest{}, fmt.Errorf("payload is not a JSON object of the known fields: %w", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return ScheduleRequest{}, errors.New("payload has data after its JSON object")
-	}
-	req := ScheduleRequest{Function: in.Function, Unique: in.Unique}
-	switch {
-	case in.Function == "":
-		return req, errors.New(`"function" is required`)
-	case strings.ContainsRune(in.Function, 0) || strings.ContainsRune(in.Unique, 0):
-		return req, errors.New(`"function" and "unique" must not contain NUL`)
-	case len(in.Unique) > MaxUniqueSize:
-		return req, fmt.Errorf(`"unique" is longer than %d bytes`, MaxUniqueSize)
-	case in.Data != nil && in.DataBase64 != nil:
-		return req, errors.New(`give "data" or "data_base64", not both`)
-	}
-	switch {
-	case in.Data != nil:
-		req.Data = []byte(*in.Data)
-	case in.DataBase64 != nil:
-		b, err := base64.StdEncoding.DecodeString(*in.DataBase64)
-		if err != nil {
-			return req, fmt.Errorf(`"data_base64": %w`, err)
-		}
-		req.Data = b
-	}
-	switch strings.ToLower(in.Priority) {
-	case "", "normal":
-		req.Priority = Normal
-	case "high":
-		req.Priority = High
-	case "low":
-		req.Priority = Low
-	default:
-		return req, fmt.Errorf(`"priority" must be high, normal or low, not %q`, in.Priority)
-	}
-	n := 0
-	for _, set := range []bool{len(in.At) > 0, in.In != "", in.Cron != ""} {
-		if set {
-			n++
-		}
-	}
-	if n != 1 {
-		return req, errors.New(`give exactly one of "at", "in" and "cron"`)
-	}
-	if in.TZ != "" && in.Cron == "" {
-		return req, errors.New(`"tz" applies to "cron" only`)
-	}
-	switch {
-	case in.Cron != "":
-		req.Cron, req.Zone = in.Cron, time.UTC
-		if in.TZ != "" {
-			loc, err := time.LoadLocation(in.TZ)
-			if err != nil {
-				return req, fmt.Errorf(`"tz": %w`, err)
-			}
-			req.Zone = loc
-		}
-	case in.In != "":
-		d, err := time.ParseDuration(in.In)
-		if err != nil {
-			return req, fmt.Errorf(`"in": %w`, err)
-		}
-		if d < 0 {
-			return req, fmt.Errorf(`"in" is negative: %s`, in.In)
-		}
-		if req.At = now.Add(d); req.At.After(maxTime) {
-			return req, fmt.Errorf(`"in": %s reaches past April 2262`, in.In)
-		}
-	default:
-		at, err := parseAt(in.At)
-		if err != nil {
-			return req, err
-		}
-		req.At = at
-	}
-	return req, nil
-}
-
-// maxTime is the latest time a job can be held for: due times are int64
-// nanoseconds.
-var maxTime = time.Unix(0, math.MaxInt64)
-
-// parseAt reads "at": unix seconds as a JSON number or string, or an RFC
-// 3339 time.
-func parseAt(raw json.RawMessage) (time.Time, error) {
-	var s string
-	if raw[0] == '"' {
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return time.Time{}, fmt.Errorf(`"at": %w`, err)
-		}
-	} else {
-		s = string(raw)
-	}
-	if secs, err := strconv.ParseInt(s, 10, 64); err == nil {
-		if secs < 0 || secs > maxEpoch {
-			return time.Time{}, fmt.Errorf(`"at": %d is out of range`, secs)
-		}
-		return time.Unix(secs, 0), nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf(`"at" must be unix seconds or an RFC 3339 time, not %s`, raw)
-	}
-	if t.After(maxTime) {
-		return time.Time{}, fmt.Errorf(`"at": %s is after April 2262`, s)
-	}
-	return t, nil
 }

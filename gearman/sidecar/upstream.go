@@ -1,4 +1,4 @@
-package gearman
+package sidecar
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gearsched/gearsched/gearman"
 )
 
 // ErrNoUpstream is the error of a submission no upstream server can take
@@ -38,10 +40,10 @@ type UpstreamConfig struct {
 // UpstreamJob is one background submission to an upstream server, and its
 // outcome once Submit returns.
 type UpstreamJob struct {
-	Type     Type // SubmitJobBg, SubmitJobHighBg, SubmitJobLowBg or SubmitJobEpoch
+	Type     gearman.Type // gearman.SubmitJobBg, gearman.SubmitJobHighBg, gearman.SubmitJobLowBg or gearman.SubmitJobEpoch
 	Function string
 	Unique   string
-	When     int64 // SubmitJobEpoch's time, unix seconds
+	When     int64 // gearman.SubmitJobEpoch's time, unix seconds
 	Data     []byte
 	// Pin sends the job to this server only; empty chooses one by hash.
 	Pin string
@@ -79,8 +81,8 @@ type peer struct {
 	log  *slog.Logger
 	up   atomic.Bool
 
-	mu      sync.Mutex // one request at a time on cl
-	cl      *Client    // nil while down
+	mu      sync.Mutex      // one request at a time on cl
+	cl      *gearman.Client // nil while down
 	backoff backoff
 	retryAt time.Time
 
@@ -188,7 +190,7 @@ func (u *Upstream) connect(ctx context.Context, p *peer) bool {
 		return false
 	}
 	dctx, cancel := context.WithTimeout(ctx, u.cfg.Timeout)
-	cl, err := Dial(dctx, p.addr)
+	cl, err := gearman.Dial(dctx, p.addr)
 	cancel()
 	if err != nil {
 		wait := p.backoff.fail()
@@ -208,12 +210,12 @@ func (u *Upstream) connect(ctx context.Context, p *peer) bool {
 
 // ping checks p's connection with ECHO_REQ; a failure takes it down.
 func (u *Upstream) ping(ctx context.Context, p *peer) {
-	u.do(ctx, p, func(cl *Client) error {
-		if err := cl.Send(EchoReq, []byte("gearsched")); err != nil {
+	u.do(ctx, p, func(cl *gearman.Client) error {
+		if err := cl.Send(gearman.EchoReq, []byte("gearsched")); err != nil {
 			return err
 		}
 		pk, err := cl.Recv()
-		if err == nil && pk.Type != EchoRes {
+		if err == nil && pk.Type != gearman.EchoRes {
 			err = fmt.Errorf("gearman: %s in reply to ECHO_REQ", pk.Type)
 		}
 		return err
@@ -304,18 +306,16 @@ func (u *Upstream) Submit(ctx context.Context, jobs []*UpstreamJob) {
 }
 
 func (u *Upstream) submitTo(ctx context.Context, p *peer, jobs []*UpstreamJob) {
-	err := u.do(ctx, p, func(cl *Client) error {
-		cl.out = cl.out[:0]
+	err := u.do(ctx, p, func(cl *gearman.Client) error {
 		for _, j := range jobs {
 			j.Server = p.addr
-			if j.Type == SubmitJobEpoch {
-				cl.out = AppendPacket(cl.out, MagicReq, j.Type, []byte(j.Function), []byte(j.Unique),
-					strconv.AppendInt(nil, j.When, 10), j.Data)
+			if j.Type == gearman.SubmitJobEpoch {
+				cl.Queue(j.Type, []byte(j.Function), []byte(j.Unique), strconv.AppendInt(nil, j.When, 10), j.Data)
 			} else {
-				cl.out = AppendPacket(cl.out, MagicReq, j.Type, []byte(j.Function), []byte(j.Unique), j.Data)
+				cl.Queue(j.Type, []byte(j.Function), []byte(j.Unique), j.Data)
 			}
 		}
-		if _, err := cl.nc.Write(cl.out); err != nil {
+		if err := cl.Flush(); err != nil {
 			return err
 		}
 		for i, j := range jobs {
@@ -330,11 +330,11 @@ func (u *Upstream) submitTo(ctx context.Context, p *peer, jobs []*UpstreamJob) {
 				return err
 			}
 			switch pk.Type {
-			case JobCreated:
+			case gearman.JobCreated:
 				j.Handle = string(pk.Args[0])
 				p.submitted.Add(1)
-			case Error:
-				j.Err = &ServerError{Code: string(pk.Args[0]), Text: string(pk.Args[1])}
+			case gearman.Error:
+				j.Err = &gearman.ServerError{Code: string(pk.Args[0]), Text: string(pk.Args[1])}
 				p.refused.Add(1)
 			default:
 				return fmt.Errorf("gearman: %s in reply to %s", pk.Type, j.Type)
@@ -353,7 +353,7 @@ func (u *Upstream) submitTo(ctx context.Context, p *peer, jobs []*UpstreamJob) {
 
 // do runs fn on p's connection under the request timeout. A connection
 // error takes p down; ERROR replies do not.
-func (u *Upstream) do(ctx context.Context, p *peer, fn func(*Client) error) error {
+func (u *Upstream) do(ctx context.Context, p *peer, fn func(*gearman.Client) error) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.cl == nil {
@@ -371,7 +371,7 @@ func (u *Upstream) do(ctx context.Context, p *peer, fn func(*Client) error) erro
 	}
 	p.cl.SetDeadline(deadline)
 	err := fn(p.cl)
-	var se *ServerError
+	var se *gearman.ServerError
 	switch {
 	case err == nil || errors.As(err, &se):
 		p.backoff.reset()
@@ -391,34 +391,16 @@ func (u *Upstream) peerAt(addr string) *peer {
 	return nil
 }
 
-// JobStatus is an upstream GET_STATUS answer.
-type JobStatus struct {
-	Known, Running bool
-	Numerator      string
-	Denominator    string
-}
-
 // Status asks server addr for a job's status with GET_STATUS.
-func (u *Upstream) Status(ctx context.Context, addr, handle string) (JobStatus, error) {
+func (u *Upstream) Status(ctx context.Context, addr, handle string) (gearman.JobStatus, error) {
 	p := u.peerAt(addr)
 	if p == nil {
-		return JobStatus{}, fmt.Errorf("gearman: %s is not an upstream server", addr)
+		return gearman.JobStatus{}, fmt.Errorf("sidecar: %s is not an upstream server", addr)
 	}
-	var st JobStatus
-	err := u.do(ctx, p, func(cl *Client) error {
-		if err := cl.Send(GetStatus, []byte(handle)); err != nil {
-			return err
-		}
-		pk, err := cl.Recv()
-		if err != nil {
-			return err
-		}
-		if pk.Type != StatusRes {
-			return fmt.Errorf("gearman: %s in reply to GET_STATUS", pk.Type)
-		}
-		st = JobStatus{Known: string(pk.Args[1]) == "1", Running: string(pk.Args[2]) == "1",
-			Numerator: string(pk.Args[3]), Denominator: string(pk.Args[4])}
-		return nil
+	var st gearman.JobStatus
+	err := u.do(ctx, p, func(cl *gearman.Client) (err error) {
+		st, err = cl.Status(handle)
+		return err
 	})
 	return st, err
 }
@@ -431,7 +413,7 @@ func (u *Upstream) Cancel(ctx context.Context, addr, handle string) (bool, error
 		return false, fmt.Errorf("gearman: %s is not an upstream server", addr)
 	}
 	var ok bool
-	err := u.do(ctx, p, func(cl *Client) error {
+	err := u.do(ctx, p, func(cl *gearman.Client) error {
 		reply, err := cl.Admin("cancel job " + handle)
 		ok = strings.HasPrefix(reply, "OK")
 		return err

@@ -1,4 +1,4 @@
-package gearman
+package sidecar
 
 import (
 	"context"
@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gearsched/gearsched/gearman"
+	"github.com/gearsched/gearsched/gearman/server"
 	"github.com/gearsched/gearsched/scheduler"
 	"github.com/gearsched/gearsched/store"
 )
@@ -52,7 +54,7 @@ type ForwarderConfig struct {
 	Upstream *Upstream
 	// Handles allocates the handles of occurrences and trigger jobs; the
 	// sidecar's listener uses the same.
-	Handles *Handles
+	Handles *server.Handles
 	Logger  *slog.Logger
 	// TriggerPayload is the data of trigger jobs; default empty.
 	TriggerPayload []byte
@@ -75,7 +77,7 @@ type Forwarder struct {
 	cfg     ForwarderConfig
 	st      *store.Store
 	up      *Upstream
-	handles *Handles
+	handles *server.Handles
 	log     *slog.Logger
 
 	stats map[string]*forwardStats // by upstream address; fixed at creation
@@ -151,7 +153,7 @@ type forwardItem struct {
 // connection: such an item is deferred so that it cannot hold up the
 // items due after it.
 func (it *forwardItem) refused() bool {
-	var se *ServerError
+	var se *gearman.ServerError
 	return errors.As(it.up.Err, &se) || (it.up.Pin != "" && errors.Is(it.up.Err, ErrNoUpstream))
 }
 
@@ -253,7 +255,7 @@ func (f *Forwarder) items(jobs []*store.Job, occs []scheduler.Occurrence) ([]for
 			Type: bgType(j.Priority), Function: j.Function, Unique: forwardUnique(j.Unique, j.Handle), Data: j.Data}}
 		switch j.Kind {
 		case store.JobPassthrough:
-			it.up.Type, it.up.When = SubmitJobEpoch, j.When
+			it.up.Type, it.up.When = gearman.SubmitJobEpoch, j.When
 			t, err := f.trigger(j)
 			if err != nil {
 				return nil, err
@@ -419,7 +421,7 @@ func (f *Forwarder) trigger(j *store.Job) (*store.Job, error) {
 	}
 	return &store.Job{ID: id, Handle: handle, Function: j.Function,
 		Unique:   TriggerUniquePrefix + strconv.FormatInt(j.When, 10),
-		Priority: uint8(Normal), Due: j.When*int64(time.Second) + int64(triggerDelay), Data: f.cfg.TriggerPayload,
+		Priority: uint8(gearman.Normal), Due: j.When*int64(time.Second) + int64(triggerDelay), Data: f.cfg.TriggerPayload,
 		Kind: store.JobTrigger, When: j.When}, nil
 }
 
@@ -443,14 +445,14 @@ func (f *Forwarder) countLate(addr string, now time.Time, due int64) time.Durati
 }
 
 // bgType is the background submission type for a priority.
-func bgType(p uint8) Type {
-	switch Priority(p) {
-	case High:
-		return SubmitJobHighBg
-	case Low:
-		return SubmitJobLowBg
+func bgType(p uint8) gearman.Type {
+	switch gearman.Priority(p) {
+	case gearman.High:
+		return gearman.SubmitJobHighBg
+	case gearman.Low:
+		return gearman.SubmitJobLowBg
 	}
-	return SubmitJobBg
+	return gearman.SubmitJobBg
 }
 
 // forwardUnique is the unique a job is forwarded with. A job submitted
@@ -489,14 +491,14 @@ func (f *Forwarder) Live(ctx context.Context, handle string) (bool, error) {
 // Status asks the upstream that took one of the sidecar's jobs for its
 // status; ok is false when the ledger has no such job. It implements
 // Upstreams.
-func (f *Forwarder) Status(ctx context.Context, handle string) (JobStatus, bool, error) {
+func (f *Forwarder) Status(ctx context.Context, handle string) (gearman.JobStatus, bool, error) {
 	id, ok := f.handles.Parse(handle)
 	if !ok {
-		return JobStatus{}, false, nil
+		return gearman.JobStatus{}, false, nil
 	}
 	e, err := f.st.FiredJob(id)
 	if err != nil || e == nil {
-		return JobStatus{}, false, err
+		return gearman.JobStatus{}, false, err
 	}
 	st, err := f.up.Status(ctx, e.Upstream, e.UpstreamHandle)
 	return st, err == nil, err
@@ -612,7 +614,7 @@ func (f *Forwarder) checkWatch(ctx context.Context, w *watch) (done bool, err er
 	w.retries++
 	w.retryAt = now.Add(retriggerAfter << w.retries)
 	w.until = w.retryAt.Add(watchFor)
-	j := &UpstreamJob{Type: SubmitJobBg, Function: w.job.Function, Pin: w.addr, Data: w.job.Data,
+	j := &UpstreamJob{Type: gearman.SubmitJobBg, Function: w.job.Function, Pin: w.addr, Data: w.job.Data,
 		Unique: w.job.Unique + "#" + strconv.Itoa(w.retries)}
 	f.up.Submit(ctx, []*UpstreamJob{j})
 	if j.Err != nil {

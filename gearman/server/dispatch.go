@@ -1,9 +1,11 @@
-package gearman
+package server
 
 import (
 	"bytes"
 	"strconv"
 	"time"
+
+	"github.com/gearsched/gearsched/gearman"
 )
 
 // handler serves one packet type. settle says whether the connection's
@@ -11,18 +13,18 @@ import (
 // answered in request order, while the ones without (worker registrations
 // and results) may pass them.
 type handler struct {
-	serve  func(s *Server, c *conn, p *Packet)
+	serve  func(s *Server, c *conn, p *gearman.Packet)
 	settle bool
 }
 
 // jobServerHandlers is the job server's dispatch table; sidecarHandlers
 // (sidecar.go) is the sidecar listener's.
-var jobServerHandlers = func() (h [maxType + 1]handler) {
+var jobServerHandlers = func() (h [gearman.MaxType + 1]handler) {
 	for t := range h {
 		h[t] = handler{(*Server).notExpected, true}
 	}
 	for t := range h {
-		switch kind, ok := SubmitKind(Type(t)); {
+		switch kind, ok := gearman.SubmitKind(gearman.Type(t)); {
 		case !ok:
 		case kind.Background && !kind.Sched:
 			h[t] = handler{(*Server).submit, false}
@@ -30,20 +32,20 @@ var jobServerHandlers = func() (h [maxType + 1]handler) {
 			h[t] = handler{(*Server).submit, true}
 		}
 	}
-	h[EchoReq] = handler{(*Server).echo, true}
-	h[OptionReq] = handler{(*Server).option, true}
-	h[GetStatus] = handler{(*Server).getStatus, true}
-	h[GetStatusUnique] = handler{(*Server).getStatusUnique, true}
-	h[PreSleep] = handler{(*Server).preSleep, true}
-	for _, t := range []Type{GrabJob, GrabJobUniq, GrabJobAll} {
+	h[gearman.EchoReq] = handler{(*Server).echo, true}
+	h[gearman.OptionReq] = handler{(*Server).option, true}
+	h[gearman.GetStatus] = handler{(*Server).getStatus, true}
+	h[gearman.GetStatusUnique] = handler{(*Server).getStatusUnique, true}
+	h[gearman.PreSleep] = handler{(*Server).preSleep, true}
+	for _, t := range []gearman.Type{gearman.GrabJob, gearman.GrabJobUniq, gearman.GrabJobAll} {
 		h[t] = handler{(*Server).grab, true}
 	}
-	h[CanDo] = handler{(*Server).canDo, false}
-	h[CanDoTimeout] = handler{(*Server).canDo, false}
-	h[CantDo] = handler{(*Server).cantDo, false}
-	h[ResetAbilities] = handler{(*Server).resetAbilities, false}
-	h[SetClientID] = handler{(*Server).setClientID, false}
-	for _, t := range []Type{WorkStatus, WorkData, WorkWarning, WorkComplete, WorkFail, WorkException} {
+	h[gearman.CanDo] = handler{(*Server).canDo, false}
+	h[gearman.CanDoTimeout] = handler{(*Server).canDo, false}
+	h[gearman.CantDo] = handler{(*Server).cantDo, false}
+	h[gearman.ResetAbilities] = handler{(*Server).resetAbilities, false}
+	h[gearman.SetClientID] = handler{(*Server).setClientID, false}
+	for _, t := range []gearman.Type{gearman.WorkStatus, gearman.WorkData, gearman.WorkWarning, gearman.WorkComplete, gearman.WorkFail, gearman.WorkException} {
 		h[t] = handler{(*Server).workResult, false}
 	}
 	return h
@@ -51,10 +53,10 @@ var jobServerHandlers = func() (h [maxType + 1]handler) {
 
 // dispatch serves one binary packet from c. It returns false when the
 // connection must be closed.
-func (s *Server) dispatch(c *conn, p *Packet) bool {
-	if p.Magic != MagicReq {
+func (s *Server) dispatch(c *conn, p *gearman.Packet) bool {
+	if p.Magic != gearman.MagicReq {
 		c.settleAcks()
-		c.replyError(errInvalidMagic, txtRequestMagic)
+		c.replyError(gearman.CodeInvalidMagic, txtRequestMagic)
 		return true
 	}
 	h := &s.handlers[p.Type]
@@ -66,24 +68,24 @@ func (s *Server) dispatch(c *conn, p *Packet) bool {
 }
 
 // notExpected answers response types, the unused type 5 and ALL_YOURS.
-func (s *Server) notExpected(c *conn, p *Packet) {
-	c.replyError(errInvalidCommand, txtNotExpected)
+func (s *Server) notExpected(c *conn, p *gearman.Packet) {
+	c.replyError(gearman.CodeInvalidCommand, txtNotExpected)
 }
 
-func (s *Server) echo(c *conn, p *Packet) { c.sendBytes(EchoRes, p.Args[0]) }
+func (s *Server) echo(c *conn, p *gearman.Packet) { c.sendBytes(gearman.EchoRes, p.Args[0]) }
 
-func (s *Server) option(c *conn, p *Packet) {
+func (s *Server) option(c *conn, p *gearman.Packet) {
 	if !bytes.EqualFold(p.Args[0], []byte("exceptions")) {
-		c.replyError(errUnknownOption, txtUnknownOption)
+		c.replyError(gearman.CodeUnknownOption, txtUnknownOption)
 		return
 	}
 	s.mu.Lock()
 	c.exceptions = true
 	s.mu.Unlock()
-	c.sendBytes(OptionRes, p.Args[0])
+	c.sendBytes(gearman.OptionRes, p.Args[0])
 }
 
-func (s *Server) setClientID(c *conn, p *Packet) {
+func (s *Server) setClientID(c *conn, p *gearman.Packet) {
 	id := p.Args[0]
 	if len(id) > maxClientID {
 		id = id[:maxClientID]
@@ -113,9 +115,9 @@ func parseTimeout(c *conn, b []byte) time.Duration {
 }
 
 // canDo serves CAN_DO and CAN_DO_TIMEOUT.
-func (s *Server) canDo(c *conn, p *Packet) {
+func (s *Server) canDo(c *conn, p *gearman.Packet) {
 	var timeout time.Duration
-	if p.Type == CanDoTimeout {
+	if p.Type == gearman.CanDoTimeout {
 		timeout = parseTimeout(c, p.Args[1])
 	}
 	s.mu.Lock()
@@ -125,7 +127,7 @@ func (s *Server) canDo(c *conn, p *Packet) {
 	f.workers = append(f.workers, c)
 }
 
-func (s *Server) cantDo(c *conn, p *Packet) {
+func (s *Server) cantDo(c *conn, p *gearman.Packet) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f := s.funcs[string(p.Args[0])]
@@ -143,7 +145,7 @@ func (s *Server) cantDo(c *conn, p *Packet) {
 	f.removeWorker(c)
 }
 
-func (s *Server) resetAbilities(c *conn, _ *Packet) {
+func (s *Server) resetAbilities(c *conn, _ *gearman.Packet) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.dropAbilities(c)
@@ -159,7 +161,7 @@ func (s *Server) dropAbilities(c *conn) {
 }
 
 // preSleep marks c asleep, or wakes it at once when a grab would succeed.
-func (s *Server) preSleep(c *conn, _ *Packet) {
+func (s *Server) preSleep(c *conn, _ *gearman.Packet) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, j := range c.assigned {
@@ -172,7 +174,7 @@ func (s *Server) preSleep(c *conn, _ *Packet) {
 	for _, a := range c.abilities {
 		if s.peek(a.fn) != nil {
 			c.noopSent = true
-			c.send(Noop)
+			c.send(gearman.Noop)
 			return
 		}
 	}
@@ -180,18 +182,20 @@ func (s *Server) preSleep(c *conn, _ *Packet) {
 
 // getStatus answers GET_STATUS: a job in memory as it is, a job waiting
 // for its time or a schedule as known and not running.
-func (s *Server) getStatus(c *conn, p *Packet) {
+func (s *Server) getStatus(c *conn, p *gearman.Packet) {
 	handle := p.Args[0]
 	s.mu.Lock()
 	if j := s.jobs[string(handle)]; j != nil && !j.ignore {
 		running, num, den := boolDigit(j.state == stateRunning), orZero(j.num), orZero(j.den)
 		s.mu.Unlock()
-		c.write(func(b []byte) []byte { return appendStatus(b, StatusRes, handle, "1", running, num, den) })
+		c.write(func(b []byte) []byte { return appendStatus(b, gearman.StatusRes, handle, "1", running, num, den) })
 		return
 	}
 	s.mu.Unlock()
 	known := s.pendingKnown(handle)
-	c.write(func(b []byte) []byte { return appendStatus(b, StatusRes, handle, boolDigit(known), "0", "0", "0") })
+	c.write(func(b []byte) []byte {
+		return appendStatus(b, gearman.StatusRes, handle, boolDigit(known), "0", "0", "0")
+	})
 }
 
 // pendingKnown reports whether handle names a job waiting for its time or
@@ -211,10 +215,12 @@ func (s *Server) pendingKnown(handle []byte) bool {
 // getStatusUnique looks the unique up across all functions, as gearmand
 // does, and adds the number of waiting fg clients; then among the jobs
 // waiting for their time and the schedules.
-func (s *Server) getStatusUnique(c *conn, p *Packet) {
+func (s *Server) getStatusUnique(c *conn, p *gearman.Packet) {
 	unique := p.Args[0]
-	if len(unique) == 0 || len(unique) > MaxUniqueSize {
-		c.write(func(b []byte) []byte { return appendStatus(b, StatusResUnique, unique, "0", "0", "0", "0", "0") })
+	if len(unique) == 0 || len(unique) > gearman.MaxUniqueSize {
+		c.write(func(b []byte) []byte {
+			return appendStatus(b, gearman.StatusResUnique, unique, "0", "0", "0", "0", "0")
+		})
 		return
 	}
 	s.mu.Lock()
@@ -229,7 +235,7 @@ func (s *Server) getStatusUnique(c *conn, p *Packet) {
 		waiting := strconv.Itoa(len(j.listeners))
 		s.mu.Unlock()
 		c.write(func(b []byte) []byte {
-			return appendStatus(b, StatusResUnique, unique, "1", running, num, den, waiting)
+			return appendStatus(b, gearman.StatusResUnique, unique, "1", running, num, den, waiting)
 		})
 		return
 	}
@@ -239,19 +245,19 @@ func (s *Server) getStatusUnique(c *conn, p *Packet) {
 		s.log.Error("GET_STATUS_UNIQUE: reading the store failed", "unique", string(unique), "err", err)
 	}
 	c.write(func(b []byte) []byte {
-		return appendStatus(b, StatusResUnique, unique, boolDigit(known), "0", "0", "0", "0")
+		return appendStatus(b, gearman.StatusResUnique, unique, boolDigit(known), "0", "0", "0", "0")
 	})
 }
 
-func appendStatus(b []byte, t Type, key []byte, fields ...string) []byte {
+func appendStatus(b []byte, t gearman.Type, key []byte, fields ...string) []byte {
 	start := len(b)
-	b = appendHeader(b, MagicRes, t)
+	b = gearman.AppendHeader(b, gearman.MagicRes, t)
 	b = append(b, key...)
 	for _, f := range fields {
 		b = append(b, 0)
 		b = append(b, f...)
 	}
-	return finishPacket(b, start)
+	return gearman.FinishPacket(b, start)
 }
 
 func boolDigit(v bool) string {

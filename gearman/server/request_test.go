@@ -1,20 +1,20 @@
-package gearman
+package server
 
 import (
 	"bytes"
-	"encoding/json"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 	_ "time/tzdata" // "tz" cases must not depend on the host's zoneinfo
+
+	"github.com/gearsched/gearsched/gearman"
 )
 
 // controlNow is the fixed "now" every ParseScheduleRequest case runs at.
 var controlNow = time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
 
 func TestParseScheduleRequest(t *testing.T) {
-	unique64 := strings.Repeat("u", MaxUniqueSize)
+	unique64 := strings.Repeat("u", gearman.MaxUniqueSize)
 	tests := []struct {
 		name    string
 		payload string
@@ -23,102 +23,102 @@ func TestParseScheduleRequest(t *testing.T) {
 		{
 			name:    "at as JSON number",
 			payload: `{"function":"f","at":1700000000}`,
-			want:    ScheduleRequest{Function: "f", Priority: Normal, At: time.Unix(1700000000, 0)},
+			want:    ScheduleRequest{Function: "f", Priority: gearman.Normal, At: time.Unix(1700000000, 0)},
 		},
 		{
 			name:    "at as numeric string",
 			payload: `{"function":"f","at":"1700000000"}`,
-			want:    ScheduleRequest{Function: "f", Priority: Normal, At: time.Unix(1700000000, 0)},
+			want:    ScheduleRequest{Function: "f", Priority: gearman.Normal, At: time.Unix(1700000000, 0)},
 		},
 		{
 			name:    "at zero is the epoch",
 			payload: `{"function":"f","at":0}`,
-			want:    ScheduleRequest{Function: "f", Priority: Normal, At: time.Unix(0, 0)},
+			want:    ScheduleRequest{Function: "f", Priority: gearman.Normal, At: time.Unix(0, 0)},
 		},
 		{
 			name:    "at as RFC 3339 with offset",
 			payload: `{"function":"f","at":"2025-06-01T12:30:00+02:00"}`,
-			want:    ScheduleRequest{Function: "f", Priority: Normal, At: time.Date(2025, 6, 1, 10, 30, 0, 0, time.UTC)},
+			want:    ScheduleRequest{Function: "f", Priority: gearman.Normal, At: time.Date(2025, 6, 1, 10, 30, 0, 0, time.UTC)},
 		},
 		{
 			name:    "at as RFC 3339 with fraction",
 			payload: `{"function":"f","at":"2025-06-01T10:30:00.25Z"}`,
-			want:    ScheduleRequest{Function: "f", Priority: Normal, At: time.Date(2025, 6, 1, 10, 30, 0, 250e6, time.UTC)},
+			want:    ScheduleRequest{Function: "f", Priority: gearman.Normal, At: time.Date(2025, 6, 1, 10, 30, 0, 250e6, time.UTC)},
 		},
 		{
 			name:    "at the last representable second",
 			payload: `{"function":"f","at":9223372036}`,
-			want:    ScheduleRequest{Function: "f", Priority: Normal, At: time.Unix(9223372036, 0)},
+			want:    ScheduleRequest{Function: "f", Priority: gearman.Normal, At: time.Unix(9223372036, 0)},
 		},
 		{
 			name:    "in 90s",
 			payload: `{"function":"f","in":"90s"}`,
-			want:    ScheduleRequest{Function: "f", Priority: Normal, At: controlNow.Add(90 * time.Second)},
+			want:    ScheduleRequest{Function: "f", Priority: gearman.Normal, At: controlNow.Add(90 * time.Second)},
 		},
 		{
 			name:    "in zero is now",
 			payload: `{"function":"f","in":"0s"}`,
-			want:    ScheduleRequest{Function: "f", Priority: Normal, At: controlNow},
+			want:    ScheduleRequest{Function: "f", Priority: gearman.Normal, At: controlNow},
 		},
 		{
 			name:    "in compound duration",
 			payload: `{"function":"f","in":"1h2m3s"}`,
-			want:    ScheduleRequest{Function: "f", Priority: Normal, At: controlNow.Add(time.Hour + 2*time.Minute + 3*time.Second)},
+			want:    ScheduleRequest{Function: "f", Priority: gearman.Normal, At: controlNow.Add(time.Hour + 2*time.Minute + 3*time.Second)},
 		},
 		{
 			name:    "cron without tz is UTC",
 			payload: `{"function":"f","cron":"*/5 * * * *"}`,
-			want:    ScheduleRequest{Function: "f", Priority: Normal, Cron: "*/5 * * * *", Zone: time.UTC},
+			want:    ScheduleRequest{Function: "f", Priority: gearman.Normal, Cron: "*/5 * * * *", Zone: time.UTC},
 		},
 		{
 			name:    "cron with tz",
 			payload: `{"function":"f","cron":"0 9 * * 1-5","tz":"Europe/Berlin"}`,
-			want:    ScheduleRequest{Function: "f", Priority: Normal, Cron: "0 9 * * 1-5", Zone: mustLoadLocation(t, "Europe/Berlin")},
+			want:    ScheduleRequest{Function: "f", Priority: gearman.Normal, Cron: "0 9 * * 1-5", Zone: mustLoadLocation(t, "Europe/Berlin")},
 		},
 		{
 			name:    "data as text",
 			payload: `{"function":"f","in":"1s","data":"hello \u00e9"}`,
-			want:    ScheduleRequest{Function: "f", Priority: Normal, At: controlNow.Add(time.Second), Data: []byte("hello \xc3\xa9")},
+			want:    ScheduleRequest{Function: "f", Priority: gearman.Normal, At: controlNow.Add(time.Second), Data: []byte("hello \xc3\xa9")},
 		},
 		{
 			name:    "data_base64 is decoded",
 			payload: `{"function":"f","in":"1s","data_base64":"AAEC/w=="}`,
-			want:    ScheduleRequest{Function: "f", Priority: Normal, At: controlNow.Add(time.Second), Data: []byte{0, 1, 2, 0xff}},
+			want:    ScheduleRequest{Function: "f", Priority: gearman.Normal, At: controlNow.Add(time.Second), Data: []byte{0, 1, 2, 0xff}},
 		},
 		{
 			name:    "unique of exactly 64 bytes",
 			payload: `{"function":"f","in":"1s","unique":"` + unique64 + `"}`,
-			want:    ScheduleRequest{Function: "f", Unique: unique64, Priority: Normal, At: controlNow.Add(time.Second)},
+			want:    ScheduleRequest{Function: "f", Unique: unique64, Priority: gearman.Normal, At: controlNow.Add(time.Second)},
 		},
 		{
 			name:    "priority high",
 			payload: `{"function":"f","in":"1s","priority":"high"}`,
-			want:    ScheduleRequest{Function: "f", Priority: High, At: controlNow.Add(time.Second)},
+			want:    ScheduleRequest{Function: "f", Priority: gearman.High, At: controlNow.Add(time.Second)},
 		},
 		{
 			name:    "priority is case-insensitive",
 			payload: `{"function":"f","in":"1s","priority":"HIGH"}`,
-			want:    ScheduleRequest{Function: "f", Priority: High, At: controlNow.Add(time.Second)},
+			want:    ScheduleRequest{Function: "f", Priority: gearman.High, At: controlNow.Add(time.Second)},
 		},
 		{
 			name:    "priority normal",
 			payload: `{"function":"f","in":"1s","priority":"normal"}`,
-			want:    ScheduleRequest{Function: "f", Priority: Normal, At: controlNow.Add(time.Second)},
+			want:    ScheduleRequest{Function: "f", Priority: gearman.Normal, At: controlNow.Add(time.Second)},
 		},
 		{
 			name:    "priority low",
 			payload: `{"function":"f","in":"1s","priority":"low"}`,
-			want:    ScheduleRequest{Function: "f", Priority: Low, At: controlNow.Add(time.Second)},
+			want:    ScheduleRequest{Function: "f", Priority: gearman.Low, At: controlNow.Add(time.Second)},
 		},
 		{
 			name:    "priority empty is normal",
 			payload: `{"function":"f","in":"1s","priority":""}`,
-			want:    ScheduleRequest{Function: "f", Priority: Normal, At: controlNow.Add(time.Second)},
+			want:    ScheduleRequest{Function: "f", Priority: gearman.Normal, At: controlNow.Add(time.Second)},
 		},
 		{
 			name:    "trailing whitespace",
 			payload: "{\"function\":\"f\",\"in\":\"1s\"}\n\t ",
-			want:    ScheduleRequest{Function: "f", Priority: Normal, At: controlNow.Add(time.Second)},
+			want:    ScheduleRequest{Function: "f", Priority: gearman.Normal, At: controlNow.Add(time.Second)},
 		},
 	}
 	for _, tt := range tests {
@@ -213,7 +213,7 @@ func TestParseScheduleRequestErrors(t *testing.T) {
 		{
 			name: "in reaching past 2262", payload: `{"function":"f","in":"2562047h"}`, mention: []string{`"in"`},
 		},
-		{name: "unique longer than 64 bytes", payload: `{"function":"f","in":"1s","unique":"` + strings.Repeat("u", MaxUniqueSize+1) + `"}`, mention: []string{`"unique"`, `64`}},
+		{name: "unique longer than 64 bytes", payload: `{"function":"f","in":"1s","unique":"` + strings.Repeat("u", gearman.MaxUniqueSize+1) + `"}`, mention: []string{`"unique"`, `64`}},
 		{name: "NUL in function", payload: `{"function":"a\u0000b","in":"1s"}`, mention: []string{`"function"`, `NUL`}},
 		{name: "NUL in unique", payload: `{"function":"f","unique":"a\u0000b","in":"1s"}`, mention: []string{`"unique"`, `NUL`}},
 		{name: "trailing object", payload: `{"function":"f","in":"1s"} {}`, mention: []string{`after`}},
@@ -240,30 +240,5 @@ func TestParseScheduleRequestErrors(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// TestControlRerunFindsFirstRun: gearmand runs a control job again when
-// the worker's connection drops before WORK_COMPLETE. The second run, with
-// the same control-job unique, must return the first run's job instead of
-// scheduling a second one; another control job schedules its own.
-func TestControlRerunFindsFirstRun(t *testing.T) {
-	ts := startServer(t, Config{}, filepath.Join(t.TempDir(), "ctl.db"))
-	c := NewControl(ControlConfig{Holder: ts.srv})
-	payload := []byte(`{"function":"f","in":"1h","data":"x"}`)
-	handles := map[string]int{}
-	for _, unique := range []string{"job-1", "job-1", "job-2"} {
-		out, err := c.run(DefaultScheduleFunction, unique, payload)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var res scheduleResult
-		if err := json.Unmarshal(out, &res); err != nil {
-			t.Fatal(err)
-		}
-		handles[res.Handle]++
-	}
-	if len(handles) != 2 {
-		t.Errorf("handles %v: want the rerun of job-1 to return its first handle, job-2 its own", handles)
 	}
 }

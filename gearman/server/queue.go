@@ -1,8 +1,9 @@
-package gearman
+package server
 
 import (
 	"time"
 
+	"github.com/gearsched/gearsched/gearman"
 	"github.com/gearsched/gearsched/store"
 )
 
@@ -42,7 +43,7 @@ type job struct {
 	timer     *time.Timer // CAN_DO_TIMEOUT of the current assignment
 	assignGen uint64      // tells a stale timer from the current one
 
-	prev, next *job // in fn.queue[Priority] while queued
+	prev, next *job // in fn.queue[gearman.Priority] while queued
 }
 
 // jobList is an intrusive FIFO: O(1) append, pop and removal without an
@@ -82,10 +83,10 @@ func (l *jobList) remove(j *job) {
 // named it is kept (as gearmand does) until `drop function`.
 type function struct {
 	name     string
-	queue    [NumPriorities]jobList
+	queue    [gearman.NumPriorities]jobList
 	running  int
 	total    int // jobs of any state, as `status` TOTAL and maxqueue count them
-	maxQueue [NumPriorities]int
+	maxQueue [gearman.NumPriorities]int
 	uniques  map[string]*job
 	// workers holds one entry per registration, duplicates included, for
 	// the WORKERS count and for NOOP wake-ups.

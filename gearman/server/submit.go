@@ -1,4 +1,4 @@
-package gearman
+package server
 
 import (
 	"hash/fnv"
@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/gearsched/gearsched/gearman"
 	"github.com/gearsched/gearsched/store"
 )
 
@@ -63,34 +64,34 @@ func (f *function) lookupUnique(unique, data []byte) *job {
 // submission is what a SUBMIT_* packet other than SUBMIT_JOB_SCHED asks
 // for.
 type submission struct {
-	Submission
+	gearman.Submission
 	function, unique, reducer, data []byte
 	when                            int64 // SUBMIT_JOB_EPOCH's time, unix seconds
 }
 
 // parseSubmission reads a submit packet's arguments. When they are
 // unusable it answers the ERROR itself and returns false.
-func (s *Server) parseSubmission(c *conn, p *Packet, kind Submission) (submission, bool) {
+func (s *Server) parseSubmission(c *conn, p *gearman.Packet, kind gearman.Submission) (submission, bool) {
 	sub := submission{Submission: kind, function: p.Args[0], unique: p.Args[1]}
 	switch {
 	case kind.Epoch:
 		var ok bool
 		if sub.when, ok = parseEpoch(p.Args[2]); !ok {
-			c.replyError(errInvalidArgument, txtBadEpoch)
+			c.replyError(gearman.CodeInvalidArgument, txtBadEpoch)
 			return sub, false
 		}
 		sub.data = p.Args[3]
 	case kind.Reduce:
 		sub.reducer, sub.data = p.Args[2], p.Args[4]
 		if len(sub.reducer) > maxReducerSize {
-			c.replyError(errArgumentTooLarge, "Reducer name too large")
+			c.replyError(gearman.CodeArgumentTooLarge, "Reducer name too large")
 			return sub, false
 		}
 	default:
 		sub.data = p.Args[2]
 	}
-	if len(sub.unique) > MaxUniqueSize {
-		c.replyError(errArgumentTooLarge, txtUniqueTooLarge)
+	if len(sub.unique) > gearman.MaxUniqueSize {
+		c.replyError(gearman.CodeArgumentTooLarge, txtUniqueTooLarge)
 		return sub, false
 	}
 	return sub, true
@@ -115,8 +116,8 @@ func (s *Server) record(sub *submission, id uint64, handle string, due int64) *s
 }
 
 // submit handles the SUBMIT_* packets of the job server.
-func (s *Server) submit(c *conn, p *Packet) {
-	kind, _ := SubmitKind(p.Type)
+func (s *Server) submit(c *conn, p *gearman.Packet) {
+	kind, _ := gearman.SubmitKind(p.Type)
 	if kind.Sched {
 		s.submitSched(c, p)
 		return
@@ -130,7 +131,7 @@ func (s *Server) submit(c *conn, p *Packet) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.draining {
-		c.replyError(errQueueError, txtShuttingDown)
+		c.replyError(gearman.CodeQueueError, txtShuttingDown)
 		return
 	}
 	f := s.function(string(sub.function))
@@ -139,12 +140,12 @@ func (s *Server) submit(c *conn, p *Packet) {
 		return
 	}
 	if limit := f.maxQueue[sub.Priority]; limit > 0 && f.total+s.store.PendingCount(f.name) >= limit {
-		c.replyError(errQueueError, txtQueueFull)
+		c.replyError(gearman.CodeQueueError, txtQueueFull)
 		return
 	}
 	id, handle, err := s.handles.TryNext()
 	if err != nil {
-		c.replyError(errQueueError, err.Error())
+		c.replyError(gearman.CodeQueueError, err.Error())
 		return
 	}
 	if future {
@@ -162,7 +163,7 @@ func (s *Server) submit(c *conn, p *Packet) {
 	if !sub.Background {
 		s.listen(c, j)
 		s.enqueue(j)
-		c.send(JobCreated, j.Handle)
+		c.send(gearman.JobCreated, j.Handle)
 		return
 	}
 	// Acknowledge only once durable; the connection goes on reading
@@ -205,7 +206,7 @@ func parseEpoch(b []byte) (int64, bool) {
 func (s *Server) coalesce(c *conn, j *job, background bool) {
 	if !background {
 		s.listen(c, j)
-		c.send(JobCreated, j.Handle)
+		c.send(gearman.JobCreated, j.Handle)
 		return
 	}
 	if !j.bg {
@@ -215,7 +216,7 @@ func (s *Server) coalesce(c *conn, j *job, background bool) {
 		j.write = s.store.Put(&j.Job)
 	}
 	if len(c.acks) == 0 && isDone(j.write) && j.write.Created() {
-		c.send(JobCreated, j.Handle)
+		c.send(gearman.JobCreated, j.Handle)
 		return
 	}
 	c.acks = append(c.acks, pendingAck{j: j, w: j.write})
@@ -297,7 +298,7 @@ func (s *Server) wake(f *function) {
 			continue
 		}
 		c.noopSent = true
-		c.send(Noop)
+		c.send(gearman.Noop)
 		woken++
 		if s.cfg.WorkerWakeup > 0 && woken >= s.cfg.WorkerWakeup {
 			break

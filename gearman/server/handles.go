@@ -1,4 +1,4 @@
-package gearman
+package server
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/gearsched/gearsched/gearman"
 	"github.com/gearsched/gearsched/store"
 )
 
@@ -44,8 +45,8 @@ func NewHandles(st *store.Store, prefix string) (*Handles, error) {
 		}
 		prefix = "H:" + host
 	}
-	if n := len(prefix) + 1 + 20; n > MaxHandleSize {
-		return nil, fmt.Errorf("gearman: handle prefix %q too long: handles could reach %d bytes, clients hold %d", prefix, n, MaxHandleSize)
+	if n := len(prefix) + 1 + 20; n > gearman.MaxHandleSize {
+		return nil, fmt.Errorf("gearman: handle prefix %q too long: handles could reach %d bytes, clients hold %d", prefix, n, gearman.MaxHandleSize)
 	}
 	first, err := st.ReserveIDs(idBlock).Wait()
 	if err != nil {

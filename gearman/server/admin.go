@@ -1,4 +1,4 @@
-package gearman
+package server
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/gearsched/gearsched/gearman"
 )
 
 // Admin replies, byte for byte as gearmand 1.1.20 sends them.
@@ -135,7 +137,7 @@ func (s *Server) appendStatusList(b []byte) []byte {
 
 func (s *Server) appendPriorityStatus(b []byte) []byte {
 	for _, f := range s.sortedFunctions() {
-		b = appendRow(b, f.name, f.queue[High].n, f.queue[Normal].n+s.store.PendingCount(f.name), f.queue[Low].n, len(f.workers))
+		b = appendRow(b, f.name, f.queue[gearman.High].n, f.queue[gearman.Normal].n+s.store.PendingCount(f.name), f.queue[gearman.Low].n, len(f.workers))
 	}
 	return append(b, ".\n"...)
 }
@@ -235,7 +237,7 @@ func (s *Server) dropFunction(b []byte, name string) []byte {
 // anything unparsable or negative means unlimited.
 func (s *Server) maxQueue(name []byte, nums [][]byte) {
 	f := s.function(string(name))
-	var v [NumPriorities]int
+	var v [gearman.NumPriorities]int
 	for i := range v {
 		if i < len(nums) {
 			if n, err := strconv.Atoi(string(bytes.TrimSpace(nums[i]))); err == nil && n > 0 {
@@ -245,9 +247,9 @@ func (s *Server) maxQueue(name []byte, nums [][]byte) {
 	}
 	switch len(nums) {
 	case 0, 1:
-		v[Normal], v[Low] = v[High], v[High]
+		v[gearman.Normal], v[gearman.Low] = v[gearman.High], v[gearman.High]
 	case 2:
-		v[Low] = 0
+		v[gearman.Low] = 0
 	}
 	f.maxQueue = v
 }

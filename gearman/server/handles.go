@@ -17,7 +17,7 @@ const idBlock = 1 << 16
 
 // errHandlesPending is TryNext's answer when every id reserved so far is
 // used and the next block is not durable yet.
-var errHandlesPending = errors.New("gearman: job handles used up until the store commits the next block")
+var errHandlesPending = errors.New("server: job handles used up until the store commits the next block")
 
 // Handles hands out job ids and their handles, "<prefix>:<id>". Ids come
 // from blocks reserved durably in the store, so a handle never names two
@@ -46,7 +46,7 @@ func NewHandles(st *store.Store, prefix string) (*Handles, error) {
 		prefix = "H:" + host
 	}
 	if n := len(prefix) + 1 + 20; n > gearman.MaxHandleSize {
-		return nil, fmt.Errorf("gearman: handle prefix %q too long: handles could reach %d bytes, clients hold %d", prefix, n, gearman.MaxHandleSize)
+		return nil, fmt.Errorf("server: handle prefix %q too long: handles could reach %d bytes, clients hold %d", prefix, n, gearman.MaxHandleSize)
 	}
 	first, err := st.ReserveIDs(idBlock).Wait()
 	if err != nil {

@@ -19,7 +19,7 @@ const (
 
 // errDraining refuses releases while the server shuts down; the
 // scheduler offers them again after the restart.
-var errDraining = errors.New("gearman: server is shutting down")
+var errDraining = errors.New("server: server is shutting down")
 
 // submitSched turns SUBMIT_JOB_SCHED into a recurring schedule evaluated
 // in the server's schedule zone. Its occurrences are NORMAL background

@@ -110,10 +110,10 @@ type Server struct {
 // jobs stored there, under their original handles and in submission order.
 func New(cfg Config) (*Server, error) {
 	if cfg.Store == nil {
-		return nil, errors.New("gearman: Config.Store is required")
+		return nil, errors.New("server: Config.Store is required")
 	}
 	if cfg.JobRetries < -1 || cfg.JobRetries > 255 {
-		return nil, fmt.Errorf("gearman: job retries %d out of range (-1 or 0 = unlimited, 1-255)", cfg.JobRetries)
+		return nil, fmt.Errorf("server: job retries %d out of range (-1 or 0 = unlimited, 1-255)", cfg.JobRetries)
 	}
 	if cfg.JobRetries < 0 {
 		cfg.JobRetries = 0
@@ -179,17 +179,17 @@ func (s *Server) restore() error {
 	n := 0
 	err := s.store.Jobs(func(rec *store.Job) error {
 		if int(rec.Priority) >= gearman.NumPriorities {
-			return fmt.Errorf("gearman: stored job %d has priority %d", rec.ID, rec.Priority)
+			return fmt.Errorf("server: stored job %d has priority %d", rec.ID, rec.Priority)
 		}
 		if s.cfg.Upstreams != nil {
-			return fmt.Errorf("gearman: the database holds ready job %s from job-server mode; serve it without --upstream first", rec.Handle)
+			return fmt.Errorf("server: the database holds ready job %s from job-server mode; serve it without --upstream first", rec.Handle)
 		}
 		s.admit(rec)
 		n++
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("gearman: restore jobs: %w", err)
+		return fmt.Errorf("server: restore jobs: %w", err)
 	}
 	for _, fn := range s.store.Functions() {
 		s.function(fn)
@@ -211,15 +211,15 @@ func (s *Server) checkMode() error {
 	}
 	prev, err := s.store.Mode()
 	if err != nil {
-		return fmt.Errorf("gearman: read the database's mode: %w", err)
+		return fmt.Errorf("server: read the database's mode: %w", err)
 	}
 	if prev == "sidecar" && mode == "server" {
 		_, pending, err := s.store.NextDue()
 		if err != nil {
-			return fmt.Errorf("gearman: read the due index: %w", err)
+			return fmt.Errorf("server: read the due index: %w", err)
 		}
 		if pending {
-			return errors.New("gearman: the database holds scheduled jobs from sidecar mode; serve it with --upstream")
+			return errors.New("server: the database holds scheduled jobs from sidecar mode; serve it with --upstream")
 		}
 	}
 	if prev == mode {
@@ -265,7 +265,7 @@ func (s *Server) Serve(ln net.Listener) error {
 				time.Sleep(backoff)
 				continue
 			}
-			return fmt.Errorf("gearman: accept: %w", err)
+			return fmt.Errorf("server: accept: %w", err)
 		}
 		backoff = 0
 		// Add under lnMu, where Shutdown cancels ctx before it waits, so

@@ -145,7 +145,7 @@ func (c *Control) serve(ctx context.Context, addr string) error {
 			}
 		case gearman.Noop:
 		default:
-			return fmt.Errorf("gearman: %s in reply to GRAB_JOB_UNIQ", p.Type)
+			return fmt.Errorf("sidecar: %s in reply to GRAB_JOB_UNIQ", p.Type)
 		}
 	}
 }

@@ -26,26 +26,9 @@ const (
 	// lateThreshold is the lateness from which a forwarded job is logged
 	// and counted as late.
 	lateThreshold = time.Second
-	// watchPoll is how often the epoch jobs behind a trigger are polled,
-	// and watchFor how long before the trigger is left alone.
 	// refusedRetry is how long an item upstream refused waits before it
 	// is offered again.
 	refusedRetry = 5 * time.Second
-	watchPoll    = 20 * time.Millisecond
-	watchFor     = 10 * time.Second
-	// triggerDelay puts a trigger job just after its second: gearmand
-	// compares when_to_run with time(2), which reads a coarse clock that
-	// can lag the real one by a few milliseconds; a trigger handed out
-	// before gearmand sees the epoch job as due wakes nothing.
-	triggerDelay = 20 * time.Millisecond
-	// maxRetriggers bounds the extra triggers sent when a trigger was
-	// taken but its epoch job still waits (clock skew between hosts);
-	// they follow at retriggerAfter, doubling each time.
-	maxRetriggers  = 5
-	retriggerAfter = 200 * time.Millisecond
-	// TriggerUniquePrefix starts every trigger job's unique, so that
-	// workers can recognise and skip trigger jobs.
-	TriggerUniquePrefix = "gearsched-trigger:"
 )
 
 // ForwarderConfig configures a Forwarder.
@@ -99,22 +82,11 @@ type forwardStats struct {
 	cancelled atomic.Uint64 // triggers cancelled before a worker took them
 }
 
-// watch follows one trigger job until its epoch jobs were taken.
-type watch struct {
-	addr    string
-	trigger string   // the trigger's upstream handle
-	epochs  []string // upstream handles of epoch jobs it wakes
-	job     *store.Job
-	until   time.Time
-	retries int
-	retryAt time.Time
-}
-
 // NewForwarder returns a forwarder: the scheduler's sink, and the
 // Upstreams of the sidecar's listener (Config.Upstreams). Run it with Run.
 func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 	if cfg.Store == nil || cfg.Upstream == nil || cfg.Handles == nil {
-		return nil, errors.New("gearman: Forwarder needs a Store, an Upstream and Handles")
+		return nil, errors.New("sidecar: Forwarder needs a Store, an Upstream and Handles")
 	}
 	if cfg.LedgerRetention <= 0 {
 		cfg.LedgerRetention = DefaultLedgerRetention
@@ -229,7 +201,7 @@ func (f *Forwarder) Release(ctx context.Context, jobs []*store.Job, occs []sched
 		f.log.Warn("upstream refused due jobs; retrying them later", "jobs", refused, "retry_in", refusedRetry, "err", firstErr)
 	}
 	if failed > 0 && forwarded+refused == 0 {
-		return fmt.Errorf("gearman: %d due jobs not forwarded: %w", failed, firstErr)
+		return fmt.Errorf("sidecar: %d due jobs not forwarded: %w", failed, firstErr)
 	}
 	if err := f.commit(fw, items); err != nil {
 		return err
@@ -350,7 +322,7 @@ func (f *Forwarder) commit(fw store.Forward, items []forwardItem) error {
 	res, err := f.st.Forwarded(fw)
 	if err != nil {
 		f.unsaved = &unsaved{fw: fw, items: items}
-		return fmt.Errorf("gearman: recording %d forwarded jobs: %w", len(fw.Ledger), err)
+		return fmt.Errorf("sidecar: recording %d forwarded jobs: %w", len(fw.Ledger), err)
 	}
 	f.cancelOrphans(items, res.Cancelled)
 	return nil
@@ -381,7 +353,7 @@ func (f *Forwarder) commitUnsaved() error {
 
 // errRecovered makes the scheduler re-read the due items after a delayed
 // commit.
-var errRecovered = errors.New("gearman: recorded an earlier release; reading due jobs again")
+var errRecovered = errors.New("sidecar: recorded an earlier release; reading due jobs again")
 
 // cancelOrphans cancels upstream what was cancelled in the sidecar while
 // it was being submitted: jobs no longer pending, and occurrences of
@@ -407,22 +379,6 @@ func (f *Forwarder) cancelOrphans(items []forwardItem, cancelled []uint64) {
 		f.log.Warn("job cancelled while it was being forwarded", "handle", it.handle,
 			"upstream", it.up.Server, "upstream_handle", it.up.Handle, "cancelled_upstream", ok, "err", err)
 	}
-}
-
-// trigger returns the trigger job that will wake passthrough job j once
-// an upstream holds it (Upstream and Watch are set then): a NORMAL
-// background job on the same function just after j's second, so it queues
-// behind the epoch job in gearmand's FIFO (a LOW one would be blocked by
-// any future epoch job, D2).
-func (f *Forwarder) trigger(j *store.Job) (*store.Job, error) {
-	id, handle, err := f.handles.Next()
-	if err != nil {
-		return nil, err
-	}
-	return &store.Job{ID: id, Handle: handle, Function: j.Function,
-		Unique:   TriggerUniquePrefix + strconv.FormatInt(j.When, 10),
-		Priority: uint8(gearman.Normal), Due: j.When*int64(time.Second) + int64(triggerDelay), Data: f.cfg.TriggerPayload,
-		Kind: store.JobTrigger, When: j.When}, nil
 }
 
 // countLate counts a job forwarded lateThreshold or more after its due
@@ -541,88 +497,6 @@ func (f *Forwarder) prune() {
 			return
 		}
 	}
-}
-
-// pollWatches cancels each trigger whose epoch job was taken (running, or
-// already gone), and stops watching triggers a worker took or that
-// expired.
-func (f *Forwarder) pollWatches(ctx context.Context) {
-	f.mu.Lock()
-	ws := f.watches
-	f.watches = nil
-	f.mu.Unlock()
-	now := f.cfg.Now()
-	var keep []*watch
-	for _, w := range ws {
-		done, err := f.checkWatch(ctx, w)
-		if err != nil && ctx.Err() == nil {
-			f.log.Warn("stopped watching a trigger job", "upstream", w.addr, "trigger", w.trigger, "err", err)
-		}
-		if err == nil && !done && now.Before(w.until) {
-			keep = append(keep, w)
-		}
-	}
-	f.mu.Lock()
-	f.watches = append(f.watches, keep...)
-	f.mu.Unlock()
-}
-
-// checkWatch polls one trigger. While the trigger is queued and one of
-// its epoch jobs was taken, the trigger is cancelled: the woken workers
-// keep grabbing until the queue is empty. When a worker took the trigger
-// but the epoch jobs still wait (gearmand's clock behind ours), another
-// trigger follows, with backoff.
-func (f *Forwarder) checkWatch(ctx context.Context, w *watch) (done bool, err error) {
-	st, err := f.up.Status(ctx, w.addr, w.trigger)
-	if err != nil {
-		return true, err
-	}
-	triggerTaken := !st.Known || st.Running
-	waiting := false
-	for _, h := range w.epochs {
-		es, err := f.up.Status(ctx, w.addr, h)
-		if err != nil {
-			return true, err
-		}
-		if !es.Known || es.Running {
-			if triggerTaken {
-				return true, nil
-			}
-			ok, err := f.up.Cancel(ctx, w.addr, w.trigger)
-			if ok {
-				f.stats[w.addr].cancelled.Add(1)
-			}
-			return true, err
-		}
-		waiting = true
-	}
-	if !triggerTaken || !waiting {
-		return !waiting, nil
-	}
-	now := f.cfg.Now()
-	if w.retries >= maxRetriggers {
-		f.log.Warn("epoch jobs still wait after their triggers; is the upstream's clock behind?",
-			"upstream", w.addr, "function", w.job.Function, "when", w.job.When)
-		return true, nil
-	}
-	if w.retryAt.IsZero() {
-		w.retryAt = now.Add(retriggerAfter)
-	}
-	if now.Before(w.retryAt) {
-		return false, nil
-	}
-	w.retries++
-	w.retryAt = now.Add(retriggerAfter << w.retries)
-	w.until = w.retryAt.Add(watchFor)
-	j := &UpstreamJob{Type: gearman.SubmitJobBg, Function: w.job.Function, Pin: w.addr, Data: w.job.Data,
-		Unique: w.job.Unique + "#" + strconv.Itoa(w.retries)}
-	f.up.Submit(ctx, []*UpstreamJob{j})
-	if j.Err != nil {
-		return true, j.Err
-	}
-	f.stats[w.addr].triggers.Add(1)
-	w.trigger = j.Handle
-	return false, nil
 }
 
 // AppendRows appends `show upstreams` rows: address, state, jobs

@@ -17,7 +17,7 @@ import (
 
 // ErrNoUpstream is the error of a submission no upstream server can take
 // now: all are down, or the one it is pinned to is.
-var ErrNoUpstream = errors.New("gearman: no upstream server reachable")
+var ErrNoUpstream = errors.New("sidecar: no upstream server reachable")
 
 // UpstreamConfig configures an Upstream.
 type UpstreamConfig struct {
@@ -92,7 +92,7 @@ type peer struct {
 // NewUpstream returns the server set; nothing is dialled until Run.
 func NewUpstream(cfg UpstreamConfig) (*Upstream, error) {
 	if len(cfg.Addrs) == 0 {
-		return nil, errors.New("gearman: no upstream servers")
+		return nil, errors.New("sidecar: no upstream servers")
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
@@ -106,7 +106,7 @@ func NewUpstream(cfg UpstreamConfig) (*Upstream, error) {
 	seen := map[string]bool{}
 	for _, a := range cfg.Addrs {
 		if seen[a] {
-			return nil, fmt.Errorf("gearman: upstream %s listed twice", a)
+			return nil, fmt.Errorf("sidecar: upstream %s listed twice", a)
 		}
 		seen[a] = true
 		h := fnv.New64a()
@@ -216,7 +216,7 @@ func (u *Upstream) ping(ctx context.Context, p *peer) {
 		}
 		pk, err := cl.Recv()
 		if err == nil && pk.Type != gearman.EchoRes {
-			err = fmt.Errorf("gearman: %s in reply to ECHO_REQ", pk.Type)
+			err = fmt.Errorf("sidecar: %s in reply to ECHO_REQ", pk.Type)
 		}
 		return err
 	})
@@ -337,7 +337,7 @@ func (u *Upstream) submitTo(ctx context.Context, p *peer, jobs []*UpstreamJob) {
 				j.Err = &gearman.ServerError{Code: string(pk.Args[0]), Text: string(pk.Args[1])}
 				p.refused.Add(1)
 			default:
-				return fmt.Errorf("gearman: %s in reply to %s", pk.Type, j.Type)
+				return fmt.Errorf("sidecar: %s in reply to %s", pk.Type, j.Type)
 			}
 		}
 		return nil
@@ -377,7 +377,7 @@ func (u *Upstream) do(ctx context.Context, p *peer, fn func(*gearman.Client) err
 		p.backoff.reset()
 	default:
 		u.fail(p, err)
-		return fmt.Errorf("gearman: upstream %s: %w", p.addr, err)
+		return fmt.Errorf("sidecar: upstream %s: %w", p.addr, err)
 	}
 	return err
 }
@@ -410,7 +410,7 @@ func (u *Upstream) Status(ctx context.Context, addr, handle string) (gearman.Job
 func (u *Upstream) Cancel(ctx context.Context, addr, handle string) (bool, error) {
 	p := u.peerAt(addr)
 	if p == nil {
-		return false, fmt.Errorf("gearman: %s is not an upstream server", addr)
+		return false, fmt.Errorf("sidecar: %s is not an upstream server", addr)
 	}
 	var ok bool
 	err := u.do(ctx, p, func(cl *gearman.Client) error {

@@ -1,0 +1,149 @@
+package sidecar
+
+// Trigger jobs wake the epoch jobs the sidecar passed through to gearmand
+// (--epoch-passthrough): gearmand 1.1.x checks when_to_run only when a
+// worker asks for work, and sleeping workers never ask. A trigger is a
+// plain job on the same function submitted just after the second, one per
+// (upstream, function, second); its arrival wakes the workers. The
+// forwarder watches it until an epoch job was taken, then cancels it if it
+// is still queued, and sends another when gearmand's clock lagged.
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"github.com/gearsched/gearsched/gearman"
+	"github.com/gearsched/gearsched/store"
+)
+
+// Trigger timings.
+const (
+	// watchPoll is how often the epoch jobs behind a trigger are polled,
+	// and watchFor how long before the trigger is left alone.
+	watchPoll = 20 * time.Millisecond
+	watchFor  = 10 * time.Second
+	// triggerDelay puts a trigger job just after its second: gearmand
+	// compares when_to_run with time(2), which reads a coarse clock that
+	// can lag the real one by a few milliseconds; a trigger handed out
+	// before gearmand sees the epoch job as due wakes nothing.
+	triggerDelay = 20 * time.Millisecond
+	// maxRetriggers bounds the extra triggers sent when a trigger was
+	// taken but its epoch job still waits (clock skew between hosts);
+	// they follow at retriggerAfter, doubling each time.
+	maxRetriggers  = 5
+	retriggerAfter = 200 * time.Millisecond
+)
+
+// TriggerUniquePrefix starts every trigger job's unique, so that workers
+// can recognise and skip trigger jobs.
+const TriggerUniquePrefix = "gearsched-trigger:"
+
+// watch follows one trigger job until its epoch jobs were taken.
+type watch struct {
+	addr    string
+	trigger string   // the trigger's upstream handle
+	epochs  []string // upstream handles of epoch jobs it wakes
+	job     *store.Job
+	until   time.Time
+	retries int
+	retryAt time.Time
+}
+
+// trigger returns the trigger job that will wake passthrough job j once
+// an upstream holds it (Upstream and Watch are set then): a NORMAL
+// background job on the same function just after j's second, so it queues
+// behind the epoch job in gearmand's FIFO (a LOW one would be blocked by
+// any future epoch job on the same function: gearmand defect D2).
+func (f *Forwarder) trigger(j *store.Job) (*store.Job, error) {
+	id, handle, err := f.handles.Next()
+	if err != nil {
+		return nil, err
+	}
+	return &store.Job{ID: id, Handle: handle, Function: j.Function,
+		Unique:   TriggerUniquePrefix + strconv.FormatInt(j.When, 10),
+		Priority: uint8(gearman.Normal), Due: j.When*int64(time.Second) + int64(triggerDelay), Data: f.cfg.TriggerPayload,
+		Kind: store.JobTrigger, When: j.When}, nil
+}
+
+// pollWatches cancels each trigger whose epoch job was taken (running, or
+// already gone), and stops watching triggers a worker took or that
+// expired.
+func (f *Forwarder) pollWatches(ctx context.Context) {
+	f.mu.Lock()
+	ws := f.watches
+	f.watches = nil
+	f.mu.Unlock()
+	now := f.cfg.Now()
+	var keep []*watch
+	for _, w := range ws {
+		done, err := f.checkWatch(ctx, w)
+		if err != nil && ctx.Err() == nil {
+			f.log.Warn("stopped watching a trigger job", "upstream", w.addr, "trigger", w.trigger, "err", err)
+		}
+		if err == nil && !done && now.Before(w.until) {
+			keep = append(keep, w)
+		}
+	}
+	f.mu.Lock()
+	f.watches = append(f.watches, keep...)
+	f.mu.Unlock()
+}
+
+// checkWatch polls one trigger. While the trigger is queued and one of
+// its epoch jobs was taken, the trigger is cancelled: the woken workers
+// keep grabbing until the queue is empty. When a worker took the trigger
+// but the epoch jobs still wait (gearmand's clock behind ours), another
+// trigger follows, with backoff.
+func (f *Forwarder) checkWatch(ctx context.Context, w *watch) (done bool, err error) {
+	st, err := f.up.Status(ctx, w.addr, w.trigger)
+	if err != nil {
+		return true, err
+	}
+	triggerTaken := !st.Known || st.Running
+	waiting := false
+	for _, h := range w.epochs {
+		es, err := f.up.Status(ctx, w.addr, h)
+		if err != nil {
+			return true, err
+		}
+		if !es.Known || es.Running {
+			if triggerTaken {
+				return true, nil
+			}
+			ok, err := f.up.Cancel(ctx, w.addr, w.trigger)
+			if ok {
+				f.stats[w.addr].cancelled.Add(1)
+			}
+			return true, err
+		}
+		waiting = true
+	}
+	if !triggerTaken || !waiting {
+		return !waiting, nil
+	}
+	now := f.cfg.Now()
+	if w.retries >= maxRetriggers {
+		f.log.Warn("epoch jobs still wait after their triggers; is the upstream's clock behind?",
+			"upstream", w.addr, "function", w.job.Function, "when", w.job.When)
+		return true, nil
+	}
+	if w.retryAt.IsZero() {
+		w.retryAt = now.Add(retriggerAfter)
+	}
+	if now.Before(w.retryAt) {
+		return false, nil
+	}
+	w.retries++
+	w.retryAt = now.Add(retriggerAfter << w.retries)
+	w.until = w.retryAt.Add(watchFor)
+	j := &UpstreamJob{Type: gearman.SubmitJobBg, Function: w.job.Function, Pin: w.addr, Data: w.job.Data,
+		Unique: w.job.Unique + "#" + strconv.Itoa(w.retries)}
+	f.up.Submit(ctx, []*UpstreamJob{j})
+	if j.Err != nil {
+		return true, j.Err
+	}
+	f.stats[w.addr].triggers.Add(1)
+	w.trigger = j.Handle
+	return false, nil
+}

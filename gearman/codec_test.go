@@ -13,7 +13,7 @@ import (
 	"testing"
 )
 
-// packetTable is the packet table of reference 2.1, written out
+// packetTable is gearmand 1.1.20's packet table, written out
 // independently of the codec's own layouts so that a wrong entry there shows.
 var packetTable = []struct {
 	t    Type
@@ -255,7 +255,7 @@ func TestDataKeepsNULs(t *testing.T) {
 			t.Errorf("%s: got %q, want %q", tc.t, got, tc.args)
 		}
 	}
-	// The byte-level example of reference 1.7/2.6.
+	// The bytes gearmand 1.1.20 sends and accepts for these packets.
 	b := AppendPacket(nil, MagicReq, EchoReq, []byte("ping"))
 	if want := "\x00REQ\x00\x00\x00\x10\x00\x00\x00\x04ping"; string(b) != want {
 		t.Errorf("ECHO_REQ ping = %q, want %q", b, want)

@@ -4,8 +4,8 @@ package main
 // gearsched, and the observable results (admin replies, binary replies,
 // dispatch order) are compared with one expectation, normalised where the
 // protocol leaves things open (handles, file descriptors, row order).
-// Where gearsched deliberately differs from gearmand (reference section 7.1:
-// D3, D4, D11, D12, D13, D17, the version string; section 5.4: SUBMIT_JOB_SCHED),
+// Where gearsched deliberately differs from gearmand (docs/gearmand-differences.md:
+// D3, D4, D11, D12, D13, D17, the version string, and SUBMIT_JOB_SCHED),
 // the expectation is written per backend.
 //
 // The binary protocol is driven by the small codec below, independent of the
@@ -25,7 +25,7 @@ import (
 	"time"
 )
 
-// Packet types (reference section 2.1).
+// Packet types.
 const (
 	ptCanDo           = 1
 	ptCantDo          = 2
@@ -104,7 +104,8 @@ func (p rawPacket) String() string {
 }
 
 // rawPkt builds a packet whose payload is args joined with NUL bytes (the
-// caller decides whether the last argument gets a NUL, see reference 1.3).
+// caller decides whether the last argument gets a NUL: see "Argument
+// encoding" in docs/gearmand-differences.md).
 func rawPkt(typ uint32, args ...string) rawPacket {
 	return rawPacket{Type: typ, Data: strings.Join(args, "\x00")}
 }
@@ -304,7 +305,7 @@ var versionReply = perBackend{
 	"gearsched": matching(`^OK gearsched \S+\n$`),
 }
 
-// TestDiffAdminExact replays the admin exchange of reference section 3.4
+// TestDiffAdminExact replays an admin exchange recorded from gearmand 1.1.20
 // (plus the other fixed replies of 3.3) on one connection and compares the
 // replies byte for byte.
 func TestDiffAdminExact(t *testing.T) {
@@ -382,7 +383,7 @@ func TestDiffAdminExact(t *testing.T) {
 }
 
 // TestDiffMixedTextAndBinary checks that text and binary requests can be
-// pipelined in one write and are answered in order (reference 1.2).
+// pipelined in one write and are answered in order.
 func TestDiffMixedTextAndBinary(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b backend) {
@@ -407,7 +408,7 @@ func TestDiffMixedTextAndBinary(t *testing.T) {
 }
 
 // TestDiffWire compares the binary replies of requests that need no job,
-// byte for byte (reference 2.3, 2.4).
+// byte for byte (docs/gearmand-differences.md, ERROR replies).
 func TestDiffWire(t *testing.T) {
 	t.Parallel()
 	errPkt := func(code, text string) rawPacket { return rawPkt(ptError, code, text) }
@@ -465,8 +466,8 @@ func TestDiffWire(t *testing.T) {
 	})
 }
 
-// TestDiffJobLifecycle follows jobs through the wire example of reference
-// 2.6 and compares every rawPacket, handles substituted.
+// TestDiffJobLifecycle follows jobs through a wire exchange recorded from
+// gearmand 1.1.20 and compares every rawPacket, handles substituted.
 func TestDiffJobLifecycle(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b backend) {
@@ -544,7 +545,7 @@ func TestDiffJobLifecycle(t *testing.T) {
 	})
 }
 
-// TestDiffCoalescing checks the unique-key rules of reference 4.2.
+// TestDiffCoalescing checks the unique-key rules (docs/gearmand-differences.md, Coalescing).
 func TestDiffCoalescing(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, b backend) {
@@ -602,7 +603,7 @@ func TestDiffCoalescing(t *testing.T) {
 }
 
 // TestDiffDispatchOrder checks the per-priority FIFO order within one
-// function and 1.1.20's per-function order across functions (reference 4.3),
+// function and 1.1.20's per-function order across functions (Dispatch order),
 // with each grab request type.
 func TestDiffDispatchOrder(t *testing.T) {
 	t.Parallel()
@@ -710,7 +711,7 @@ func TestDiffAdminLists(t *testing.T) {
 		sub(ptSubmitJobBG, "f_a", "", "a-empty")
 		sub(ptSubmitJobBG, "f_b", "ub1", "b-running")
 		sub(ptSubmitJob, "f_c", "uc1", "c-fg")
-		// w1 registered f_a then f_b: it gets the f_b job (reference 4.3).
+		// w1 registered f_a then f_b: it gets the f_b job (newest registration first).
 		if _, fn, _, data, ok := w1.grab(ptGrabJob); !ok || fn != "f_b" || data != "data-b-running" {
 			t.Fatalf("w-one grabbed %q %q %v, want f_b data-b-running", fn, data, ok)
 		}
@@ -750,7 +751,7 @@ func TestDiffAdminLists(t *testing.T) {
 		// too); the harness's readiness probe may still be listed for a
 		// moment, so wait for it to go away. gearmand lists a worker's
 		// functions most recently registered first (the order in which it
-		// scans them, reference 4.3).
+		// scans them).
 		fdRe := regexp.MustCompile(`^\d+ 127\.0\.0\.1 `)
 		want := []string{"FD - :", "FD - :", "FD w-one : f_b f_a", "FD w-two : f_a f_a"}
 		eventually(t, 5*time.Second, func() string {
@@ -771,7 +772,7 @@ func TestDiffAdminLists(t *testing.T) {
 }
 
 // TestDiffDeliberate covers the documented deliberate differences of
-// gearsched (reference 7.1) that need jobs, with one expectation per
+// gearsched (docs/gearmand-differences.md) that need jobs, with one expectation per
 // backend, next to the behaviour both share.
 func TestDiffDeliberate(t *testing.T) {
 	t.Parallel()
@@ -942,7 +943,7 @@ func TestDiffDeliberate(t *testing.T) {
 	})
 
 	// SUBMIT_JOB_SCHED: gearmand does not implement it; gearsched accepts
-	// it (reference 5.4).
+	// it.
 	t.Run("SUBMIT_JOB_SCHED", func(t *testing.T) {
 		t.Parallel()
 		forEachBackend(t, func(t *testing.T, b backend) {

@@ -15,7 +15,7 @@ import (
 
 const incomplete = "ERR INVALID_ARGUMENTS An+incomplete+set+of+arguments+was+sent+to+this+command+"
 
-// TestAdminExact replays reference 3.4 on a fresh server: every reply byte
+// TestAdminExact replays gearmand 1.1.20's admin exchange on a fresh server: every reply byte
 // for byte, in order.
 func TestAdminExact(t *testing.T) {
 	t.Parallel()

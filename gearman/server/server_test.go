@@ -815,7 +815,7 @@ func TestExceptions(t *testing.T) {
 }
 
 // TestWorkFromNonOwner: WORK_* for a job this connection does not run gets
-// the JOB_NOT_FOUND errors of reference 2.3/2.4, and leaves the job alone.
+// the JOB_NOT_FOUND errors gearmand sends, and leaves the job alone.
 func TestWorkFromNonOwner(t *testing.T) {
 	t.Parallel()
 	addr := newTestServer(t, Config{})
@@ -844,7 +844,7 @@ func TestWorkFromNonOwner(t *testing.T) {
 			other.expectError(tc.code, tc.text)
 		}
 	}
-	// Exact texts and sizes from reference 2.4.
+	// Exact texts and sizes, as gearmand sends them (docs/gearmand-differences.md, ERROR replies).
 	for text, size := range map[string]int{txtWorkNotFound: 48, txtDataNotFound: 42, txtExceptionMissing: 69} {
 		if n := len(gearman.CodeJobNotFound) + 1 + len(text); n != size {
 			t.Errorf("ERROR %s %q: payload %d bytes, want %d", gearman.CodeJobNotFound, text, n, size)
@@ -1372,7 +1372,7 @@ func TestMalformedInput(t *testing.T) {
 }
 
 // TestPipelinedTextAndBinary: one write of text lines and a packet gets
-// the answers in order (reference 1.2).
+// the answers in order, as gearmand does.
 func TestPipelinedTextAndBinary(t *testing.T) {
 	t.Parallel()
 	c := dialT(t, newTestServer(t, Config{}))

@@ -147,7 +147,7 @@ var backends = []backend{
 //
 // GEARSCHED_TEST_BACKENDS, a comma-separated list of backend names, restricts
 // the run to those backends (for example "gearmand" to validate the tests
-// against the reference server alone). By default every backend runs.
+// against gearmand alone). By default every backend runs.
 func forEachBackend(t *testing.T, fn func(t *testing.T, b backend)) {
 	t.Helper()
 	only := os.Getenv("GEARSCHED_TEST_BACKENDS")

@@ -241,7 +241,7 @@ func (s *Server) Schedule(req ScheduleRequest) (handle string, next time.Time, e
 		return "", time.Time{}, errors.New(txtShuttingDown)
 	}
 	f := s.function(req.Function)
-	if j := f.lookupUnique([]byte(req.Unique), req.Data); j != nil && req.Request == "" {
+	if j := f.lookupUnique([]byte(req.Unique), req.Data); j != nil {
 		handle, due, w := j.Handle, j.Due, j.write
 		s.mu.Unlock()
 		if w != nil {

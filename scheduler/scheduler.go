@@ -75,15 +75,30 @@ type Occurrence struct {
 	Fire bool
 }
 
-// Clock is the scheduler's time source; tests inject a fake one.
+// Clock is the scheduler's time source; tests inject a fake one. It has
+// two clocks because Run tells a wall-clock step from time passing by
+// comparing them: the monotonic reading is asked for explicitly instead
+// of being the one hidden in a time.Time, which a fake clock cannot set
+// independently of the wall time.
 type Clock interface {
+	// Now returns the wall-clock time. It decides what is due, and it
+	// may step forward or backward (NTP, settimeofday, suspend).
 	Now() time.Time
+	// Elapsed returns the time since a fixed point of the clock's
+	// choosing on a monotonic clock, which never steps. Only differences
+	// between two readings mean anything.
+	Elapsed() time.Duration
+	// After returns a channel that receives the wall time once d has
+	// passed, as time.After does.
 	After(d time.Duration) <-chan time.Time
 }
 
-type realClock struct{}
+// realClock is the system's clocks. Elapsed is time.Since a start time:
+// time.Now carries a monotonic reading, so the difference is monotonic.
+type realClock struct{ start time.Time }
 
 func (realClock) Now() time.Time                         { return time.Now() }
+func (c realClock) Elapsed() time.Duration               { return time.Since(c.start) }
 func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // Policies for missed runs and overlap.
@@ -152,7 +167,7 @@ func New(cfg Config) *Scheduler {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if s.clock == nil {
-		s.clock = realClock{}
+		s.clock = realClock{start: time.Now()}
 	}
 	if s.batch <= 0 {
 		s.batch = DefaultBatch
@@ -183,19 +198,25 @@ func (s *Scheduler) Wake() {
 func (s *Scheduler) Run(ctx context.Context) error {
 	start := s.clock.Now()
 	missedBefore := start
-	prev := start
+	prev, prevElapsed := start, s.clock.Elapsed()
 	var failingSince time.Time // first of a run of failed releases
 	var lastReport time.Time
 	for {
 		s.sleepUntil.Store(0)
-		now := s.clock.Now()
+		now, elapsed := s.clock.Now(), s.clock.Elapsed()
 		// Wall time ahead of monotonic time: the clock was stepped
-		// forward or the machine slept. Treat the gap as downtime.
-		if jump := now.Round(0).Sub(prev.Round(0)) - now.Sub(prev); jump > jumpThreshold {
+		// forward or the machine slept (on Linux the monotonic clock
+		// stops in suspend). Treat the gap as downtime. Round(0) drops the
+		// monotonic reading the real clock's times carry, so that the
+		// first difference is the wall clock's alone. A step backward
+		// needs nothing here: what is due is read off the wall clock, so
+		// nothing fires early, and a fired occurrence has advanced its
+		// schedule, so nothing fires twice.
+		if jump := now.Round(0).Sub(prev.Round(0)) - (elapsed - prevElapsed); jump > jumpThreshold {
 			s.log.Warn("wall clock jumped forward; applying missed-run policies", "jump", jump)
 			missedBefore = now
 		}
-		prev = now
+		prev, prevElapsed = now, elapsed
 		err := s.Tick(ctx, now, missedBefore)
 		switch {
 		case err != nil && ctx.Err() != nil:

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -298,11 +300,18 @@ func (n notifySink) Release(ctx context.Context, jobs []*store.Job, occs []Occur
 	return err
 }
 
-// manualClock hands each sleep request to the test, which advances time.
+// manualClock is a Clock the test drives. Advancing time moves its wall
+// clock (Now) and its monotonic clock (Elapsed) together, as on a machine
+// whose clock nobody touches; stepping moves the wall clock alone, as an
+// NTP step or settimeofday does. Its times carry no monotonic reading, so
+// Run can only learn of a step through Elapsed. Each sleep the loop asks
+// for is handed to the test, which ends it.
 type manualClock struct {
-	now     chan time.Time // holds the current time
+	mu      sync.Mutex
+	wall    time.Time     // what Now returns
+	mono    time.Duration // what Elapsed returns
 	sleeps  chan sleepReq
-	pending sleepReq // the sleep the test will end next
+	pending sleepReq // the sleep the test will end next; the test's goroutine only
 }
 
 type sleepReq struct {
@@ -311,15 +320,19 @@ type sleepReq struct {
 }
 
 func newManualClock(at time.Time) *manualClock {
-	c := &manualClock{now: make(chan time.Time, 1), sleeps: make(chan sleepReq, 1)}
-	c.now <- at
-	return c
+	return &manualClock{wall: at.Round(0), sleeps: make(chan sleepReq, 1)}
 }
 
 func (c *manualClock) Now() time.Time {
-	t := <-c.now
-	c.now <- t
-	return t
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.wall
+}
+
+func (c *manualClock) Elapsed() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mono
 }
 
 func (c *manualClock) After(d time.Duration) <-chan time.Time {
@@ -339,11 +352,236 @@ func (c *manualClock) waitSleeper(t *testing.T) time.Duration {
 	return 0
 }
 
+// advance lets d pass on both clocks and ends the loop's pending sleep.
 func (c *manualClock) advance(d time.Duration) {
-	t := <-c.now
-	t = t.Add(d)
-	c.now <- t
+	c.mu.Lock()
+	c.wall = c.wall.Add(d)
+	c.mono += d
+	t := c.wall
+	c.mu.Unlock()
 	c.pending.ch <- t
+}
+
+// stepWall sets the wall clock forward (d > 0) or back (d < 0) by d and
+// leaves the monotonic clock alone. The loop's sleep goes on: it notices
+// the step when it next wakes up, as it would on a real machine.
+func (c *manualClock) stepWall(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.wall = c.wall.Add(d)
+}
+
+// clockRun is Run driven by a manualClock, one wake-up at a time. It
+// notes the wall time at which each item reached the sink and checks, at
+// every wake-up, that no occurrence unique was released twice and that
+// nothing was released before its due time on the wall clock.
+type clockRun struct {
+	t      *testing.T
+	clk    *manualClock
+	sink   *recordingSink
+	due    map[string]time.Time // due times of one-shot jobs, by handle
+	seen   map[string]time.Time // what was released, and when
+	n      int                  // how many of sink.fired are checked
+	log    []string             // "item at hh:mm:ss", in release order
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// startRun starts s.Run with clk and waits until the loop has looked at
+// the index once and gone to sleep. The test's cleanup stops the loop.
+func startRun(t *testing.T, s *Scheduler, clk *manualClock, sink *recordingSink, due map[string]time.Time) *clockRun {
+	t.Helper()
+	s.clock = clk
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &clockRun{t: t, clk: clk, sink: sink, due: due, seen: map[string]time.Time{}, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- s.Run(ctx) }()
+	t.Cleanup(r.stop)
+	r.clk.waitSleeper(t)
+	r.check()
+	return r
+}
+
+func (r *clockRun) stop() {
+	r.cancel()
+	if err := <-r.done; err != nil {
+		r.t.Errorf("Run: %v", err)
+	}
+}
+
+// wakeUp ends the loop's sleep as its timer would, both clocks moving by
+// the sleep's length, and waits until the loop has handled the wake-up
+// and gone to sleep again. Handing the sleep request over orders the
+// loop's Release before the test's reading of the sink.
+func (r *clockRun) wakeUp() {
+	r.t.Helper()
+	r.clk.advance(r.clk.pending.d)
+	r.clk.waitSleeper(r.t)
+	r.check()
+}
+
+// runUntil wakes the loop up until the wall clock reads until or later.
+// The loop sleeps up to MaxSleep and less only when something falls due,
+// so a few more wake-ups than one per MaxSleep mean it is spinning
+// (sleeping 0 with work it does not release) and the test fails instead
+// of hanging.
+func (r *clockRun) runUntil(until time.Time) {
+	r.t.Helper()
+	limit := int(until.Sub(r.clk.Now())/MaxSleep) + 10
+	for n := 0; r.clk.Now().Before(until); n++ {
+		if n == limit {
+			r.t.Fatalf("the loop is stuck at %s: %d wake-ups, the last after %v", clockOf(r.clk.Now()), n, r.clk.pending.d)
+		}
+		r.wakeUp()
+	}
+}
+
+// check logs what the sink got since the last check, at the current wall
+// time, and fails on a repeat or on anything early.
+func (r *clockRun) check() {
+	r.t.Helper()
+	now := r.clk.Now()
+	for _, item := range r.sink.fired[r.n:] {
+		if at, ok := r.seen[item]; ok {
+			r.t.Errorf("%s released again at %s (first at %s)", item, clockOf(now), clockOf(at))
+		}
+		r.seen[item] = now
+		due, ok := r.due[item]
+		if !ok {
+			due = occurrenceTime(r.t, item)
+		}
+		if now.Before(due) {
+			r.t.Errorf("%s released at %s, before its due time %s", item, clockOf(now), clockOf(due))
+		}
+		r.log = append(r.log, item+" at "+clockOf(now))
+	}
+	r.n = len(r.sink.fired)
+}
+
+// occurrenceTime reads the occurrence time out of a unique "name@unix".
+func occurrenceTime(t *testing.T, unique string) time.Time {
+	t.Helper()
+	_, sec, ok := strings.Cut(unique, "@")
+	n, err := strconv.ParseInt(sec, 10, 64)
+	if !ok || err != nil {
+		t.Fatalf("released %q: neither a known job nor an occurrence unique", unique)
+	}
+	return time.Unix(n, 0)
+}
+
+func clockOf(t time.Time) string { return t.UTC().Format(time.TimeOnly) }
+
+// minuteAt is an expected release: the occurrence at t0 plus min minutes,
+// released when the wall clock reads t0 plus at.
+type minuteAt struct {
+	min int
+	at  time.Duration
+}
+
+func wantLog(name string, want []minuteAt) []string {
+	var log []string
+	for _, w := range want {
+		log = append(log, fmt.Sprintf("%s@%d at %s", name, t0.Add(time.Duration(w.min)*time.Minute).Unix(), clockOf(t0.Add(w.at))))
+	}
+	return log
+}
+
+// TestRunWallClockJumpForward: the wall clock steps forward while the loop
+// sleeps, and the monotonic clock does not. Beyond jumpThreshold the
+// occurrences skipped over count as missed and follow the schedule's
+// policy; up to it they are merely late and run. Afterwards the schedule
+// runs on as usual: its next minute fires once, on time.
+//
+// The loop starts at t0-2s and sleeps 1 s, during which the wall clock
+// steps; it wakes at t0-1s+step. Before Clock had Elapsed, Run took the
+// monotonic difference from the time.Time values, which a fake clock's
+// times do not carry: the jump was always 0, so every case here would
+// have fired each skipped-over minute as current (skip: ten occurrences,
+// not none).
+func TestRunWallClockJumpForward(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		missed string
+		cap    int
+		step   time.Duration
+		want   []minuteAt
+	}{
+		{"10m skip", MissedSkip, 0, 10 * time.Minute,
+			[]minuteAt{{10, 10 * time.Minute}}},
+		{"10m once", MissedOnce, 0, 10 * time.Minute,
+			[]minuteAt{{9, 9*time.Minute + 59*time.Second}, {10, 10 * time.Minute}}},
+		{"10m all capped at 3", MissedAll, 3, 10 * time.Minute,
+			[]minuteAt{{7, 9*time.Minute + 59*time.Second}, {8, 9*time.Minute + 59*time.Second},
+				{9, 9*time.Minute + 59*time.Second}, {10, 10 * time.Minute}}},
+		// Below and at the threshold a step is not downtime: the minute
+		// it stepped over is late, not missed, and runs even under skip.
+		{"3s skip", MissedSkip, 0, 3 * time.Second,
+			[]minuteAt{{0, 2 * time.Second}, {1, time.Minute}}},
+		{"5s skip, at the threshold", MissedSkip, 0, 5 * time.Second,
+			[]minuteAt{{0, 4 * time.Second}, {1, time.Minute}}},
+		{"6s skip, past the threshold", MissedSkip, 0, 6 * time.Second,
+			[]minuteAt{{1, time.Minute}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, sink, st := newTest(t)
+			putSchedule(t, st, minutely(tc.missed, tc.cap, time.Hour))
+			r := startRun(t, s, newManualClock(t0.Add(-2*time.Second)), sink, nil)
+			if len(r.log) != 0 {
+				t.Fatalf("released %v before t0", r.log)
+			}
+			r.clk.stepWall(tc.step)
+			r.wakeUp()
+			r.runUntil(t0.Add(tc.want[len(tc.want)-1].at))
+			want := wantLog("m", tc.want)
+			if strings.Join(r.log, "; ") != strings.Join(want, "; ") {
+				t.Errorf("released\n  %v\nwant\n  %v", r.log, want)
+			}
+		})
+	}
+}
+
+// TestRunWallClockStepBack: the wall clock steps back after the t0
+// occurrence fired, so it reads t0 again later, and the monotonic clock
+// reaches a one-shot job's due time (t0+30s, 32 s after the start) long
+// before the wall clock does. The occurrence does not fire again and the
+// job waits for the wall clock; then the next minute fires once, on time.
+// The schedule catches up on everything (all, cap 100), so a step back
+// mistaken for downtime or a replayed occurrence would show.
+func TestRunWallClockStepBack(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		step time.Duration
+	}{
+		{"10 minutes back", -10 * time.Minute},
+		{"3 seconds back", -3 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, sink, st := newTest(t)
+			putSchedule(t, st, minutely(MissedAll, 100, time.Hour))
+			jobDue := t0.Add(30 * time.Second)
+			putPending(t, st, &store.Job{ID: 1, Handle: "H:t:1", Function: "f", Due: jobDue.UnixNano()})
+			r := startRun(t, s, newManualClock(t0.Add(-2*time.Second)), sink, map[string]time.Time{"H:t:1": jobDue})
+			r.runUntil(t0)
+			if want := wantLog("m", []minuteAt{{0, 0}}); strings.Join(r.log, "; ") != want[0] {
+				t.Fatalf("released %v by t0, want %v", r.log, want)
+			}
+			r.clk.stepWall(tc.step)
+			slept := r.clk.pending.d
+			r.wakeUp()
+			if got := r.clk.Now(); !got.Equal(t0.Add(time.Second + tc.step)) {
+				t.Fatalf("wall clock reads %s after the step (the loop slept %v, want 1s)", clockOf(got), slept)
+			}
+			r.runUntil(t0.Add(time.Minute))
+			if mono := r.clk.Elapsed(); mono != time.Minute+2*time.Second-tc.step {
+				t.Errorf("monotonic clock at %v, want %v", mono, time.Minute+2*time.Second-tc.step)
+			}
+			want := wantLog("m", []minuteAt{{0, 0}})
+			want = append(want, "H:t:1 at "+clockOf(jobDue))
+			want = append(want, wantLog("m", []minuteAt{{1, time.Minute}})...)
+			if strings.Join(r.log, "; ") != strings.Join(want, "; ") {
+				t.Errorf("released\n  %v\nwant\n  %v", r.log, want)
+			}
+		})
+	}
 }
 
 // TestWakeFor: storing a job due after the loop's next look does not wake

@@ -258,11 +258,11 @@ func TestRunWakesAtDueTime(t *testing.T) {
 	clk := newManualClock(t0)
 	s.clock = clk
 	putPending(t, st, &store.Job{ID: 1, Handle: "H:t:1", Function: "f", Due: t0.Add(2500 * time.Millisecond).UnixNano()})
-	done := make(chan struct{})
+	done := make(chan error, 1)
 	released := make(chan struct{}, 10)
 	s.sink = notifySink{sink, released}
 	ctx, cancel := context.WithCancel(context.Background())
-	go func() { defer close(done); s.Run(ctx) }()
+	go func() { done <- s.Run(ctx) }()
 
 	// The loop sleeps in steps of at most MaxSleep: 1 s, 1 s, then 0.5 s.
 	for _, want := range []time.Duration{time.Second, time.Second, 500 * time.Millisecond} {
@@ -281,7 +281,9 @@ func TestRunWakesAtDueTime(t *testing.T) {
 		t.Fatal("not released at the due time")
 	}
 	cancel()
-	<-done
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
 	if strings.Join(sink.fired, " ") != "H:t:1" {
 		t.Errorf("fired %v", sink.fired)
 	}
@@ -639,9 +641,14 @@ func TestFailedReleaseWaits(t *testing.T) {
 	sink.failing <- true
 	s.sink = sink
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); s.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
 
 	<-sink.calls
 	if d := clk.waitSleeper(t); d != MaxSleep {

@@ -144,17 +144,36 @@ func (d *Decoder) readPacket() (*Packet, error) {
 		if _, err := d.r.Discard(HeaderSize); err != nil {
 			return nil, unexpected(err)
 		}
-		if cap(d.big) < n {
-			d.big = make([]byte, n)
-		}
-		payload = d.big[:n]
-		if _, err := io.ReadFull(d.r, payload); err != nil {
+		if payload, err = d.readLarge(n); err != nil {
 			return nil, unexpected(err)
 		}
 	}
 	p := &d.pkt
 	p.Magic, p.Type = magic, typ
 	return p, p.split(payload)
+}
+
+// readLarge reads an n-byte payload that does not fit in the read buffer.
+// Its buffer grows with what arrives, doubling from the read buffer's size,
+// so a header that declares a huge payload costs nothing until the payload
+// comes, and at most twice what came.
+func (d *Decoder) readLarge(n int) ([]byte, error) {
+	buf := d.big[:0]
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(n, max(2*cap(buf), d.r.Size())))
+			copy(grown, buf)
+			buf = grown
+		}
+		m, err := d.r.Read(buf[len(buf):min(n, cap(buf))])
+		buf = buf[:len(buf)+m]
+		if err != nil && len(buf) < n {
+			d.big = buf // kept for the next packet, or dropped by Next
+			return nil, err
+		}
+	}
+	d.big = buf
+	return buf, nil
 }
 
 func unexpected(err error) error {

@@ -446,6 +446,22 @@ func TestDecoderLargePayload(t *testing.T) {
 	}
 }
 
+// TestDecoderGrowsWithData: a header declaring a huge payload does not
+// allocate it; the buffer grows only with the bytes that arrive.
+func TestDecoderGrowsWithData(t *testing.T) {
+	const declared = 64 << 20
+	for _, sent := range []int{0, 10, 100 << 10, 3 << 20} {
+		stream := append(rawHeader(MagicReq, EchoReq, declared), bytes.Repeat([]byte{'x'}, sent)...)
+		d := NewDecoder(bufio.NewReaderSize(bytes.NewReader(stream), 64<<10), declared)
+		if _, _, err := d.Next(); !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Fatalf("%d of %d bytes: %v, want ErrUnexpectedEOF", sent, declared, err)
+		}
+		if limit := max(2*sent, 64<<10); cap(d.big) > limit {
+			t.Errorf("%d payload bytes arrived of %d declared: buffer of %d bytes, want at most %d", sent, declared, cap(d.big), limit)
+		}
+	}
+}
+
 func TestDecoderTruncated(t *testing.T) {
 	pkt := AppendPacket(nil, MagicReq, EchoReq, []byte("hello"))
 	cases := []struct {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
-	"sync"
 	"syscall"
 	"time"
 
@@ -15,11 +14,9 @@ import (
 	"github.com/gearsched/gearsched/store"
 )
 
-const (
-	readBufferSize = 64 << 10
-	// writeTimeout bounds a write to a peer that stopped reading.
-	writeTimeout = 30 * time.Second
-)
+// readBufferSize is a connection's read buffer: a packet that fits is
+// decoded in place.
+const readBufferSize = 64 << 10
 
 // ability is one CAN_DO registration.
 type ability struct {
@@ -37,10 +34,8 @@ type pendingAck struct {
 
 // conn is one client, worker or admin connection. The fields from clientID
 // to listening are guarded by srv.mu; acks and scratch belong to the
-// reader goroutine; the output fields have their own lock, wmu, so that any
-// goroutine can queue packets to this connection. wmu is a leaf: nothing
-// but appending bytes happens under it, so it may be taken under srv.mu
-// and never the other way round.
+// reader goroutine; out, the queued output, has its own leaf lock, so that
+// any goroutine can queue packets to this connection.
 type conn struct {
 	srv *Server
 	nc  net.Conn
@@ -60,16 +55,7 @@ type conn struct {
 	acks    []pendingAck
 	scratch []byte // an admin reply being built
 
-	wmu   sync.Mutex
-	out   []byte
-	spare []byte
-	flush chan struct{}
-	// dispatching: the reader is handling input and writes the output
-	// itself before it next blocks, saving the writer goroutine a wake-up
-	// on every request/response round trip.
-	dispatching bool
-	writing     bool // a write to the socket is in progress
-	closed      bool
+	out *outbox
 }
 
 func (s *Server) newConn(nc net.Conn) *conn {
@@ -79,7 +65,6 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		fd:         -1,
 		clientID:   "-",
 		exceptions: s.cfg.Exceptions,
-		flush:      make(chan struct{}, 1),
 	}
 	if host, _, err := net.SplitHostPort(nc.RemoteAddr().String()); err == nil {
 		c.ip = host
@@ -90,6 +75,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 		}
 	}
 	c.log = s.log.With("conn", c.fd, "remote", nc.RemoteAddr().String())
+	c.out = newOutbox(nc, c.log)
 	return c
 }
 
@@ -110,11 +96,11 @@ func (c *conn) serve() {
 	writerDone := make(chan struct{})
 	go func() {
 		defer close(writerDone)
-		c.writeLoop()
+		c.out.run()
 	}()
 
 	err := c.readLoop()
-	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {
+	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) && !errors.Is(err, errSlowConsumer) {
 		c.log.Info("closing connection", "err", err)
 	}
 	c.settleAcks()
@@ -123,10 +109,7 @@ func (c *conn) serve() {
 	delete(s.conns, c)
 	s.mu.Unlock()
 
-	c.wmu.Lock()
-	c.closed = true
-	c.wmu.Unlock()
-	c.signal()
+	c.out.close()
 	<-writerDone
 	c.nc.Close()
 }
@@ -135,18 +118,27 @@ func (c *conn) readLoop() error {
 	dec := gearman.NewDecoder(bufio.NewReaderSize(c.nc, readBufferSize), c.srv.cfg.MaxPacketSize)
 	var words [][]byte
 	for {
+		if closed, slow := c.out.isClosed(); closed {
+			if slow {
+				return errSlowConsumer
+			}
+			return net.ErrClosed
+		}
 		if len(c.acks) > 0 && !dec.Buffered() {
 			// Nothing more pipelined: wait for the durable writes and
 			// acknowledge them before blocking on the network.
 			c.settleAcks()
 		}
 		if !dec.Buffered() {
-			c.flushInline()
+			c.out.flushInline()
+		}
+		// A peer that sends requests without reading the replies is read
+		// no further until it catches up.
+		if !c.out.drain(pendingSoft) {
+			continue // closed: reported at the top
 		}
 		pkt, line, err := dec.Next()
-		c.wmu.Lock()
-		c.dispatching = true
-		c.wmu.Unlock()
+		c.out.dispatch()
 		if line != nil {
 			words, err = gearman.SplitAdminLine(line, words)
 			if err != nil {
@@ -174,102 +166,10 @@ func (c *conn) readLoop() error {
 	}
 }
 
-// signal wakes the writer.
-func (c *conn) signal() {
-	select {
-	case c.flush <- struct{}{}:
-	default:
-	}
-}
-
-// writeLoop sends what other goroutines queue (NOOPs, forwarded WORK_*
-// packets) and whatever the reader left, one write per wake-up, so each
-// admin reply and the replies to pipelined requests leave in one flush.
-func (c *conn) writeLoop() {
-	for range c.flush {
-		for {
-			wrote, more, closed := c.writeQueued()
-			if closed {
-				return
-			}
-			if !wrote || !more {
-				break
-			}
-		}
-	}
-}
-
-// flushInline writes the queued output from the reader goroutine, unless
-// the writer goroutine is busy writing (it picks up what is left).
-func (c *conn) flushInline() {
-	c.wmu.Lock()
-	c.dispatching = false
-	c.wmu.Unlock()
-	if _, more, _ := c.writeQueued(); more {
-		c.signal()
-	}
-}
-
-// writeQueued takes the queued output and writes it, unless another write
-// is in progress. It reports whether it wrote, whether more output queued
-// meanwhile, and whether the connection is closed.
-func (c *conn) writeQueued() (wrote, more, closed bool) {
-	c.wmu.Lock()
-	if c.writing {
-		c.wmu.Unlock()
-		return false, false, false
-	}
-	buf := c.out
-	closed = c.closed
-	if len(buf) == 0 {
-		c.wmu.Unlock()
-		return false, false, closed
-	}
-	c.out, c.spare, c.writing = c.spare[:0], nil, true
-	c.wmu.Unlock()
-
-	c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if _, err := c.nc.Write(buf); err != nil {
-		// The reader notices the closed socket and cleans up.
-		c.nc.Close()
-		closed = true
-	}
-	c.wmu.Lock()
-	c.writing = false
-	if cap(buf) <= readBufferSize {
-		c.spare = buf[:0]
-	}
-	more = len(c.out) > 0
-	closed = closed || c.closed
-	c.wmu.Unlock()
-	return true, more, closed
-}
-
-// maxOutput bounds what may wait for a peer that does not read: past it the
-// connection is closed rather than letting memory grow without limit.
-func (c *conn) maxOutput() int { return 4*c.srv.cfg.MaxPacketSize + (1 << 20) }
-
 // write queues bytes for the peer; build appends one whole reply, which
-// leaves in one write. build runs under wmu: it must only append bytes.
-func (c *conn) write(build func([]byte) []byte) {
-	c.wmu.Lock()
-	if c.closed {
-		c.wmu.Unlock()
-		return
-	}
-	c.out = build(c.out)
-	queued := len(c.out)
-	inline := c.dispatching
-	c.wmu.Unlock()
-	if queued > c.maxOutput() {
-		c.log.Warn("peer is not reading its replies; closing", "queued_bytes", queued)
-		c.nc.Close()
-		return
-	}
-	if !inline {
-		c.signal()
-	}
-}
+// leaves in one write. build runs under the output's lock: it must only
+// append bytes.
+func (c *conn) write(build func([]byte) []byte) { c.out.add(build) }
 
 // queue queues a reply built elsewhere.
 func (c *conn) queue(reply []byte) {

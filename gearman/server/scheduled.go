@@ -154,12 +154,12 @@ func (s *Server) showSchedules(c *conn) {
 	var b []byte
 	// Each page is written before the next is read, so a listing of
 	// millions of rows holds one page in memory, and a slow reader slows
-	// the listing down instead of growing the output buffer.
-	flush := func() {
-		out := b
-		c.write(func(dst []byte) []byte { return append(dst, out...) })
-		c.flushInline()
+	// the listing down instead of growing the output buffer. It stops when
+	// the peer goes away.
+	flush := func() bool {
+		c.queue(b)
 		b = b[:0]
+		return c.out.drain(0)
 	}
 	listed := map[uint64]bool{}
 	err := s.store.ForEachDue(func(it store.DueItem) bool {
@@ -171,7 +171,7 @@ func (s *Server) showSchedules(c *conn) {
 			b = appendScheduleRow(b, sc.Handle, sc.Function, scheduleLabel(sc), it.Due, sc.Spec, sc.Zone)
 		}
 		if len(b) > 64<<10 {
-			flush()
+			return flush()
 		}
 		return true
 	})

@@ -50,6 +50,13 @@ func startServer(t *testing.T, cfg Config, dbPath string) *testServer {
 // serveStore starts a server over st, which it closes at shutdown.
 func serveStore(t *testing.T, cfg Config, st *store.Store) *testServer {
 	t.Helper()
+	return serveWrapped(t, cfg, st, nil)
+}
+
+// serveWrapped is serveStore with the listener wrapped by wrap, if not
+// nil.
+func serveWrapped(t *testing.T, cfg Config, st *store.Store, wrap func(net.Listener) net.Listener) *testServer {
+	t.Helper()
 	cfg.Store = st
 	if cfg.HandlePrefix == "" {
 		cfg.HandlePrefix = testPrefix
@@ -65,6 +72,9 @@ func serveStore(t *testing.T, cfg Config, st *store.Store) *testServer {
 		t.Fatalf("listen: %v", err)
 	}
 	ts := &testServer{srv: srv, st: st, addr: ln.Addr().String(), served: make(chan error, 1)}
+	if wrap != nil {
+		ln = wrap(ln)
+	}
 	go func() { ts.served <- srv.Serve(ln) }()
 	t.Cleanup(func() { ts.stop(t) })
 	return ts

@@ -36,6 +36,7 @@ type serveConfig struct {
 	verbose         string
 	logFormat       string
 	maxPacketSize   int
+	maxConnections  int
 	shutdownTimeout time.Duration
 	schedules       string
 	schedZone       *time.Location
@@ -71,6 +72,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.verbose, "verbose", "INFO", "log level: FATAL, ALERT, CRITICAL, ERROR, WARNING, NOTICE, INFO or DEBUG")
 	fs.StringVar(&c.logFormat, "log-format", "text", "log format: text or json")
 	fs.IntVar(&c.maxPacketSize, "max-packet-size", gearman.DefaultMaxPacketSize, "largest packet payload accepted, in bytes")
+	fs.IntVar(&c.maxConnections, "max-connections", 0, "open connections at most; more are told why and closed (0: the file-descriptor limit less 64)")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "on SIGTERM/SIGINT, how long running jobs may take to finish")
 	fs.StringVar(&c.schedules, "schedules", "", "TOML file of recurring schedules (see configs/schedules.toml); SIGHUP reloads it")
 	schedZone := fs.String("sched-timezone", "UTC", "IANA time zone SUBMIT_JOB_SCHED fields are read in; recorded with each schedule")
@@ -104,6 +106,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	}
 	if c.workerWakeup < 0 {
 		return nil, usageError{fmt.Errorf("--worker-wakeup %d must not be negative", c.workerWakeup)}
+	}
+	if c.maxConnections < 0 {
+		return nil, usageError{fmt.Errorf("--max-connections %d must not be negative", c.maxConnections)}
 	}
 	if c.maxPacketSize < 1024 {
 		return nil, usageError{fmt.Errorf("--max-packet-size %d too small (at least 1024)", c.maxPacketSize)}
@@ -210,6 +215,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		WorkerWakeup:      c.workerWakeup,
 		Exceptions:        c.exceptions,
 		MaxPacketSize:     c.maxPacketSize,
+		MaxConnections:    connectionLimit(c.maxConnections, log),
 		LogLevel:          func() string { return c.verbose },
 		Wake:              func(due int64) { sched.WakeFor(due) },
 		SchedZone:         c.schedZone,
@@ -284,6 +290,29 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// fdReserve is how many file descriptors the automatic connection limit
+// leaves for the database, the upstream servers, logs and the listener.
+const fdReserve = 64
+
+// connectionLimit returns --max-connections, or when it is 0 the process's
+// file-descriptor limit less fdReserve (Go raises the soft limit to the
+// hard one at start), so that running out of descriptors refuses clients
+// politely instead of failing accepts and writes.
+func connectionLimit(flag int, log *slog.Logger) int {
+	if flag > 0 {
+		return flag
+	}
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		log.Warn("cannot read the file-descriptor limit; connections are not limited", "err", err)
+		return 0
+	}
+	if lim.Cur > 1<<30 { // unlimited, or as good as
+		return 0
+	}
+	return max(int(lim.Cur)-fdReserve, 1)
 }
 
 // loadSchedules reads the schedules file and applies it; an invalid file

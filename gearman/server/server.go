@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gearsched/gearsched/gearman"
@@ -41,6 +42,9 @@ type Config struct {
 	Exceptions bool
 	// MaxPacketSize bounds a packet's payload; default DefaultMaxPacketSize.
 	MaxPacketSize int
+	// MaxConnections bounds the open connections; above it a new one gets
+	// an ERROR and is closed. 0 means no bound.
+	MaxConnections int
 	// LogLevel names the current log level for the admin `verbose` command.
 	LogLevel func() string
 	// Now returns the current time; default time.Now. Tests inject clocks.
@@ -98,6 +102,8 @@ type Server struct {
 	conns    map[*conn]struct{}
 	draining bool // shutting down: hand out no more jobs
 	idle     chan struct{}
+
+	open atomic.Int64 // connections being served
 
 	lnMu      sync.Mutex
 	listeners []net.Listener
@@ -237,53 +243,6 @@ func (s *Server) function(name string) *function {
 		s.funcs[name] = f
 	}
 	return f
-}
-
-// Serve accepts connections on ln until Shutdown. It returns nil after
-// Shutdown and the accept error otherwise.
-func (s *Server) Serve(ln net.Listener) error {
-	s.lnMu.Lock()
-	if s.ctx.Err() != nil {
-		s.lnMu.Unlock()
-		ln.Close()
-		return nil
-	}
-	s.listeners = append(s.listeners, ln)
-	s.lnMu.Unlock()
-	var backoff time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			if s.ctx.Err() != nil {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// Out of file descriptors and the like: wait, do not spin.
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed; retrying", "err", err, "backoff", backoff)
-				time.Sleep(backoff)
-				continue
-			}
-			return fmt.Errorf("server: accept: %w", err)
-		}
-		backoff = 0
-		// Add under lnMu, where Shutdown cancels ctx before it waits, so
-		// no Add can race with its wg.Wait.
-		s.lnMu.Lock()
-		if s.ctx.Err() != nil {
-			s.lnMu.Unlock()
-			nc.Close()
-			return nil
-		}
-		s.wg.Add(1)
-		s.lnMu.Unlock()
-		c := s.newConn(nc)
-		go func() {
-			defer s.wg.Done()
-			c.serve()
-		}()
-	}
 }
 
 // Shutdown stops accepting connections, lets running jobs finish until ctx

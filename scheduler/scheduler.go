@@ -53,10 +53,12 @@ import (
 // Sink receives due work. The embedded job server and the sidecar's
 // upstream forwarder are sinks.
 type Sink interface {
-	// Release hands over due one-shot jobs and schedule occurrences. It
-	// returns nil only once every item is accepted and recorded as fired
-	// in the store; on error nothing may be assumed fired and the
-	// scheduler offers the items again later.
+	// Release hands over due one-shot jobs and schedule occurrences, and
+	// records in the store, in the same commit, each one it handed over:
+	// a job leaves the due index, a schedule advances. What it could not
+	// hand over stays due, and the scheduler offers it again when it next
+	// reads the index. It returns an error when it handed over nothing, so
+	// that the scheduler backs off (an upstream outage, say).
 	Release(ctx context.Context, jobs []*store.Job, occs []Occurrence) error
 	// Live reports whether the job with that handle is still queued or
 	// running, for the overlap policy.
@@ -263,8 +265,12 @@ func (s *Scheduler) Run(ctx context.Context) error {
 }
 
 // Tick releases everything due by now, batch by batch. Schedule
-// occurrences with a fire time before missedBefore count as missed.
+// occurrences with a fire time before missedBefore count as missed. Jobs
+// that fell due before missedBefore (while gearsched was down) are
+// reported in one log line per Tick, not one per job.
 func (s *Scheduler) Tick(ctx context.Context, now, missedBefore time.Time) error {
+	var overdue overdueJobs
+	defer overdue.report(s.log, now)
 	for {
 		items, err := s.st.DueItems(now.UnixNano(), s.batch)
 		if err != nil || len(items) == 0 {
@@ -272,11 +278,11 @@ func (s *Scheduler) Tick(ctx context.Context, now, missedBefore time.Time) error
 		}
 		var jobs []*store.Job
 		var occs []Occurrence
+		var late overdueJobs
 		for _, it := range items {
 			if it.Job != nil {
 				if it.Due < missedBefore.UnixNano() {
-					s.log.Info("releasing a job that fell due while gearsched was down", "handle", it.Job.Handle,
-						"function", it.Job.Function, "due", time.Unix(0, it.Due).UTC(), "late", now.Sub(time.Unix(0, it.Due)))
+					late.add(it.Due)
 				}
 				jobs = append(jobs, it.Job)
 				continue
@@ -290,9 +296,39 @@ func (s *Scheduler) Tick(ctx context.Context, now, missedBefore time.Time) error
 		if err := s.sink.Release(ctx, jobs, occs); err != nil {
 			return err
 		}
+		overdue.merge(late)
 		if len(items) < s.batch {
 			return nil
 		}
+	}
+}
+
+// overdueJobs summarises the released jobs that fell due while gearsched
+// was down: after a long outage there may be millions.
+type overdueJobs struct {
+	n      int
+	oldest int64 // due time, unix ns
+}
+
+func (o *overdueJobs) add(due int64) {
+	if o.n == 0 || due < o.oldest {
+		o.oldest = due
+	}
+	o.n++
+}
+
+func (o *overdueJobs) merge(other overdueJobs) {
+	if other.n > 0 {
+		o.add(other.oldest)
+		o.n += other.n - 1
+	}
+}
+
+func (o *overdueJobs) report(log *slog.Logger, now time.Time) {
+	if o.n > 0 {
+		oldest := time.Unix(0, o.oldest)
+		log.Info("released jobs that fell due while gearsched was down", "jobs", o.n,
+			"oldest_due", oldest.UTC(), "max_late", now.Sub(oldest).Round(time.Millisecond))
 	}
 }
 

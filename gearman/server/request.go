@@ -21,6 +21,8 @@ type ScheduleRequest struct {
 	Function string
 	Unique   string
 	Data     []byte
+	// Priority of the job or occurrences. Its zero value is gearman.High:
+	// set it.
 	Priority gearman.Priority
 	// At is a one-shot job's time; a past time means at once.
 	At time.Time

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"regexp"
 	"strings"
@@ -48,6 +49,12 @@ func LoadFile(path string) ([]*store.Schedule, error) {
 	text, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
+	}
+	if len(bytes.TrimSpace(text)) == 0 {
+		// An empty file is more likely a write in progress (an editor, a
+		// config tool) than a wish to remove every schedule; a file that
+		// says so with a comment removes them.
+		return nil, fmt.Errorf("%s is empty; to remove every schedule, leave a comment in it", path)
 	}
 	var f fileFormat
 	dec := toml.NewDecoder(bytes.NewReader(text)).DisallowUnknownFields()
@@ -114,7 +121,8 @@ func (d *Definition) build() (*store.Schedule, string, error) {
 	if d.Cron == "" {
 		return nil, "cron", errors.New("cron is required")
 	}
-	if _, err := ParseCron(d.Cron, loc); err != nil {
+	spec, err := ParseCron(d.Cron, loc)
+	if err != nil {
 		return nil, "cron", err
 	}
 	prio, ok := map[string]uint8{"high": 0, "": 1, "normal": 1, "low": 2}[strings.ToLower(d.Priority)]
@@ -155,6 +163,11 @@ func (d *Definition) build() (*store.Schedule, string, error) {
 		if jitter, err = time.ParseDuration(d.Jitter); err != nil || jitter < 0 {
 			return nil, "jitter", fmt.Errorf("jitter %q: want a duration such as 30s", d.Jitter)
 		}
+		// A delay as long as the gap between two runs would let one run
+		// fall due after the next one: runs would pile up or reorder.
+		if gap := shortestGap(spec); jitter >= gap {
+			return nil, "jitter", fmt.Errorf("jitter %s is not shorter than the %s between runs", jitter, gap)
+		}
 	}
 	if len(d.Unique) > MaxUnique {
 		return nil, "unique", fmt.Errorf("unique is %d bytes; at most %d", len(d.Unique), MaxUnique)
@@ -164,6 +177,26 @@ func (d *Definition) build() (*store.Schedule, string, error) {
 		Priority: prio, Unique: d.Unique, Missed: missed, MissedCap: missedCap, CatchUp: int64(catchUp),
 		Overlap: overlap, Jitter: int64(jitter), Enabled: d.Enabled == nil || *d.Enabled,
 	}, "", nil
+}
+
+// gapSamples is how many consecutive runs shortestGap looks at.
+const gapSamples = 400
+
+// shortestGap returns the shortest time between two consecutive runs of
+// spec among its first gapSamples from a fixed instant: its period, or
+// for irregular specs (weekdays, month ends) the closest two runs.
+func shortestGap(spec Schedule) time.Duration {
+	gap := time.Duration(math.MaxInt64)
+	prev := spec.Next(neverProbe)
+	for range gapSamples {
+		next := spec.Next(prev)
+		if next.IsZero() {
+			break
+		}
+		gap = min(gap, next.Sub(prev))
+		prev = next
+	}
+	return gap
 }
 
 var scheduleHeader = regexp.MustCompile(`^\s*\[\[\s*schedule\s*\]\]`)

@@ -18,6 +18,8 @@ func TestLoadFileErrors(t *testing.T) {
 		{"bad-policy.toml", `bad-policy.toml:5: schedule "p": missed "sometimes"`},
 		{"duplicate.toml", `duplicate.toml:7: schedule "d": name already used at line 2`},
 		{"syntax.toml", `syntax.toml:3:`},
+		{"empty.toml", `empty.toml is empty; to remove every schedule, leave a comment in it`},
+		{"long-jitter.toml", `long-jitter.toml:11: schedule "weekdays": jitter 25h0m0s is not shorter than the 24h0m0s between runs`},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			_, err := LoadFile(filepath.Join("../testdata/schedules", tc.file))
@@ -25,6 +27,35 @@ func TestLoadFileErrors(t *testing.T) {
 				t.Errorf("error %v, want it to contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestLoadCommentsOnly(t *testing.T) {
+	defs, err := LoadFile("../testdata/schedules/comments-only.toml")
+	if err != nil || len(defs) != 0 {
+		t.Fatalf("a file of comments: %v, %v; want no schedules and no error", defs, err)
+	}
+}
+
+func TestShortestGap(t *testing.T) {
+	for _, tc := range []struct {
+		spec string
+		want time.Duration
+	}{
+		{"@hourly", time.Hour},
+		{"@every 90s", 90 * time.Second},
+		{"*/15 * * * *", 15 * time.Minute},
+		{"0 9 * * 1-5", 24 * time.Hour},
+		{"0 0 1 * *", 28 * 24 * time.Hour},
+		{"0 6,18 * * *", 12 * time.Hour},
+	} {
+		spec, err := ParseCron(tc.spec, time.UTC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := shortestGap(spec); got != tc.want {
+			t.Errorf("shortestGap(%q) = %v, want %v", tc.spec, got, tc.want)
+		}
 	}
 }
 

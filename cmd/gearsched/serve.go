@@ -328,5 +328,9 @@ func loadSchedules(path string, st *store.Store, handles *server.Handles, log *s
 	}
 	log.Info("schedules loaded", "file", path, "added", res.Added, "changed", res.Changed,
 		"removed", res.Removed, "unchanged", len(res.Unchanged))
+	if len(defs) == 0 && len(res.Removed) > 0 {
+		log.Warn("the schedules file has no schedules: every file schedule was removed", "file", path,
+			"removed", len(res.Removed))
+	}
 	return nil
 }

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -668,5 +669,51 @@ func TestFailedReleaseWaits(t *testing.T) {
 	}
 	if strings.Join(rec.fired, " ") != "H:t:1" {
 		t.Errorf("fired %v", rec.fired)
+	}
+}
+
+// countingHandler counts log records by message.
+type countingHandler struct {
+	mu   sync.Mutex
+	msgs map[string][]slog.Record
+}
+
+func (h *countingHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h *countingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.msgs[r.Message] = append(h.msgs[r.Message], r.Clone())
+	return nil
+}
+func (h *countingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *countingHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestOverdueJobsLoggedOnce: jobs that fell due while gearsched was down
+// are reported in one line per Tick, with their number, not one per job.
+func TestOverdueJobsLoggedOnce(t *testing.T) {
+	s, sink, st := newTest(t) // releases in batches of 3
+	logs := &countingHandler{msgs: map[string][]slog.Record{}}
+	s.log = slog.New(logs)
+	for i := range 7 {
+		putPending(t, st, &store.Job{ID: uint64(i + 1), Handle: fmt.Sprintf("H:t:%d", i+1), Function: "f",
+			Due: t0.Add(time.Duration(i) * time.Second).UnixNano()})
+	}
+	tick(t, s, t0.Add(time.Hour), t0.Add(time.Hour))
+	if len(sink.fired) != 7 {
+		t.Fatalf("released %d jobs, want 7", len(sink.fired))
+	}
+	recs := logs.msgs["released jobs that fell due while gearsched was down"]
+	if len(recs) != 1 {
+		t.Fatalf("%d summary lines, want 1 (log: %v)", len(recs), logs.msgs)
+	}
+	var jobs int64
+	recs[0].Attrs(func(a slog.Attr) bool {
+		if a.Key == "jobs" {
+			jobs = a.Value.Int64()
+		}
+		return true
+	})
+	if jobs != 7 {
+		t.Errorf("summary counts %d jobs, want 7", jobs)
 	}
 }

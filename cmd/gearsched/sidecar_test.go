@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -155,6 +156,34 @@ func TestSidecarEpochJobsOnTime(t *testing.T) {
 // gearsched:<handle> unique when they had none), GET_STATUS on the sidecar
 // reports what gearmand knows, and foreground jobs and workers are sent to
 // the job server with an ERROR.
+// TestSidecarDistinct64ByteUniques: two jobs whose 64-byte uniques differ
+// only in the last byte both run; gearmand keeps 63 bytes of a unique, so
+// forwarding them cut would merge them there.
+func TestSidecarDistinct64ByteUniques(t *testing.T) {
+	t.Parallel()
+	gd := startGearmand(t)
+	sc := startSidecar(t, gd)
+	c := dialClient(t, sc.Addr)
+	base := strings.Repeat("u", gearman.MaxUniqueSize-1)
+	for _, j := range []struct{ unique, data string }{{base + "a", "A"}, {base + "b", "B"}} {
+		if _, err := c.Submit(gearman.SubmitJobBg, "sc_u64", j.unique, []byte(j.data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := dialClient(t, gd.Addr)
+	w.Send(gearman.CanDo, []byte("sc_u64"))
+	var got []string
+	for range 2 {
+		handle, _, data, _ := grabOne(t, w)
+		got = append(got, data)
+		w.Send(gearman.WorkComplete, []byte(handle), nil)
+	}
+	slices.Sort(got)
+	if strings.Join(got, ",") != "A,B" {
+		t.Errorf("gearmand ran %q, want both jobs", got)
+	}
+}
+
 func TestSidecarKeepsPriorityAndUnique(t *testing.T) {
 	t.Parallel()
 	gd := startGearmand(t)

@@ -413,12 +413,16 @@ func bgType(p uint8) gearman.Type {
 
 // forwardUnique is the unique a job is forwarded with. A job submitted
 // without one gets "gearsched:<handle>", so that a resubmission after a
-// crash coalesces with the copy upstream still holds.
+// crash coalesces with the copy upstream still holds. A 64-byte unique
+// becomes its first 46 bytes, "~" and 16 hex digits of its SHA-256:
+// gearmand 1.1.20 keeps 63 bytes of a unique, so two uniques differing only
+// in the last byte, cut, would merge there and one job would never run.
+// The same unique always maps to the same value, so a resubmission still
+// coalesces.
 func forwardUnique(unique, handle string) string {
 	if len(unique) > scheduler.MaxUnique {
-		// gearmand 1.1.20 silently keeps 63 bytes; cutting here makes a
-		// resubmission coalesce with what it kept.
-		return unique[:scheduler.MaxUnique]
+		sum := sha256.Sum256([]byte(unique))
+		return unique[:scheduler.MaxUnique-17] + "~" + hex.EncodeToString(sum[:8])
 	}
 	if unique != "" {
 		return unique

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -153,5 +154,34 @@ func TestReleaseSkippedOccurrenceAdvances(t *testing.T) {
 	got, err := st.GetSchedule(5)
 	if err != nil || got == nil || got.Next != adv.Next {
 		t.Fatalf("schedule after the release: %+v %v; want Next %v", got, err, due.Add(time.Hour))
+	}
+}
+
+// TestForwardUnique: what is forwarded fits gearmand's 63 bytes, keeps
+// distinct uniques distinct, and is the same on every resubmission.
+func TestForwardUnique(t *testing.T) {
+	u64a := strings.Repeat("u", 63) + "a"
+	u64b := strings.Repeat("u", 63) + "b"
+	tests := []struct {
+		unique, handle, want string
+	}{
+		{"order-42", "H:t:1", "order-42"},
+		{"", "H:t:7", "gearsched:H:t:7"},
+		{strings.Repeat("x", 63), "H:t:1", strings.Repeat("x", 63)},
+	}
+	for _, tt := range tests {
+		if got := forwardUnique(tt.unique, tt.handle); got != tt.want {
+			t.Errorf("forwardUnique(%q, %q) = %q, want %q", tt.unique, tt.handle, got, tt.want)
+		}
+	}
+	a, b := forwardUnique(u64a, "H:t:1"), forwardUnique(u64b, "H:t:2")
+	if a == b || len(a) > scheduler.MaxUnique || len(b) > scheduler.MaxUnique {
+		t.Errorf("64-byte uniques differing in the last byte forwarded as %q and %q", a, b)
+	}
+	if !strings.HasPrefix(a, strings.Repeat("u", 46)+"~") || forwardUnique(u64a, "H:t:9") != a {
+		t.Errorf("forwarded unique %q: want the first 46 bytes, ~, a digest, the same every time", a)
+	}
+	if long := forwardUnique("", "H:"+strings.Repeat("h", 70)+":1"); len(long) > scheduler.MaxUnique {
+		t.Errorf("unique for a long handle has %d bytes", len(long))
 	}
 }

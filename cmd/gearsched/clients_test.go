@@ -463,3 +463,24 @@ func checkTranscript(t *testing.T, who, got, want string) {
 		t.Errorf("%s transcript:\n%s\nwant:\n%s", who, got, want)
 	}
 }
+
+// TestShutdownFailsForegroundClients: clients waiting for foreground jobs
+// that will not run are told at shutdown that the job failed (gearmand
+// 1.1.20 only closes the connection, and the gearman CLI then exits 0).
+func TestShutdownFailsForegroundClients(t *testing.T) {
+	t.Parallel()
+	s := startGearsched(t)
+	cli := startTool(t, "", "gearman", toolArgs(s, "-f", "nobody_here", "data")...)
+	php := startTool(t, "", "php", "-r", `$c = new GearmanClient(); $c->addServer("127.0.0.1", `+strconv.Itoa(s.Port)+`);
+$c->doNormal("nobody_here", "x");
+echo $c->returnCode() == GEARMAN_WORK_FAIL ? "WORK_FAIL" : "returnCode " . $c->returnCode(), "\n";`)
+	waitStatusRow(t, s, "nobody_here", "nobody_here\t2\t0\t0")
+	s.stop()
+	<-cli.done
+	if code := cli.cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(cli.stdout.String()+cli.stderr.String(), "Job failed") {
+		t.Errorf("gearman CLI: exit %d, output %q %q; want exit 1 and \"Job failed\"", code, cli.stdout.String(), cli.stderr.String())
+	}
+	if out, _ := php.wait(t); strings.TrimSpace(out) != "WORK_FAIL" {
+		t.Errorf("PHP doNormal at shutdown: %q, want WORK_FAIL", out)
+	}
+}

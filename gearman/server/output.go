@@ -50,7 +50,8 @@ type outbox struct {
 	writing     bool // a write to the socket is in progress
 	dispatching bool // the reader handles input and flushes before it next blocks
 	closed      bool
-	slow        bool // closed as a slow consumer
+	slow        bool      // closed as a slow consumer
+	deadline    time.Time // when set, no write may last beyond it
 	wake        chan struct{}
 }
 
@@ -173,9 +174,13 @@ func (o *outbox) writeQueued() (wrote, more, closed bool) {
 		return false, false, closed
 	}
 	o.buf, o.spare, o.writing, o.inflight = o.spare[:0], nil, true, len(buf)
+	deadline := time.Now().Add(writeTimeout)
+	if !o.deadline.IsZero() && o.deadline.Before(deadline) {
+		deadline = o.deadline
+	}
 	o.mu.Unlock()
 
-	o.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	o.nc.SetWriteDeadline(deadline)
 	_, err := o.nc.Write(buf)
 
 	o.mu.Lock()
@@ -186,7 +191,7 @@ func (o *outbox) writeQueued() (wrote, more, closed bool) {
 	if err != nil {
 		// The peer is gone, or read nothing for writeTimeout: nothing
 		// more will be read from it or written to it.
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		if errors.Is(err, os.ErrDeadlineExceeded) && o.deadline.IsZero() { // not a shutdown's
 			o.markSlow(len(buf) + len(o.buf))
 		}
 		o.closed = true
@@ -198,6 +203,16 @@ func (o *outbox) writeQueued() (wrote, more, closed bool) {
 		o.nc.Close()
 	}
 	return true, more, closed
+}
+
+// flushBefore writes what waits, giving up at deadline, a write in
+// progress included: for a shutdown, which must not wait on slow peers.
+func (o *outbox) flushBefore(deadline time.Time) {
+	o.mu.Lock()
+	o.deadline = deadline
+	o.mu.Unlock()
+	o.nc.SetWriteDeadline(deadline)
+	o.drain(0)
 }
 
 // isClosed reports whether the outbox was closed, and whether as a slow

@@ -277,19 +277,36 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.log.Warn("shutdown timeout; running jobs will be requeued at the next start", "err", err)
 		}
 	}
+	// Foreground clients of jobs that will not run now, or whose result
+	// cannot reach them, are told the job failed rather than just seeing
+	// the connection close. Background jobs stay stored and run after the
+	// restart, so their clients are told nothing.
 	s.mu.Lock()
-	for c := range s.conns {
-		c.nc.Close()
-	}
 	for _, j := range s.jobs {
 		if j.timer != nil {
 			j.timer.Stop()
 		}
+		if !j.bg {
+			s.failListeners(j)
+		}
+	}
+	conns := make([]*conn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
 	}
 	s.mu.Unlock()
+	flushBy := time.Now().Add(shutdownFlush)
+	for _, c := range conns {
+		c.out.flushBefore(flushBy)
+		c.nc.Close()
+	}
 	s.wg.Wait()
 	return err
 }
+
+// shutdownFlush bounds how long Shutdown tries to send what waits for the
+// peers (the last replies, WORK_FAIL of jobs that will not run).
+const shutdownFlush = time.Second
 
 func (s *Server) runningJobs() int {
 	n := 0

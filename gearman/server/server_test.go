@@ -1513,3 +1513,22 @@ func argStrings(p *gearman.Packet) []string {
 	}
 	return out
 }
+
+// TestShutdownFailsWaitingForegroundJobs: at shutdown a client waiting for
+// a foreground job that will not run gets WORK_FAIL before the close; a
+// client attached to a background job, which stays stored, gets only the
+// close.
+func TestShutdownFailsWaitingForegroundJobs(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, Config{}, filepath.Join(t.TempDir(), "db"))
+	fg, bg := dialT(t, ts.addr), dialT(t, ts.addr)
+	h := fg.submit(gearman.SubmitJob, "f_down", "", "x")
+	hb := bg.submit(gearman.SubmitJobBg, "f_down", "kept", "y")
+	if again := bg.submit(gearman.SubmitJob, "f_down", "kept", "y"); again != hb {
+		t.Fatalf("foreground attach to the background job got %s, want %s", again, hb)
+	}
+	ts.stop(t)
+	fg.expect(gearman.WorkFail, h)
+	fg.expectClosed()
+	bg.expectClosed()
+}

@@ -1,0 +1,118 @@
+package gearman
+
+import (
+	"bufio"
+	"errors"
+	"net"
+	"slices"
+	"testing"
+	"time"
+)
+
+// servePipe runs a scripted server on the far end of a pipe: for each
+// request frame it calls answer, which returns the bytes to send back.
+func servePipe(t *testing.T, answer func(p *Packet, line []byte) []byte) *Client {
+	t.Helper()
+	cli, srv := net.Pipe()
+	t.Cleanup(func() { cli.Close(); srv.Close() })
+	go func() {
+		dec := NewDecoder(bufio.NewReader(srv), 0)
+		for {
+			p, line, err := dec.Next()
+			if err != nil {
+				return
+			}
+			if _, err := srv.Write(answer(p, line)); err != nil {
+				return
+			}
+		}
+	}()
+	c := NewClient(cli)
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	return c
+}
+
+func TestClientSubmitStatusAdmin(t *testing.T) {
+	c := servePipe(t, func(p *Packet, line []byte) []byte {
+		switch {
+		case line != nil && string(line) == "status":
+			return []byte("f\t1\t0\t0\n.\n")
+		case line != nil:
+			return []byte("ERR UNKNOWN_COMMAND Unknown+server+command" + string(line) + "\r\n")
+		case p.Type == SubmitJobBg && string(p.Args[0]) == "full":
+			return AppendPacketString(nil, MagicRes, Error, CodeQueueError, "Job queue is full")
+		case p.Type == SubmitJobBg:
+			return AppendPacketString(nil, MagicRes, JobCreated, "H:x:1")
+		case p.Type == GetStatus:
+			return AppendPacketString(nil, MagicRes, StatusRes, string(p.Args[0]), "1", "1", "3", "10")
+		}
+		return AppendPacketString(nil, MagicRes, NoJob)
+	})
+	h, err := c.Submit(SubmitJobBg, "f", "u", []byte("data"))
+	if err != nil || h != "H:x:1" {
+		t.Fatalf("Submit: %q, %v", h, err)
+	}
+	var se *ServerError
+	if _, err := c.Submit(SubmitJobBg, "full", "", []byte("x")); !errors.As(err, &se) || se.Code != CodeQueueError {
+		t.Fatalf("Submit to a full queue: %v, want a ServerError with QUEUE_ERROR", err)
+	}
+	if _, err := c.Submit(SubmitJobEpoch, "f", "u", []byte("x")); err == nil {
+		t.Error("Submit with the wrong number of arguments succeeded")
+	}
+	if st, err := c.Status(h); err != nil || st != (JobStatus{Known: true, Running: true, Numerator: "3", Denominator: "10"}) {
+		t.Fatalf("Status: %+v, %v", st, err)
+	}
+	if got, err := c.Admin("status"); err != nil || got != "f\t1\t0\t0\n.\n" {
+		t.Fatalf("Admin status: %q, %v", got, err)
+	}
+	if got, err := c.Admin("bogus"); err != nil || got != "ERR UNKNOWN_COMMAND Unknown+server+commandbogus\r\n" {
+		t.Fatalf("Admin bogus: %q, %v", got, err)
+	}
+	if _, err := c.Admin("two\nlines"); err == nil {
+		t.Error("an admin command with a line break was sent")
+	}
+}
+
+// TestClientPipelining: queued requests leave in one write and their
+// replies come back in order.
+func TestClientPipelining(t *testing.T) {
+	c := servePipe(t, func(p *Packet, _ []byte) []byte {
+		return AppendPacketString(nil, MagicRes, JobCreated, "H:"+string(p.Args[1]))
+	})
+	var want []string
+	for _, u := range []string{"a", "b", "c"} {
+		c.Queue(SubmitJobBg, []byte("f"), []byte(u), nil)
+		want = append(want, "H:"+u)
+	}
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for range want {
+		p, err := c.Recv()
+		if err != nil || p.Type != JobCreated {
+			t.Fatalf("reply: %v %v", p, err)
+		}
+		got = append(got, string(p.Args[0]))
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("replies %q, want %q", got, want)
+	}
+}
+
+// TestClientReadLineAfterPacket: a text line that follows a packet in the
+// stream is read whole.
+func TestClientReadLineAfterPacket(t *testing.T) {
+	c := servePipe(t, func(p *Packet, _ []byte) []byte {
+		return append(AppendPacketString(nil, MagicRes, EchoRes, "e"), "OK\r\n"...)
+	})
+	if err := c.Send(EchoReq, []byte("e")); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := c.Recv(); err != nil || p.Type != EchoRes {
+		t.Fatalf("Recv: %v %v", p, err)
+	}
+	if line, err := c.ReadLine(); err != nil || line != "OK\r\n" {
+		t.Fatalf("ReadLine: %q, %v", line, err)
+	}
+}

@@ -34,10 +34,18 @@ var (
 // MalformedError reports a packet whose payload does not hold the arguments
 // its type requires. The packet was consumed whole, so the stream is still in
 // sync and the connection can go on.
+//
+// Payload is the packet's whole payload, for a server that reads some
+// malformed packets leniently when it knows more than the packet table
+// (gearsched reads a work result whose payload is exactly the handle of a
+// job the sender runs as that handle with empty data). Like Packet.Args it
+// aliases the bytes decoded: a Decoder's buffer, valid until the next call
+// to Next, or the slice given to Decode.
 type MalformedError struct {
-	Type Type
-	Want int // NUL-terminated arguments the type requires
-	Got  int // NULs found in the payload
+	Type    Type
+	Want    int // NUL-terminated arguments the type requires
+	Got     int // NULs found in the payload
+	Payload []byte
 }
 
 func (e *MalformedError) Error() string {
@@ -197,7 +205,7 @@ func (p *Packet) split(payload []byte) error {
 		j := bytes.IndexByte(rest, 0)
 		if j < 0 {
 			p.Args = p.argv[:0]
-			return &MalformedError{Type: p.Type, Want: nuls, Got: i}
+			return &MalformedError{Type: p.Type, Want: nuls, Got: i, Payload: payload}
 		}
 		p.Args = append(p.Args, rest[:j])
 		rest = rest[j+1:]

@@ -303,6 +303,9 @@ func TestDecodeMalformed(t *testing.T) {
 			if me.Type != tc.t || me.Want != tc.want || me.Got != tc.got {
 				t.Errorf("got %+v, want type %s want %d got %d", me, tc.t, tc.want, tc.got)
 			}
+			if string(me.Payload) != tc.payload {
+				t.Errorf("Payload %q, want %q", me.Payload, tc.payload)
+			}
 			if len(p.Args) != 0 {
 				t.Errorf("malformed packet left args %q", argStrings(&p))
 			}
@@ -322,6 +325,9 @@ func TestDecodeMalformed(t *testing.T) {
 				if p == nil || p.Type != tc.t {
 					t.Errorf("buf %d: malformed frame should carry its header, got %v", size, p)
 				}
+				if string(me.Payload) != tc.payload {
+					t.Errorf("buf %d: Payload %q, want %q", size, me.Payload, tc.payload)
+				}
 				p, _, err = d.Next()
 				if err != nil {
 					t.Fatalf("buf %d: next packet: %v", size, err)
@@ -331,6 +337,46 @@ func TestDecodeMalformed(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// loopReader yields its bytes over and over.
+type loopReader struct {
+	b   []byte
+	off int
+}
+
+func (r *loopReader) Read(p []byte) (int, error) {
+	n := copy(p, r.b[r.off:])
+	r.off = (r.off + n) % len(r.b)
+	return n, nil
+}
+
+// TestDecodeNoAllocs: well-formed packets, and admin lines, are decoded
+// without allocating.
+func TestDecodeNoAllocs(t *testing.T) {
+	var stream []byte
+	stream = AppendPacketString(stream, MagicReq, WorkComplete, "H:x:1", "result")
+	stream = AppendPacketString(stream, MagicReq, WorkData, "H:x:1", "")
+	stream = AppendPacketString(stream, MagicReq, WorkStatus, "H:x:1", "1", "2")
+	stream = AppendPacketString(stream, MagicReq, SubmitJob, "f", "u", "data\x00data")
+	stream = append(stream, "status\n"...)
+	d := NewDecoder(bufio.NewReaderSize(&loopReader{b: stream}, 4096), 0)
+	if n := testing.AllocsPerRun(1000, func() {
+		if _, _, err := d.Next(); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("Decoder.Next: %v allocations per frame, want 0", n)
+	}
+	one := AppendPacketString(nil, MagicReq, WorkComplete, "H:x:1", "")
+	var p Packet
+	if n := testing.AllocsPerRun(1000, func() {
+		if err := Decode(one, &p); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("Decode: %v allocations per packet, want 0", n)
 	}
 }
 

@@ -155,6 +155,9 @@ func (c *conn) readLoop() error {
 				return nil
 			}
 		case errors.As(err, &malformed):
+			if c.srv.bareHandleResult(c, pkt, malformed.Payload) {
+				continue
+			}
 			c.log.Info("malformed packet", "err", err)
 			c.replyError(gearman.CodeInvalidPacket, err.Error())
 		case errors.Is(err, gearman.ErrTooLarge):

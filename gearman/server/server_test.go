@@ -1249,6 +1249,120 @@ func TestEpoch(t *testing.T) {
 	})
 }
 
+// TestBareHandleWorkResult: a WORK_COMPLETE, WORK_DATA, WORK_WARNING or
+// WORK_EXCEPTION whose payload is the handle alone (no NUL, as Perl's
+// Gearman::Worker sends a "0" or "" result) is read as that handle with
+// empty data when the sender runs that job (D20); for any other handle it
+// is malformed, as before.
+func TestBareHandleWorkResult(t *testing.T) {
+	t.Parallel()
+	addr := newTestServer(t, Config{})
+	bare := func(c *tconn, typ gearman.Type, payload string) {
+		c.t.Helper()
+		c.writeRaw(rawPacket(gearman.MagicReq, typ, payload))
+	}
+	invalid := func(c *tconn, typ gearman.Type) {
+		c.t.Helper()
+		c.expectError(gearman.CodeInvalidPacket, (&gearman.MalformedError{Type: typ, Want: typ.NArgs() - 1}).Error())
+	}
+	// run submits a job of fn for client and has a new worker grab it.
+	run := func(t *testing.T, client *tconn, typ gearman.Type, fn, unique string) (worker *tconn, h string) {
+		t.Helper()
+		h = client.submit(typ, fn, unique, "x")
+		worker = dialT(t, addr)
+		worker.canDo(fn)
+		if got, _ := worker.grabJob(); got != h {
+			t.Fatalf("grabbed %s, want %s", got, h)
+		}
+		return worker, h
+	}
+
+	t.Run("own job", func(t *testing.T) {
+		client := dialT(t, addr)
+		worker, h := run(t, client, gearman.SubmitJob, "bh_own", "")
+		bare(worker, gearman.WorkData, h)
+		bare(worker, gearman.WorkWarning, h)
+		worker.sync() // no reply
+		client.expect(gearman.WorkData, h, "")
+		client.expect(gearman.WorkWarning, h, "")
+		client.status(h, "1", "1", "0", "0")
+		bare(worker, gearman.WorkComplete, h)
+		worker.sync()
+		client.expect(gearman.WorkComplete, h, "")
+		client.status(h, "0", "0", "0", "0")
+
+		// The worker goes on: its next job is served as usual.
+		h2 := client.submit(gearman.SubmitJob, "bh_own", "", "y")
+		if got, _ := worker.grabJob(); got != h2 {
+			t.Fatalf("next job %s, want %s", got, h2)
+		}
+		worker.send(gearman.WorkComplete, h2, "r")
+		client.expect(gearman.WorkComplete, h2, "r")
+	})
+
+	t.Run("exception", func(t *testing.T) {
+		plain, withExc := dialT(t, addr), dialT(t, addr)
+		withExc.send(gearman.OptionReq, "exceptions")
+		withExc.expect(gearman.OptionRes, "exceptions")
+		worker, h := run(t, withExc, gearman.SubmitJob, "bh_exc", "u-exc")
+		if h2 := plain.submit(gearman.SubmitJob, "bh_exc", "u-exc", "x"); h2 != h {
+			t.Fatalf("coalesced submission got %s, want %s", h2, h)
+		}
+		bare(worker, gearman.WorkException, h)
+		worker.sync()
+		withExc.expect(gearman.WorkException, h, "")
+		plain.expect(gearman.WorkFail, h)
+		plain.status(h, "0", "0", "0", "0")
+	})
+
+	t.Run("background job", func(t *testing.T) {
+		client := dialT(t, addr)
+		worker, h := run(t, client, gearman.SubmitJobBg, "bh_bg", "u-bg")
+		bare(worker, gearman.WorkComplete, h)
+		worker.sync()
+		client.status(h, "0", "0", "0", "0")
+		worker.expectNoJob()
+	})
+
+	t.Run("not the sender's job", func(t *testing.T) {
+		client := dialT(t, addr)
+		other, running := run(t, client, gearman.SubmitJob, "bh_other", "")
+		queued := client.submit(gearman.SubmitJobBg, "bh_nobody", "", "x")
+		worker, mine := run(t, client, gearman.SubmitJob, "bh_mine", "")
+
+		for _, tc := range []struct {
+			name    string
+			typ     gearman.Type
+			payload string
+		}{
+			{"another connection's job", gearman.WorkComplete, running},
+			{"a queued job", gearman.WorkComplete, queued},
+			{"an unknown handle", gearman.WorkComplete, testPrefix + ":999999"},
+			{"more than the handle", gearman.WorkComplete, mine + "x"},
+			{"empty payload", gearman.WorkData, ""},
+			{"WORK_STATUS", gearman.WorkStatus, mine},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				bare(worker.in(t), tc.typ, tc.payload)
+				invalid(worker.in(t), tc.typ)
+			})
+		}
+		// With RES magic the packet is not a request: as before, it is
+		// reported malformed first.
+		worker.writeRaw(rawPacket(gearman.MagicRes, gearman.WorkComplete, mine))
+		invalid(worker, gearman.WorkComplete)
+		worker.sync()
+
+		client.status(running, "1", "1", "0", "0")
+		client.status(queued, "1", "0", "0", "0")
+		client.status(mine, "1", "1", "0", "0")
+		other.send(gearman.WorkComplete, running, "r1")
+		client.expect(gearman.WorkComplete, running, "r1")
+		worker.send(gearman.WorkComplete, mine, "r2")
+		client.expect(gearman.WorkComplete, mine, "r2")
+	})
+}
+
 // TestMalformedInput: bad input affects at most the connection it came on.
 func TestMalformedInput(t *testing.T) {
 	t.Parallel()

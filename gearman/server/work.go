@@ -114,8 +114,8 @@ func (s *Server) workResult(c *conn, p *gearman.Packet) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	handle := p.Args[0]
-	j := s.jobs[string(handle)]
-	if j == nil || j.state != stateRunning || j.worker != c {
+	j := s.runningOn(c, handle)
+	if j == nil {
 		switch p.Type {
 		case gearman.WorkData, gearman.WorkWarning:
 			c.replyError(gearman.CodeJobNotFound, txtDataNotFound)
@@ -132,6 +132,57 @@ func (s *Server) workResult(c *conn, p *gearman.Packet) {
 		}
 		return
 	}
+	s.applyResult(j, p)
+}
+
+// runningOn returns the job with that handle if c is running it.
+func (s *Server) runningOn(c *conn, handle []byte) *job {
+	j := s.jobs[string(handle)]
+	if j == nil || j.state != stateRunning || j.worker != c {
+		return nil
+	}
+	return j
+}
+
+// bareHandleResult serves a malformed WORK_COMPLETE, WORK_DATA,
+// WORK_WARNING or WORK_EXCEPTION whose whole payload is the handle of a job
+// c is running, as that handle with empty data, and reports whether it did.
+// Anything else stays malformed: the caller answers ERROR INVALID_PACKET.
+//
+// Perl's Gearman::Worker sends a result, data, warning or exception that
+// is false in Perl ("0" or "") as the handle alone, without the NUL that
+// ends it, and its work loop dies on the ERROR it does not expect; gearmand
+// 1.1.20 closes its connection and requeues the job (D20). Only the server knows which handles c runs, so the
+// protocol package stays strict and merely hands over the payload of the
+// malformed packet (MalformedError.Payload), rather than decoding these
+// types leniently for everyone; and only a payload that names such a job
+// is rescued, so a short packet of any other kind, a handle c does not run
+// or an unknown one is still reported as malformed. The rescue reuses the
+// decoder's packet, so it allocates nothing beyond the error itself, and
+// well-formed packets never come here.
+func (s *Server) bareHandleResult(c *conn, p *gearman.Packet, payload []byte) bool {
+	switch p.Type {
+	case gearman.WorkComplete, gearman.WorkData, gearman.WorkWarning, gearman.WorkException:
+	default:
+		return false // WORK_FAIL is the handle alone when well-formed
+	}
+	if p.Magic != gearman.MagicReq {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j := s.runningOn(c, payload)
+	if j == nil {
+		return false
+	}
+	// Malformed, these types have no NUL at all: payload is the handle.
+	p.Args = append(p.Args[:0], payload, payload[len(payload):])
+	s.applyResult(j, p)
+	return true
+}
+
+// applyResult applies a WORK_* packet to j, which its sender is running.
+func (s *Server) applyResult(j *job, p *gearman.Packet) {
 	switch p.Type {
 	case gearman.WorkStatus:
 		j.num, j.den = string(p.Args[1]), string(p.Args[2])

@@ -453,6 +453,52 @@ task xyz complete zyx
 			}
 		})
 	})
+
+	// Gearman::Worker sends a result that is false in Perl ("0" or "") as
+	// a WORK_COMPLETE holding the job handle alone, with no NUL and no data
+	// (WORK_DATA and WORK_WARNING likewise). gearsched reads it as the
+	// handle with empty data (D20 in docs/gearmand-differences.md), so such
+	// jobs complete and the worker goes on with later jobs. A "0" arrives
+	// as "": Gearman::Worker leaves it out of the packet, so no server can
+	// deliver it. gearmand 1.1.20 closes the worker's connection and
+	// requeues the job instead: the worker runs it again and again, and the
+	// client gets no result.
+	t.Run("false results", func(t *testing.T) {
+		t.Parallel()
+		forEachBackend(t, func(t *testing.T, b backend) {
+			s := b.start(t)
+			w := perl(t, s, "perl_worker.pl", "5")
+			out, _ := perl(t, s, "perl_client.pl", "results").wait(t)
+			if b.name == "gearmand" {
+				checkTranscript(t, "client", out, "do_task zero undef\n")
+				// The worker is killed at cleanup; so far it has run the
+				// requeued job over and over.
+				runs := 0
+				for _, l := range strings.Split(strings.TrimSuffix(w.stdout.String(), "\n"), "\n") {
+					switch l {
+					case "job pl_result zero":
+						runs++
+					case "worker done":
+					default:
+						t.Errorf("gearmand: worker printed %q, want only runs of the first job", l)
+					}
+				}
+				if runs < 2 {
+					t.Errorf("gearmand: worker ran the first job %d times, want it requeued and run again", runs)
+				}
+				return
+			}
+			want := `do_task zero []
+do_task empty []
+do_task normal [normal]
+do_task zero []
+do_task after [after]
+`
+			checkTranscript(t, "client", out, want)
+			wout, _ := w.wait(t)
+			checkTranscript(t, "worker", wout, "job pl_result zero\njob pl_result empty\njob pl_result normal\njob pl_result zero\njob pl_result after\nworker done\n")
+		})
+	})
 }
 
 // checkTranscript compares what a client or worker script printed with

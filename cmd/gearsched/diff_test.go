@@ -5,7 +5,7 @@ package main
 // dispatch order) are compared with one expectation, normalised where the
 // protocol leaves things open (handles, file descriptors, row order).
 // Where gearsched deliberately differs from gearmand (docs/gearmand-differences.md:
-// D3, D4, D11, D12, D13, D17, the version string, and SUBMIT_JOB_SCHED),
+// D3, D4, D11, D12, D13, D17, D20, the version string, and SUBMIT_JOB_SCHED),
 // the expectation is written per backend.
 //
 // The binary protocol is driven by the small codec below, independent of the
@@ -14,6 +14,7 @@ package main
 import (
 	"bufio"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -156,21 +158,32 @@ func (c *rawConn) send(typ uint32, args ...string) {
 // recv reads one response rawPacket (fails the test after ioTimeout).
 func (c *rawConn) recv() rawPacket {
 	c.t.Helper()
-	c.c.SetReadDeadline(time.Now().Add(ioTimeout))
+	p, err := c.tryRecv(ioTimeout)
+	if err != nil {
+		c.t.Fatalf("%s: %v", c.name, err)
+	}
+	return p
+}
+
+// tryRecv reads one response rawPacket, waiting at most d, and returns
+// the error instead of failing the test: wrapping io.EOF when the server
+// closed the connection, a timeout when nothing came.
+func (c *rawConn) tryRecv(d time.Duration) (rawPacket, error) {
+	c.c.SetReadDeadline(time.Now().Add(d))
 	var hdr [12]byte
 	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
-		c.t.Fatalf("%s: reading rawPacket header: %v", c.name, err)
+		return rawPacket{}, fmt.Errorf("reading rawPacket header: %w", err)
 	}
 	if string(hdr[:4]) != magicRes {
-		c.t.Fatalf("%s: bad response magic %q", c.name, hdr[:4])
+		return rawPacket{}, fmt.Errorf("bad response magic %q", hdr[:4])
 	}
 	p := rawPacket{Type: binary.BigEndian.Uint32(hdr[4:])}
 	data := make([]byte, binary.BigEndian.Uint32(hdr[8:]))
 	if _, err := io.ReadFull(c.r, data); err != nil {
-		c.t.Fatalf("%s: reading %d-byte payload of %v: %v", c.name, len(data), p, err)
+		return rawPacket{}, fmt.Errorf("reading %d-byte payload of %v: %w", len(data), p, err)
 	}
 	p.Data = string(data)
-	return p
+	return p, nil
 }
 
 // readLine reads one text line (admin reply on a binary connection).
@@ -959,4 +972,159 @@ func TestDiffDeliberate(t *testing.T) {
 			}
 		})
 	})
+}
+
+// TestDiffBareHandleResults: a worker sends, for the foreground job it
+// runs, a WORK_* packet whose payload is the job handle alone (no NUL, no
+// data), as Perl's Gearman::Worker does for a result, data or warning of
+// "0" or "" (D20). For each type the test measures the reply to the worker,
+// whether its connection goes on, GET_STATUS right after, and everything
+// the foreground client (with the exceptions option) receives until the
+// job ends; where the job is left unfinished, the worker (or, if it cannot,
+// a second one) completes it with "done".
+//
+// gearmand 1.1.20 logs "realloc(char, count: 18446744073709551615 size: 1)"
+// for WORK_COMPLETE, WORK_DATA, WORK_WARNING and WORK_EXCEPTION, closes the
+// worker's connection without a reply and requeues the job; a bare
+// WORK_STATUS gets no reply and nothing later on that connection is
+// answered. gearsched reads the first four as the handle with empty data
+// and answers WORK_STATUS with ERROR INVALID_PACKET (it has no data to
+// leave out). A bare WORK_FAIL is the well-formed packet for both.
+func TestDiffBareHandleResults(t *testing.T) {
+	t.Parallel()
+	type outcome struct {
+		reply  []rawPacket // to the worker, before the ECHO_RES that follows
+		conn   string      // "open" (the echo came back), "closed" (EOF) or "stalled" (no answer)
+		status string      // GET_STATUS afterwards
+		client []rawPacket // to the client until the job ended, handle written "H"
+	}
+	const stallWait = 3 * time.Second
+	invalid := func(typ string, want int) []rawPacket {
+		return []rawPacket{rawPkt(ptError, "INVALID_PACKET", fmt.Sprintf("gearman: malformed %s packet: %d NUL-terminated arguments required, 0 present", typ, want))}
+	}
+	done := rawPkt(ptWorkComplete, "H", "done")
+	// gearmand's answer to a bare WORK_COMPLETE, _DATA, _WARNING or
+	// _EXCEPTION: connection closed, job requeued, nothing forwarded.
+	requeued := outcome{conn: "closed", status: "known=1 running=0", client: []rawPacket{done}}
+	tests := []struct {
+		typ  uint32
+		want map[string]outcome
+	}{
+		{ptWorkComplete, map[string]outcome{
+			"gearmand":  requeued,
+			"gearsched": {conn: "open", status: "known=0 running=0", client: []rawPacket{rawPkt(ptWorkComplete, "H", "")}},
+		}},
+		{ptWorkData, map[string]outcome{
+			"gearmand":  requeued,
+			"gearsched": {conn: "open", status: "known=1 running=1", client: []rawPacket{rawPkt(ptWorkData, "H", ""), done}},
+		}},
+		{ptWorkWarning, map[string]outcome{
+			"gearmand":  requeued,
+			"gearsched": {conn: "open", status: "known=1 running=1", client: []rawPacket{rawPkt(ptWorkWarning, "H", ""), done}},
+		}},
+		{ptWorkException, map[string]outcome{
+			"gearmand":  requeued,
+			"gearsched": {conn: "open", status: "known=0 running=0", client: []rawPacket{rawPkt(ptWorkException, "H", "")}},
+		}},
+		{ptWorkFail, map[string]outcome{
+			"gearmand":  {conn: "open", status: "known=0 running=0", client: []rawPacket{rawPkt(ptWorkFail, "H")}},
+			"gearsched": {conn: "open", status: "known=0 running=0", client: []rawPacket{rawPkt(ptWorkFail, "H")}},
+		}},
+		{ptWorkStatus, map[string]outcome{
+			"gearmand":  {conn: "stalled", status: "known=1 running=1", client: []rawPacket{done}},
+			"gearsched": {reply: invalid("WORK_STATUS", 2), conn: "open", status: "known=1 running=1", client: []rawPacket{done}},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(rawPacketNames[tc.typ], func(t *testing.T) {
+			t.Parallel()
+			forEachBackend(t, func(t *testing.T, b backend) {
+				s := b.start(t)
+				c := dialRaw(t, s.Addr, "client")
+				c.send(ptOptionReq, "exceptions")
+				c.expect(rawPkt(ptOptionRes, "exceptions"))
+				w := rawWorker(t, s.Addr, "w-bare", "f_bare")
+				h := c.submit(ptSubmitJob, "f_bare", "", "x")
+				if got, _, _, _, ok := w.grab(ptGrabJob); !ok || got != h {
+					t.Fatalf("grab: %q %v, want %q", got, ok, h)
+				}
+
+				// The bare packet and an echo, in one write.
+				var got outcome
+				w.write(append(rawEncode(magicReq, rawPacket{Type: tc.typ, Data: h}),
+					rawEncode(magicReq, rawPkt(ptEchoReq, "after"))...))
+				for got.conn == "" {
+					p, err := w.tryRecv(stallWait)
+					var ne net.Error
+					switch {
+					case err == nil && p == rawPkt(ptEchoRes, "after"):
+						got.conn = "open"
+					case err == nil:
+						got.reply = append(got.reply, p)
+					case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+						got.conn = "closed"
+					case errors.As(err, &ne) && ne.Timeout():
+						got.conn = "stalled"
+					default:
+						t.Fatalf("worker: %v", err)
+					}
+				}
+				if got.conn == "closed" {
+					// The server has dealt with the worker's departure
+					// once `workers` no longer lists it.
+					eventually(t, 5*time.Second, func() string {
+						for _, r := range listRows(t, admin(t, s.Addr, "workers")) {
+							if strings.Contains(r, " w-bare :") {
+								return "worker still listed: " + r
+							}
+						}
+						return ""
+					})
+				}
+				st := strings.Split(dialRaw(t, s.Addr, "status").call(ptGetStatus, h).Data, "\x00")
+				if len(st) != 5 {
+					t.Fatalf("STATUS_RES fields %q", st)
+				}
+				got.status = "known=" + st[1] + " running=" + st[2]
+
+				if st[1] == "1" {
+					if got.conn == "open" {
+						w.send(ptWorkComplete, h, "done")
+					} else {
+						w.c.Close()
+						w2 := rawWorker(t, s.Addr, "w-finish", "f_bare")
+						eventually(t, 5*time.Second, func() string {
+							if got, _, _, _, ok := w2.grab(ptGrabJob); !ok || got != h {
+								return fmt.Sprintf("second worker's grab: %q %v, want %q", got, ok, h)
+							}
+							return ""
+						})
+						w2.send(ptWorkComplete, h, "done")
+					}
+				}
+				for {
+					p := c.recv()
+					p.Data = strings.ReplaceAll(p.Data, h, "H")
+					got.client = append(got.client, p)
+					if p.Type == ptWorkComplete || p.Type == ptWorkFail || p.Type == ptWorkException {
+						break
+					}
+				}
+
+				if b.name == "gearmand" && got.conn == "closed" {
+					eventually(t, 5*time.Second, func() string {
+						if !strings.Contains(s.Stderr(), "realloc(char, count: 18446744073709551615 size: 1)") {
+							return "gearmand logged no realloc error"
+						}
+						return ""
+					})
+				}
+				want := tc.want[b.name]
+				if !slices.Equal(got.reply, want.reply) || got.conn != want.conn || got.status != want.status || !slices.Equal(got.client, want.client) {
+					t.Errorf("bare %s:\n got reply %v, connection %s, %s, client got %v\nwant reply %v, connection %s, %s, client got %v",
+						rawPacketNames[tc.typ], got.reply, got.conn, got.status, got.client, want.reply, want.conn, want.status, want.client)
+				}
+			})
+		})
+	}
 }

@@ -61,6 +61,17 @@ elsif ($scenario eq "fg") {
     $ts->wait(timeout => 10);
     print "$_\n" for sort @lines;
 }
+elsif ($scenario eq "results") {
+    # Results that Gearman::Worker sends as a bare handle ("0" and "", both
+    # arriving as ""), between ordinary ones; perl_worker.pl's pl_result
+    # returns them. The first job that does not complete within 5 s ends
+    # the scenario.
+    for my $arg (qw(zero empty normal zero after)) {
+        my $r = $client->do_task("pl_result", $arg, { timeout => 5 });
+        print "do_task $arg ", (defined $r ? "[$$r]" : "undef"), "\n";
+        last unless defined $r;
+    }
+}
 else {
     die "unknown scenario $scenario\n";
 }

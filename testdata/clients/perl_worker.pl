@@ -39,6 +39,17 @@ $worker->register_function(pl_rec => sub {
     return $arg;
 }) or die "register pl_rec failed\n";
 
+# pl_result returns "0" for the argument "zero", "" for "empty", and the
+# argument itself otherwise (Gearman::Client cannot submit "0": it sends
+# a false argument as ""). Gearman::Worker sends a false result ("0" or
+# "") as a WORK_COMPLETE holding the job handle alone, without the NUL
+# and without the data: a "0" reaches the client as "".
+$worker->register_function(pl_result => sub {
+    my $arg = $_[0]->arg;
+    print "job pl_result $arg\n";
+    return $arg eq "zero" ? "0" : $arg eq "empty" ? "" : $arg;
+}) or die "register pl_result failed\n";
+
 $worker->work(
     on_complete => sub { $done++ },
     on_fail     => sub { $done++ },

@@ -152,8 +152,8 @@ func (s *Server) runningOn(c *conn, handle []byte) *job {
 // Perl's Gearman::Worker sends a result, data, warning or exception that
 // is false in Perl ("0" or "") as the handle alone, without the NUL that
 // ends it, and its work loop dies on the ERROR it does not expect; gearmand
-// 1.1.20 closes its connection and requeues the job (D20). Only the server knows which handles c runs, so the
-// protocol package stays strict and merely hands over the payload of the
+// 1.1.20 closes its connection and requeues the job (D20). Only the server
+// knows which handles c runs, so the protocol package stays strict and merely hands over the payload of the
 // malformed packet (MalformedError.Payload), rather than decoding these
 // types leniently for everyone; and only a payload that names such a job
 // is rescued, so a short packet of any other kind, a handle c does not run

@@ -76,10 +76,11 @@ func Committed() *Write {
 
 // op is one queued write: a ready job's put or delete, or any other update.
 type op struct {
-	put *Job               // a ready job put
-	id  uint64             // a ready job delete, when put and fn are nil
-	fn  func(t *txn) error // a general update
-	w   *Write             // receives the outcome; nil for deletes
+	put     *Job               // a ready job put
+	id      uint64             // a ready job delete, when put and fn are nil
+	outcome *Outcome           // with a delete: how the job ended (Finish)
+	fn      func(t *txn) error // a general update
+	w       *Write             // receives the outcome; nil for deletes
 }
 
 // txn is one write transaction of the committer, with the changes it makes
@@ -88,6 +89,7 @@ type txn struct {
 	tx        *bolt.Tx
 	pending   map[string]int // pending-job count deltas by function
 	schedules map[string]int // schedule count deltas by function
+	maxRuns   int            // Options.MaxRuns
 }
 
 func (t *txn) bucket(name []byte) *bolt.Bucket { return t.tx.Bucket(name) }
@@ -168,7 +170,7 @@ func (s *Store) commitLoop() {
 			s.ops, s.cur = spare[:0], newBatch()
 			s.mu.Unlock()
 
-			t := &txn{pending: map[string]int{}, schedules: map[string]int{}}
+			t := &txn{pending: map[string]int{}, schedules: map[string]int{}, maxRuns: s.maxRuns}
 			b.err = s.db.Update(func(tx *bolt.Tx) error {
 				t.tx = tx
 				if s.before != nil {
@@ -207,6 +209,11 @@ func apply(t *txn, ops []op) error {
 			binary.BigEndian.PutUint64(key[:], o.id)
 			if err := t.bucket(bucketJobs).Delete(key[:]); err != nil {
 				return err
+			}
+			if o.outcome != nil {
+				if err := finishRun(t, o.id, o.outcome); err != nil {
+					return err
+				}
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"encoding/json"
+	"maps"
 	"slices"
 	"sync"
 
@@ -91,11 +92,14 @@ func (s *Store) PendingCount(function string) int {
 func (s *Store) PendingCounts() map[string]int {
 	s.counts.mu.Lock()
 	defer s.counts.mu.Unlock()
-	out := make(map[string]int, len(s.counts.pending))
-	for fn, n := range s.counts.pending {
-		out[fn] = n
-	}
-	return out
+	return maps.Clone(s.counts.pending)
+}
+
+// ScheduleCounts returns how many recurring schedules each function has.
+func (s *Store) ScheduleCounts() map[string]int {
+	s.counts.mu.Lock()
+	defer s.counts.mu.Unlock()
+	return maps.Clone(s.counts.schedules)
 }
 
 // Functions returns, sorted, the functions that have pending jobs or

@@ -80,6 +80,10 @@ type Forward struct {
 	// same (upstream, function, second) is already pending: the new one's
 	// Watch is added to it (up to MaxWatch).
 	Triggers []*Job
+	// Runs record each forwarded job or occurrence (see Run). The run of
+	// a job or schedule that is gone (cancelled while it was being
+	// forwarded) is not recorded.
+	Runs []Run
 }
 
 // ForwardResult says what Forwarded removed, and what had gone.
@@ -141,6 +145,24 @@ func (s *Store) Forwarded(f Forward) (ForwardResult, error) {
 		}
 		for _, tr := range f.Triggers {
 			if err := joinTrigger(t, tr); err != nil {
+				return err
+			}
+		}
+		for i := range f.Runs {
+			r := &f.Runs[i]
+			if gone[r.ID] {
+				continue
+			}
+			if r.Item != r.ID {
+				sc, err := getSchedule(t.tx, r.Item)
+				if err != nil {
+					return err
+				}
+				if sc == nil {
+					continue // cancelled while it was being forwarded
+				}
+			}
+			if err := addRun(t, r); err != nil {
 				return err
 			}
 		}
@@ -212,8 +234,8 @@ func (s *Store) FiredJob(id uint64) (*Fired, error) {
 }
 
 // PruneFired deletes up to max ledger entries recorded before the given
-// time (unix ns), with their request keys, and returns how many it
-// deleted.
+// time (unix ns), with their request keys and run records, and returns
+// how many it deleted.
 func (s *Store) PruneFired(before int64, max int) (int, error) {
 	n := 0
 	err := s.update(func(t *txn) error {
@@ -228,6 +250,9 @@ func (s *Store) PruneFired(before int64, max int) (int, error) {
 				return err
 			}
 			if err := forgetRequest(t, binary.BigEndian.Uint64(k[8:])); err != nil {
+				return err
+			}
+			if err := removeRun(t, binary.BigEndian.Uint64(k[8:])); err != nil {
 				return err
 			}
 			if err := c.Delete(); err != nil {

@@ -149,6 +149,11 @@ func TestStaleAdvanceRefused(t *testing.T) {
 		{"spec changed meanwhile", func(s *Store) {
 			edit(s, func(sc *Schedule) { sc.Spec, sc.Next, sc.FireAt = "@daily", 500, 500 })
 		}, false, 500, "v1"},
+		{"paused meanwhile", func(s *Store) {
+			if _, _, err := s.SetPaused(7, true, 150); err != nil {
+				t.Fatal(err)
+			}
+		}, false, 100, "v1"},
 		{"cancelled meanwhile", func(s *Store) {
 			if err := s.EditSchedules(func(e *ScheduleEdit) error { return e.Delete(7) }); err != nil {
 				t.Fatal(err)
@@ -161,7 +166,7 @@ func TestStaleAdvanceRefused(t *testing.T) {
 			mustPutSchedule(t, s, base(), "")
 			p := plan(s)
 			tt.meanwhile(s)
-			_, fired, err := s.Fire(nil, occ(p))
+			_, fired, err := s.Fire(0, nil, occ(p))
 			if err != nil {
 				t.Fatal(err)
 			}

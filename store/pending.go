@@ -221,6 +221,9 @@ func (s *Store) Cancel(id uint64) (CancelResult, error) {
 type Occurrence struct {
 	Job      *Job
 	Schedule *Schedule
+	// Due is when the occurrence was due to fire (unix ns, jitter
+	// included), for its run record.
+	Due int64
 }
 
 // Fire records a release in one transaction: the pending jobs ids move
@@ -231,8 +234,10 @@ type Occurrence struct {
 // It returns the jobs it moved and the occurrence jobs it stored. Ids no
 // longer pending (cancelled meanwhile) are left out, and so are the
 // occurrences of a schedule that was cancelled or changed since it was
-// planned: its plan is stale, and the schedule stays as it is now.
-func (s *Store) Fire(ids []uint64, occs []Occurrence) (moved, fired []*Job, err error) {
+// planned: its plan is stale, and the schedule stays as it is now. Each
+// job moved or stored gets a run record (see Run) released at at (unix
+// ns), in the same commit.
+func (s *Store) Fire(at int64, ids []uint64, occs []Occurrence) (moved, fired []*Job, err error) {
 	err = s.update(func(t *txn) error {
 		moved, fired = moved[:0], fired[:0]
 		jobs := t.bucket(bucketJobs)
@@ -245,6 +250,9 @@ func (s *Store) Fire(ids []uint64, occs []Occurrence) (moved, fired []*Job, err 
 				continue
 			}
 			if err := jobs.Put(idKey(id), j.appendTo(nil)); err != nil {
+				return err
+			}
+			if err := addRun(t, &Run{Item: id, ID: id, Handle: j.Handle, Due: j.Due, Released: at}); err != nil {
 				return err
 			}
 			moved = append(moved, j)
@@ -263,6 +271,10 @@ func (s *Store) Fire(ids []uint64, occs []Occurrence) (moved, fired []*Job, err 
 				continue
 			}
 			if err := jobs.Put(idKey(o.Job.ID), o.Job.appendTo(nil)); err != nil {
+				return err
+			}
+			run := &Run{Item: o.Schedule.ID, ID: o.Job.ID, Handle: o.Job.Handle, Due: o.Due, Released: at}
+			if err := addRun(t, run); err != nil {
 				return err
 			}
 			fired = append(fired, o.Job)
@@ -361,10 +373,7 @@ func (s *Store) dueItems(due int64, id uint64, until int64, max int) ([]DueItem,
 		if due < 0 {
 			k, v = c.First()
 		} else {
-			start := dueKey(due, id)
-			if k, v = c.Seek(start); string(k) == string(start) {
-				k, v = c.Next()
-			}
+			k, v = seekAfter(c, due, id)
 		}
 		for ; len(k) == 16 && len(items) < max; k, v = c.Next() {
 			at := int64(binary.BigEndian.Uint64(k))
@@ -380,6 +389,15 @@ func (s *Store) dueItems(due int64, id uint64, until int64, max int) ([]DueItem,
 		return nil
 	})
 	return items, err
+}
+
+// seekAfter moves c to the first entry of the due index after (due, id).
+func seekAfter(c *bolt.Cursor, due int64, id uint64) (k, v []byte) {
+	start := dueKey(due, id)
+	if k, v = c.Seek(start); string(k) == string(start) {
+		k, v = c.Next()
+	}
+	return k, v
 }
 
 func loadItem(tx *bolt.Tx, due int64, id uint64, kind []byte) (DueItem, error) {

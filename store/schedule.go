@@ -42,7 +42,14 @@ type Schedule struct {
 	Overlap   string `json:"overlap"`     // allow or skip
 	Jitter    int64  `json:"jitter_ns"`   // delay-only, deterministic
 	Enabled   bool   `json:"enabled"`
-	Created   int64  `json:"created_ns"`
+	// Paused keeps the schedule's place (Next) but fires nothing, until
+	// it is resumed; see SetPaused.
+	Paused bool `json:"paused,omitempty"`
+	// ResumedAt is when it was last resumed (unix ns): its occurrences due
+	// before then fell in the pause, and its missed-run policy decides
+	// which of them run.
+	ResumedAt int64 `json:"resumed_ns,omitempty"`
+	Created   int64 `json:"created_ns"`
 
 	Gen uint64 `json:"gen"`
 
@@ -54,9 +61,13 @@ type Schedule struct {
 }
 
 // timingOf is what decides when a schedule fires.
-func timingOf(sc *Schedule) [6]any {
-	return [6]any{sc.Spec, sc.Zone, sc.Jitter, sc.Enabled, sc.Next, sc.FireAt}
+func timingOf(sc *Schedule) [7]any {
+	return [7]any{sc.Spec, sc.Zone, sc.Jitter, sc.Enabled, sc.Paused, sc.Next, sc.FireAt}
 }
+
+// Active reports whether the schedule fires: enabled, not paused, with a
+// next run. Only active schedules are in the due index.
+func (sc *Schedule) Active() bool { return sc.Enabled && !sc.Paused && sc.Next > 0 }
 
 func getSchedule(tx *bolt.Tx, id uint64) (*Schedule, error) {
 	v := tx.Bucket(bucketSchedules).Get(idKey(id))
@@ -95,7 +106,7 @@ func putSchedule(t *txn, sc *Schedule) error {
 	if err := t.bucket(bucketSchedules).Put(idKey(sc.ID), v); err != nil {
 		return err
 	}
-	if sc.Enabled && sc.Next > 0 {
+	if sc.Active() {
 		if err := t.bucket(bucketDue).Put(dueKey(sc.FireAt, sc.ID), []byte{KindSchedule}); err != nil {
 			return err
 		}
@@ -107,7 +118,7 @@ func putSchedule(t *txn, sc *Schedule) error {
 }
 
 func unindexSchedule(t *txn, sc *Schedule) error {
-	if sc.Enabled && sc.Next > 0 {
+	if sc.Active() {
 		if err := t.bucket(bucketDue).Delete(dueKey(sc.FireAt, sc.ID)); err != nil {
 			return err
 		}
@@ -160,6 +171,9 @@ func advanceSchedule(t *txn, plan *Schedule) (applied, gone bool, err error) {
 
 func deleteSchedule(t *txn, sc *Schedule) error {
 	if err := unindexSchedule(t, sc); err != nil {
+		return err
+	}
+	if err := removeRunsOf(t, sc.ID); err != nil {
 		return err
 	}
 	t.schedules[sc.Function]--
@@ -241,4 +255,50 @@ func allSchedules(tx *bolt.Tx) ([]*Schedule, error) {
 		return nil
 	})
 	return all, err
+}
+
+// PauseResult says what SetPaused found.
+type PauseResult uint8
+
+// Results of SetPaused.
+const (
+	PauseNotFound PauseResult = iota // no schedule or pending job has that id
+	PauseDone                        // the schedule is paused or resumed now (or was already)
+	PauseJob                         // a pending one-shot job: only schedules pause
+)
+
+// SetPaused pauses or resumes schedule id in one transaction and returns
+// it as it is then. A paused schedule keeps its next run but leaves the
+// due index, so it fires nothing; resuming puts it back and sets
+// ResumedAt to now (unix ns), so that the occurrences that fell due
+// meanwhile count as missed. Either is a change of definition: the
+// schedule moves to a new generation, so an advance planned before it
+// (a firing in flight) is refused. Pausing a paused schedule, or resuming
+// an active one, changes nothing.
+func (s *Store) SetPaused(id uint64, paused bool, now int64) (PauseResult, *Schedule, error) {
+	var res PauseResult
+	var out *Schedule
+	err := s.update(func(t *txn) error {
+		res, out = PauseNotFound, nil
+		sc, err := getSchedule(t.tx, id)
+		switch {
+		case err != nil:
+			return err
+		case sc == nil:
+			if t.bucket(bucketSched).Get(idKey(id)) != nil {
+				res = PauseJob
+			}
+			return nil
+		}
+		res, out = PauseDone, sc
+		if sc.Paused == paused {
+			return nil
+		}
+		sc.Paused = paused
+		if !paused {
+			sc.ResumedAt = now
+		}
+		return defineSchedule(t, sc)
+	}).Wait()
+	return res, out, err
 }

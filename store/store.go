@@ -12,10 +12,12 @@
 package store
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
+	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -37,6 +39,14 @@ var (
 	bucketMeta      = []byte("meta")
 )
 
+// mmapReserve is the memory map Open asks for: address space, not
+// memory, since pages are read in only when touched. A commit that
+// outgrows the map must remap it, which waits for every read transaction
+// to end (a backup, a long listing); with this much reserved, a database
+// below 64 GiB never remaps. It is 0 (map as needed) on 32-bit
+// platforms, whose address space cannot spare it.
+const mmapReserve = int(uint64(64<<30) & uint64(^uint(0)))
+
 // ErrClosed is returned by writes made after Close.
 var ErrClosed = errors.New("store: closed")
 
@@ -46,6 +56,9 @@ type Options struct {
 	Logger *slog.Logger
 	// NoSync skips fsync; for benchmarks and tests of non-durable paths only.
 	NoSync bool
+	// MaxRuns bounds the run records kept in all (see Run); default
+	// DefaultMaxRuns.
+	MaxRuns int
 	// BeforeCommit, when set, runs inside every write transaction of the
 	// committer before the queued writes are applied; an error fails the
 	// transaction. Tests use it to hold a commit while other goroutines
@@ -55,9 +68,10 @@ type Options struct {
 
 // Store is an open database. Its methods are safe for concurrent use.
 type Store struct {
-	db     *bolt.DB
-	log    *slog.Logger
-	before func() error
+	db      *bolt.DB
+	log     *slog.Logger
+	before  func() error
+	maxRuns int
 
 	counts *counts
 
@@ -71,20 +85,27 @@ type Store struct {
 
 // Open opens or creates the database at path and starts its committer.
 func Open(path string, opts Options) (*Store, error) {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{
+	bopts := &bolt.Options{
 		Timeout: time.Second, // another process holds the file lock
 		NoSync:  opts.NoSync,
 		// The freelist is written with each commit (the default) so that
 		// opening a database with millions of pending jobs reads one page
 		// instead of scanning the whole file to rebuild it.
-		FreelistType: bolt.FreelistMapType,
-	})
+		FreelistType:    bolt.FreelistMapType,
+		InitialMmapSize: mmapReserve,
+	}
+	db, err := bolt.Open(path, 0o600, bopts)
+	if errors.Is(err, syscall.ENOMEM) {
+		// Address space is limited (ulimit -v): map as the file needs.
+		bopts.InitialMmapSize = 0
+		db, err = bolt.Open(path, 0o600, bopts)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketJobs, bucketSched, bucketSchedules, bucketDue, bucketUniq, bucketCounts,
-			bucketRequests, bucketRequestOf, bucketMeta, bucketFired, bucketFiredAt} {
+			bucketRequests, bucketRequestOf, bucketMeta, bucketFired, bucketFiredAt, bucketRuns, bucketRunsAt, bucketRunOf} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -107,6 +128,7 @@ func Open(path string, opts Options) (*Store, error) {
 		db:      db,
 		log:     log,
 		before:  opts.BeforeCommit,
+		maxRuns: cmp.Or(opts.MaxRuns, DefaultMaxRuns),
 		counts:  c,
 		cur:     newBatch(),
 		wake:    make(chan struct{}, 1),

@@ -108,9 +108,10 @@ func (s *Server) Release(ctx context.Context, jobs []*store.Job, occs []schedule
 		sc := o.Schedule
 		socc[i].Job = &store.Job{ID: id, Handle: handle, Function: sc.Function, Unique: o.Unique,
 			Priority: sc.Priority, Data: sc.Data}
+		socc[i].Due = o.At.Add(scheduler.JitterFor(sc)).UnixNano()
 		sc.LastHandle = handle
 	}
-	moved, fired, err := s.store.Fire(ids, socc)
+	moved, fired, err := s.store.Fire(s.cfg.Now().UnixNano(), ids, socc)
 	if err != nil {
 		return err
 	}

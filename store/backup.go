@@ -1,0 +1,121 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Backup writes a consistent copy of the whole database to w, as of one
+// moment, while gearsched keeps running, and returns how many bytes it
+// wrote. size, when not nil, is told the copy's size before the first
+// byte.
+//
+// The copy is read in one read transaction (bbolt's Tx.WriteTo), which
+// does not stop the committer: bbolt's readers and its writer do not wait
+// for each other, except when a commit must grow the memory map, and Open
+// maps mmapReserve up front so that it need not. Pages
+// freed during the copy are reused only after it, so a long backup of a
+// busy database lets the file grow meanwhile.
+func (s *Store) Backup(w io.Writer, size func(n int64)) (int64, error) {
+	var n int64
+	err := s.db.View(func(tx *bolt.Tx) error {
+		if size != nil {
+			size(tx.Size())
+		}
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("store: backup: %w", err)
+	}
+	return n, nil
+}
+
+// Ping reports whether the database can be read: it fails once the store
+// is closed.
+func (s *Store) Ping() error {
+	return s.db.View(func(*bolt.Tx) error { return nil })
+}
+
+// ErrInUse is Compact's error for a database another process has open.
+var ErrInUse = errors.New("store: the database is in use (is gearsched running on it?)")
+
+// compactTxSize bounds each transaction of Compact's copy, so that a
+// database of any size is copied in bounded memory.
+const compactTxSize = 64 << 20
+
+// Compact copies the database at src into a new file dst, leaving out the
+// free pages that bbolt keeps and never returns to the file system: after
+// a backlog of millions of jobs has drained, the file keeps its size
+// until it is compacted. It works offline: a database that a running
+// gearsched holds is refused with ErrInUse. dst must not exist; it
+// appears only once complete (written beside it, synced, then linked).
+func Compact(src, dst string) (before, after int64, err error) {
+	if _, err := os.Lstat(dst); err == nil {
+		return 0, 0, fmt.Errorf("store: compact: %s exists; give a new file", dst)
+	}
+	from, err := bolt.Open(src, 0o600, &bolt.Options{ReadOnly: true, Timeout: 100 * time.Millisecond})
+	switch {
+	case errors.Is(err, bolt.ErrTimeout):
+		return 0, 0, fmt.Errorf("store: compact %s: %w", src, ErrInUse)
+	case err != nil:
+		return 0, 0, fmt.Errorf("store: compact: open %s: %w", src, err)
+	}
+	defer from.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(dst), filepath.Base(dst)+".tmp-*")
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: compact: %w", err)
+	}
+	tmpPath := tmp.Name()
+	tmp.Close()
+	defer os.Remove(tmpPath) // after the link, only the temporary name goes
+	// Each transaction of the copy need not be durable on its own: the
+	// whole file is synced once at the end, before it gets its name.
+	to, err := bolt.Open(tmpPath, 0o600, &bolt.Options{NoSync: true, FreelistType: bolt.FreelistMapType})
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: compact: create %s: %w", tmpPath, err)
+	}
+	err = bolt.Compact(to, from, compactTxSize)
+	if err == nil {
+		err = to.Sync()
+	}
+	if cerr := to.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return 0, 0, fmt.Errorf("store: compact %s: %w", src, err)
+	}
+	// A link, unlike a rename, fails if dst appeared meanwhile.
+	if err := os.Link(tmpPath, dst); err != nil {
+		return 0, 0, fmt.Errorf("store: compact: %w", err)
+	}
+	if err := syncDir(filepath.Dir(dst)); err != nil {
+		return 0, 0, fmt.Errorf("store: compact: %w", err)
+	}
+	return fileSize(src), fileSize(dst), nil
+}
+
+// syncDir makes a new name in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+func fileSize(path string) int64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}

@@ -1,0 +1,92 @@
+package store
+
+import (
+	"bytes"
+	"errors"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestBackupWhileCommitting: a backup is a whole database as of one
+// moment, taken while writes go on; it opens as a store with the jobs
+// committed before it.
+func TestBackupWhileCommitting(t *testing.T) {
+	s, _ := openTemp(t, Options{NoSync: true})
+	for id := uint64(1); id <= 100; id++ {
+		waitBatch(t, s.Put(&Job{ID: id, Handle: "H:t", Function: "f", Data: bytes.Repeat([]byte{'x'}, 100)}))
+	}
+	var buf bytes.Buffer
+	var size int64
+	// A commit made while the backup is being written neither waits for
+	// it nor appears in it.
+	n, err := s.Backup(writerFunc(func(p []byte) (int, error) {
+		if buf.Len() == 0 {
+			waitBatch(t, s.Put(&Job{ID: 101, Function: "late"}))
+		}
+		return buf.Write(p)
+	}), func(n int64) { size = n })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != size || int64(buf.Len()) != n {
+		t.Fatalf("backup wrote %d bytes, announced %d, buffered %d", n, size, buf.Len())
+	}
+	path := filepath.Join(t.TempDir(), "copy.db")
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if got := readAll(t, c); len(got) != 100 {
+		t.Errorf("backup holds %d jobs, want the 100 committed before it", len(got))
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// TestCompact: a closed database is copied without its free pages; an
+// open one, or an existing destination, is refused.
+func TestCompact(t *testing.T) {
+	s, path := openTemp(t, Options{NoSync: true})
+	for id := uint64(1); id <= 2000; id++ {
+		waitBatch(t, s.Put(&Job{ID: id, Function: "f", Data: bytes.Repeat([]byte{'x'}, 1000)}))
+	}
+	for id := uint64(1); id <= 1990; id++ {
+		s.Delete(id)
+	}
+	waitBatch(t, s.ReserveIDs(1).w)
+	dst := filepath.Join(t.TempDir(), "small.db")
+	if _, _, err := Compact(path, dst); !errors.Is(err, ErrInUse) {
+		t.Fatalf("Compact of an open database = %v, want ErrInUse", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	before, after, err := Compact(path, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after >= before/2 {
+		t.Errorf("compacted %d bytes to %d; want well under half", before, after)
+	}
+	c, err := Open(dst, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readAll(t, c); len(got) != 10 {
+		t.Errorf("compacted copy holds %d jobs, want 10", len(got))
+	}
+	c.Close()
+	if _, _, err := Compact(path, dst); err == nil {
+		t.Error("Compact over an existing file succeeded")
+	}
+	if m, _ := filepath.Glob(dst + ".tmp-*"); len(m) != 0 {
+		t.Errorf("temporary files left: %v", m)
+	}
+}

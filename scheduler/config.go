@@ -303,6 +303,9 @@ func Sync(st *store.Store, defs []*store.Schedule, now time.Time, newID func() (
 			switch {
 			case old != nil:
 				sc.ID, sc.Handle, sc.Created, sc.Last, sc.LastHandle = old.ID, old.Handle, old.Created, old.Last, old.LastHandle
+				// Pausing is an operator's act the file does not record:
+				// a reload keeps it.
+				sc.Paused, sc.ResumedAt = old.Paused, old.ResumedAt
 				if sameDefinition(old, d) {
 					res.Unchanged = append(res.Unchanged, d.Name)
 					continue

@@ -22,7 +22,8 @@
 //     (store.PutPending, store.PutSchedule).
 //   - Cancelling removes the record in one transaction (store.Cancel), and
 //     a reload of the schedules file compares and writes in one (Sync,
-//     through store.EditSchedules).
+//     through store.EditSchedules). Pausing and resuming a schedule
+//     (store.SetPaused) is a definition change made the same way.
 //   - Firing is the one change planned from an earlier read: this loop reads
 //     what is due, the sink hands it over (to workers, or to gearmand over
 //     the network), and only then commits. The commit names the generation
@@ -351,9 +352,13 @@ func (s *Scheduler) parse(sc *store.Schedule) (Schedule, error) {
 
 // plan decides what a due schedule does: which of its due occurrences
 // fire and where it goes next. The returned occurrences share one advanced
-// copy of the schedule.
+// copy of the schedule. Occurrences that fell due while it was paused
+// count as missed, as those of a daemon that was down do.
 func (s *Scheduler) plan(ctx context.Context, orig *store.Schedule, now, missedBefore time.Time) ([]Occurrence, error) {
 	sc := *orig
+	if resumed := time.Unix(0, sc.ResumedAt); sc.ResumedAt > 0 && resumed.After(missedBefore) {
+		missedBefore = resumed
+	}
 	spec, err := s.parse(&sc)
 	if err != nil {
 		// A schedule whose spec no longer parses (a zone removed from
@@ -406,7 +411,7 @@ func (s *Scheduler) plan(ctx context.Context, orig *store.Schedule, now, missedB
 			dropped += inWindow - keep
 			due = due[inWindow-keep:]
 		}
-		s.log.Warn("schedule missed runs while gearsched was down", "handle", sc.Handle, "name", sc.Name,
+		s.log.Warn("schedule missed runs while gearsched was down or the schedule paused", "handle", sc.Handle, "name", sc.Name,
 			"missed", missed, "running", missed-dropped, "dropped", dropped, "policy", sc.Missed)
 	}
 	if at.IsZero() {

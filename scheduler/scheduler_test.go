@@ -163,11 +163,7 @@ func TestMissedRunPolicies(t *testing.T) {
 			if err := s.Tick(context.Background(), restart, restart); err != nil {
 				t.Fatal(err)
 			}
-			var want []string
-			for _, m := range tc.want {
-				want = append(want, fmt.Sprintf("m@%d", t0.Add(time.Duration(m)*time.Minute).Unix()))
-			}
-			if strings.Join(sink.fired, " ") != strings.Join(want, " ") {
+			if want := minuteUniques(tc.want); strings.Join(sink.fired, " ") != want {
 				t.Errorf("fired %v, want %v", sink.fired, want)
 			}
 			sc := mustSchedule(t, st, 7)
@@ -178,13 +174,30 @@ func TestMissedRunPolicies(t *testing.T) {
 				t.Errorf("last occurrence %v, want t0+10m", last)
 			}
 			// Running normally afterwards: the next minute fires, once.
-			before := len(sink.fired)
-			tick(t, s, t0.Add(11*time.Minute), restart)
-			tick(t, s, t0.Add(11*time.Minute+30*time.Second), restart)
-			if len(sink.fired) != before+1 {
-				t.Errorf("after the restart the 11th minute fired %d times", len(sink.fired)-before)
-			}
+			checkEleventhMinute(t, s, sink, restart)
 		})
+	}
+}
+
+// minuteUniques returns the uniques of minutely's occurrences at the
+// given minutes after t0, space-separated.
+func minuteUniques(minutes []int) string {
+	var u []string
+	for _, m := range minutes {
+		u = append(u, fmt.Sprintf("m@%d", t0.Add(time.Duration(m)*time.Minute).Unix()))
+	}
+	return strings.Join(u, " ")
+}
+
+// checkEleventhMinute checks that minutely, having caught up at t0+10m,
+// fires its t0+11m occurrence once.
+func checkEleventhMinute(t *testing.T, s *Scheduler, sink *recordingSink, missedBefore time.Time) {
+	t.Helper()
+	before := len(sink.fired)
+	tick(t, s, t0.Add(11*time.Minute), missedBefore)
+	tick(t, s, t0.Add(11*time.Minute+30*time.Second), missedBefore)
+	if len(sink.fired) != before+1 {
+		t.Errorf("the 11th minute fired %d times, want once", len(sink.fired)-before)
 	}
 }
 

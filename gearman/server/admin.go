@@ -2,6 +2,7 @@ package server
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"slices"
 	"strconv"
@@ -20,6 +21,8 @@ const (
 	adminUnknownError    = "ERR UNKNOWN_ERROR\r\n"
 	adminNoFunction      = "ERR function not found\r\n"
 	adminFunctionBusy    = "ERR there are still connected workers or executing clients\r\n"
+	// gearsched's own, for `pause job` of a one-shot job.
+	adminNotSchedule = "ERR NOT_A_SCHEDULE Only+recurring+schedules+can+be+paused\r\n"
 )
 
 // admin answers one text command. words is the line split by
@@ -46,6 +49,8 @@ func (s *Server) answer(b []byte, words [][]byte) []byte {
 			return append(b, adminOK...)
 		}
 		return append(b, adminUnknownJob...)
+	case len(words) == 3 && (is(0, "pause") || is(0, "resume")) && is(1, "job"):
+		return s.appendPauseReply(b, is(0, "pause"), string(words[2]))
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -84,6 +89,8 @@ func (s *Server) adminReply(b []byte, words [][]byte) []byte {
 			return unknownCommand(b, words[0])
 		}
 		return append(b, adminUnknownError...)
+	case "pause", "resume": // `pause job HANDLE` is served by answer
+		return append(append(b, adminIncompleteArgs...), cmd+"\r\n"...)
 	case "create":
 		if len(words) != 3 {
 			return append(append(b, adminIncompleteArgs...), "create\r\n"...)
@@ -111,6 +118,27 @@ func (s *Server) adminReply(b []byte, words [][]byte) []byte {
 		return append(b, "OK "+s.cfg.LogLevel()+"\n"...)
 	}
 	return unknownCommand(b, words[0])
+}
+
+// appendPauseReply answers `pause job HANDLE` and `resume job HANDLE`:
+// OK, ERR UNKNOWN_JOB, ERR NOT_A_SCHEDULE for a one-shot job, or
+// ERR UNKNOWN_ERROR when the store failed (logged).
+func (s *Server) appendPauseReply(b []byte, pause bool, handle string) []byte {
+	var err error
+	if pause {
+		_, err = s.Pause(handle)
+	} else {
+		_, err = s.Resume(handle)
+	}
+	switch {
+	case err == nil:
+		return append(b, adminOK...)
+	case errors.Is(err, ErrUnknownJob):
+		return append(b, adminUnknownJob...)
+	case errors.Is(err, ErrNotSchedule):
+		return append(b, adminNotSchedule...)
+	}
+	return append(b, adminUnknownError...)
 }
 
 func unknownCommand(b, word []byte) []byte {

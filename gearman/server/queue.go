@@ -40,8 +40,9 @@ type job struct {
 	num, den  string  // last WORK_STATUS
 	retries   int
 
-	timer     *time.Timer // CAN_DO_TIMEOUT of the current assignment
-	assignGen uint64      // tells a stale timer from the current one
+	timer      *time.Timer // CAN_DO_TIMEOUT of the current assignment
+	assignGen  uint64      // tells a stale timer from the current one
+	assignedAt int64       // unix ns of the last assignment, for its run record
 
 	prev, next *job // in fn.queue[gearman.Priority] while queued
 }

@@ -226,20 +226,20 @@ func (s *Server) Schedule(req ScheduleRequest) (handle string, next time.Time, e
 			req.Zone = time.UTC
 		}
 		if cron, err = scheduler.ParseCron(req.Cron, req.Zone); err != nil {
-			return "", time.Time{}, err
+			return "", time.Time{}, &InvalidError{err}
 		}
 		next = cron.Next(now)
 	} else if next = req.At; next.Before(now) {
 		next = now
 	}
 	if len(req.Unique) > gearman.MaxUniqueSize {
-		return "", time.Time{}, fmt.Errorf("unique longer than %d bytes", gearman.MaxUniqueSize)
+		return "", time.Time{}, &InvalidError{fmt.Errorf("unique longer than %d bytes", gearman.MaxUniqueSize)}
 	}
 
 	s.mu.Lock()
 	if s.draining {
 		s.mu.Unlock()
-		return "", time.Time{}, errors.New(txtShuttingDown)
+		return "", time.Time{}, ErrShuttingDown
 	}
 	f := s.function(req.Function)
 	if j := f.lookupUnique([]byte(req.Unique), req.Data); j != nil {
@@ -294,10 +294,24 @@ func (s *Server) Cancel(handle string) (bool, error) {
 		s.log.Error("cancel failed", "handle", handle, "err", err)
 		return false, err
 	case res == store.FileSchedule:
-		return false, errFileSchedule
+		return false, ErrFileSchedule
 	}
 	return res != store.NotFound, nil
 }
 
-// errFileSchedule refuses to cancel a schedule from the schedules file.
-var errFileSchedule = errors.New("schedules file entries are removed by editing the file")
+// Errors of Schedule, Cancel, Pause and Resume that callers tell apart:
+// the HTTP API answers each with its own status.
+var (
+	// ErrFileSchedule refuses to cancel a schedule from the schedules file.
+	ErrFileSchedule = errors.New("schedules file entries are removed by editing the file")
+	// ErrShuttingDown refuses requests while the server drains.
+	ErrShuttingDown = errors.New(txtShuttingDown)
+)
+
+// InvalidError is the error of a request that is wrong in itself, such as
+// a bad cron spec or a unique too long, rather than one the server failed
+// to carry out. Its text is the reason alone.
+type InvalidError struct{ Err error }
+
+func (e *InvalidError) Error() string { return e.Err.Error() }
+func (e *InvalidError) Unwrap() error { return e.Err }

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/gearsched/gearsched/gearman"
+	"github.com/gearsched/gearsched/store"
 )
 
 // peek returns the job a grab on f would get, reaping cancelled and
@@ -80,6 +81,7 @@ func appendFields(b []byte, fields ...string) []byte {
 func (s *Server) assign(c *conn, j *job, timeout time.Duration) {
 	j.state = stateRunning
 	j.worker = c
+	j.assignedAt = s.cfg.Now().UnixNano()
 	c.assigned = append(c.assigned, j)
 	j.fn.running++
 	j.assignGen++
@@ -191,10 +193,10 @@ func (s *Server) applyResult(j *job, p *gearman.Packet) {
 		s.forward(j, p)
 	case gearman.WorkComplete:
 		s.forward(j, p)
-		s.finish(j)
+		s.finish(j, store.ResultCompleted)
 	case gearman.WorkFail:
 		s.failListeners(j)
-		s.finish(j)
+		s.finish(j, store.ResultFailed)
 	case gearman.WorkException:
 		for _, l := range j.listeners {
 			if l.exceptions {
@@ -203,7 +205,7 @@ func (s *Server) applyResult(j *job, p *gearman.Packet) {
 				l.send(gearman.WorkFail, j.Handle)
 			}
 		}
-		s.finish(j)
+		s.finish(j, store.ResultException)
 	}
 }
 
@@ -220,15 +222,16 @@ func (s *Server) failListeners(j *job) {
 	}
 }
 
-// finish ends a running job: its record is deleted and it is forgotten.
-func (s *Server) finish(j *job) {
+// finish ends a running job with result (a store.Result): its record is
+// deleted, with how it ended for its run, and it is forgotten.
+func (s *Server) finish(j *job, result string) {
 	s.stopTimer(j)
+	if j.bg {
+		s.store.Finish(j.ID, s.outcome(j, j.worker, result, j.retries+1))
+	}
 	j.worker.assigned = removeJob(j.worker.assigned, j)
 	j.worker = nil
 	j.fn.running--
-	if j.bg {
-		s.store.Delete(j.ID)
-	}
 	s.forget(j)
 	s.jobEnded()
 }
@@ -237,6 +240,7 @@ func (s *Server) finish(j *job) {
 // priority, unless its attempts are used up or nobody wants it any more.
 func (s *Server) requeue(j *job) {
 	s.stopTimer(j)
+	last := j.worker // for the run record, should this be the last attempt
 	if j.worker != nil {
 		j.worker.assigned = removeJob(j.worker.assigned, j)
 		j.worker = nil
@@ -249,7 +253,7 @@ func (s *Server) requeue(j *job) {
 		s.log.Info("job failed: retries exhausted", "handle", j.Handle, "function", j.Function, "attempts", j.retries)
 		s.failListeners(j)
 		if j.bg {
-			s.store.Delete(j.ID)
+			s.store.Finish(j.ID, s.outcome(j, last, store.ResultRetriesExhausted, j.retries))
 		}
 		s.forget(j)
 	case j.ignore || (!j.bg && len(j.listeners) == 0):
@@ -297,12 +301,27 @@ func (s *Server) cancelLive(handle string) bool {
 	}
 	j.listeners = nil
 	if j.bg && j.state != statePersisting {
-		s.store.Delete(j.ID)
+		s.store.Finish(j.ID, s.outcome(j, j.worker, store.ResultCancelled, j.retries))
 		j.bg = false
 	}
 	j.ignore = true
 	s.unindex(j)
 	return true
+}
+
+// outcome describes how background job j ended after attempts
+// assignments, for its run record (see store.Run); called with s.mu held.
+// The worker c that ran it last, if any, is named by address and client
+// id.
+func (s *Server) outcome(j *job, c *conn, result string, attempts int) store.Outcome {
+	o := store.Outcome{Result: result, Ended: s.cfg.Now().UnixNano(), Assigned: j.assignedAt, Attempts: attempts}
+	if c != nil {
+		o.Worker = c.ip
+		if c.clientID != "-" {
+			o.Worker += " " + c.clientID
+		}
+	}
+	return o
 }
 
 // dropConn undoes everything a closing connection held: its running jobs

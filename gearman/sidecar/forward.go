@@ -120,6 +120,15 @@ type forwardItem struct {
 	trigger *store.Job
 }
 
+// item is the id of the pending job or schedule the item fires, for its
+// run record.
+func (it *forwardItem) item() uint64 {
+	if it.occ != nil {
+		return it.occ.Schedule.ID
+	}
+	return it.id
+}
+
 // refused reports whether an item failed on its own (gearmand answered
 // ERROR, or the server it is pinned to is down) rather than with its
 // connection: such an item is deferred so that it cannot hold up the
@@ -182,6 +191,8 @@ func (f *Forwarder) Release(ctx context.Context, jobs []*store.Job, occs []sched
 		} else {
 			fw.Ledger = append(fw.Ledger, store.Fired{ID: it.id, Upstream: it.up.Server,
 				UpstreamHandle: it.up.Handle, Due: it.due, At: now.UnixNano()})
+			fw.Runs = append(fw.Runs, store.Run{Item: it.item(), ID: it.id, Handle: it.handle, Due: it.due,
+				Released: now.UnixNano(), Upstream: it.up.Server, UpstreamHandle: it.up.Handle})
 		}
 		if it.trigger != nil {
 			it.trigger.Upstream = it.up.Server
@@ -248,7 +259,8 @@ func (f *Forwarder) items(jobs []*store.Job, occs []scheduler.Occurrence) ([]for
 			return nil, err
 		}
 		sc := o.Schedule
-		items = append(items, forwardItem{occ: o, id: id, handle: handle, due: o.At.UnixNano(), up: UpstreamJob{
+		due := o.At.Add(scheduler.JitterFor(sc)).UnixNano() // jitter is not lateness
+		items = append(items, forwardItem{occ: o, id: id, handle: handle, due: due, up: UpstreamJob{
 			Type: bgType(sc.Priority), Function: sc.Function, Unique: o.Unique, Data: sc.Data}})
 	}
 	return items, nil
@@ -503,22 +515,46 @@ func (f *Forwarder) prune() {
 	}
 }
 
+// UpstreamReport is one upstream server's state and counters, as `show
+// upstreams` and the HTTP API show them.
+type UpstreamReport struct {
+	UpstreamStats
+	Late    uint64        // jobs forwarded lateThreshold or more after due
+	MaxLate time.Duration // the worst lateness, to the millisecond
+	// Triggers counts the trigger jobs acknowledged; TriggersCancelled
+	// those cancelled before a worker took them.
+	Triggers, TriggersCancelled uint64
+}
+
+// Report returns every upstream server's state and counters, in
+// configuration order.
+func (f *Forwarder) Report() []UpstreamReport {
+	stats := f.up.Stats()
+	out := make([]UpstreamReport, len(stats))
+	for i, s := range stats {
+		fs := f.stats[s.Addr]
+		out[i] = UpstreamReport{UpstreamStats: s, Late: fs.late.Load(),
+			MaxLate:  time.Duration(fs.maxLateMs.Load()) * time.Millisecond,
+			Triggers: fs.triggers.Load(), TriggersCancelled: fs.cancelled.Load()}
+	}
+	return out
+}
+
 // AppendRows appends `show upstreams` rows: address, state, jobs
 // submitted, refused, connection failures, jobs forwarded late, the worst
 // lateness in ms, trigger jobs sent, and triggers cancelled before a
 // worker took them. It implements Upstreams.
 func (f *Forwarder) AppendRows(b []byte) []byte {
-	for _, s := range f.up.Stats() {
-		fs := f.stats[s.Addr]
+	for _, r := range f.Report() {
 		state := "down"
-		if s.Up {
+		if r.Up {
 			state = "up"
 		}
-		b = append(b, s.Addr...)
+		b = append(b, r.Addr...)
 		b = append(b, '\t')
 		b = append(b, state...)
-		for _, n := range []uint64{s.Submitted, s.Refused, s.Failures, fs.late.Load(), uint64(fs.maxLateMs.Load()),
-			fs.triggers.Load(), fs.cancelled.Load()} {
+		for _, n := range []uint64{r.Submitted, r.Refused, r.Failures, r.Late, uint64(r.MaxLate.Milliseconds()),
+			r.Triggers, r.TriggersCancelled} {
 			b = append(b, '\t')
 			b = strconv.AppendUint(b, n, 10)
 		}

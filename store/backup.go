@@ -102,6 +102,38 @@ func Compact(src, dst string) (before, after int64, err error) {
 	return fileSize(src), fileSize(dst), nil
 }
 
+// SaveBackup writes a copy of a database, read from r, to dst: to a
+// temporary file beside it first, which must hold want bytes (when want
+// >= 0) and be a gearsched database (CheckFile), and is synced, then
+// renamed onto dst. A failed or short copy leaves dst as it was.
+func SaveBackup(dst string, r io.Reader, want int64) (int64, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(dst), filepath.Base(dst)+".tmp-*")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(tmp.Name()) // gone after the rename
+	n, err := io.Copy(tmp, r)
+	if err == nil && want >= 0 && n != want {
+		err = fmt.Errorf("the copy ended after %d of %d bytes", n, want)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = CheckFile(tmp.Name())
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), dst)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(dst))
+	}
+	return n, err
+}
+
 // syncDir makes a new name in dir durable.
 func syncDir(dir string) error {
 	d, err := os.Open(dir)
@@ -118,4 +150,24 @@ func fileSize(path string) int64 {
 		return 0
 	}
 	return fi.Size()
+}
+
+// CheckFile reports whether path holds a bbolt database that gearsched
+// can open: its meta pages check out and it has gearsched's buckets. It
+// opens the file read-only and reads no more than that, so it is quick
+// for a database of any size.
+func CheckFile(path string) error {
+	db, err := bolt.Open(path, 0o400, &bolt.Options{ReadOnly: true, Timeout: 100 * time.Millisecond})
+	if err != nil {
+		return fmt.Errorf("store: %s: %w", path, err)
+	}
+	defer db.Close()
+	return db.View(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketJobs, bucketSched, bucketMeta} {
+			if tx.Bucket(b) == nil {
+				return fmt.Errorf("store: %s has no %s bucket: not a gearsched database", path, b)
+			}
+		}
+		return nil
+	})
 }

@@ -90,3 +90,43 @@ func TestCompact(t *testing.T) {
 		t.Errorf("temporary files left: %v", m)
 	}
 }
+
+// TestSaveBackup: a complete copy replaces the file; a short one, or one
+// that is not a database, leaves it as it was.
+func TestSaveBackup(t *testing.T) {
+	s, _ := openTemp(t, Options{NoSync: true})
+	waitBatch(t, s.Put(&Job{ID: 1, Function: "f"}))
+	var buf bytes.Buffer
+	if _, err := s.Backup(&buf, nil); err != nil {
+		t.Fatal(err)
+	}
+	dst := filepath.Join(t.TempDir(), "b.db")
+	if err := os.WriteFile(dst, []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	whole := buf.Bytes()
+	for _, tc := range []struct {
+		name string
+		data []byte
+		want int64
+	}{
+		{"short", whole[:len(whole)/2], int64(len(whole))},
+		{"not a database", bytes.Repeat([]byte{'x'}, 1<<14), -1},
+	} {
+		if _, err := SaveBackup(dst, bytes.NewReader(tc.data), tc.want); err == nil {
+			t.Errorf("%s copy saved", tc.name)
+		}
+		if b, _ := os.ReadFile(dst); string(b) != "old" {
+			t.Errorf("%s copy replaced the file", tc.name)
+		}
+	}
+	if n, err := SaveBackup(dst, bytes.NewReader(whole), int64(len(whole))); err != nil || n != int64(len(whole)) {
+		t.Fatalf("SaveBackup = %d, %v", n, err)
+	}
+	if err := CheckFile(dst); err != nil {
+		t.Error(err)
+	}
+	if m, _ := filepath.Glob(dst + ".tmp-*"); len(m) != 0 {
+		t.Errorf("temporary files left: %v", m)
+	}
+}

@@ -252,7 +252,7 @@ func (s *Store) Fire(at int64, ids []uint64, occs []Occurrence) (moved, fired []
 			if err := jobs.Put(idKey(id), j.appendTo(nil)); err != nil {
 				return err
 			}
-			if err := addRun(t, &Run{Item: id, ID: id, Handle: j.Handle, Due: j.Due, Released: at}); err != nil {
+			if err := addRun(t, &Run{Item: id, ID: id, Handle: j.Handle, Function: j.Function, Due: j.Due, Released: at}); err != nil {
 				return err
 			}
 			moved = append(moved, j)
@@ -273,7 +273,8 @@ func (s *Store) Fire(at int64, ids []uint64, occs []Occurrence) (moved, fired []
 			if err := jobs.Put(idKey(o.Job.ID), o.Job.appendTo(nil)); err != nil {
 				return err
 			}
-			run := &Run{Item: o.Schedule.ID, ID: o.Job.ID, Handle: o.Job.Handle, Due: o.Due, Released: at}
+			run := &Run{Item: o.Schedule.ID, ID: o.Job.ID, Handle: o.Job.Handle, Function: o.Job.Function, Due: o.Due,
+				Released: at}
 			if err := addRun(t, run); err != nil {
 				return err
 			}

@@ -55,6 +55,7 @@ type Run struct {
 	Item     uint64
 	ID       uint64 // the job that ran: its handle's number
 	Handle   string
+	Function string
 	Due      int64 // unix ns it was due (schedules: with jitter)
 	Released int64 // unix ns it was made ready, or acknowledged upstream
 	// Upstream and UpstreamHandle say where a sidecar forwarded it.
@@ -80,7 +81,7 @@ func (r *Run) appendTo(b []byte) []byte {
 	for _, n := range []int64{r.Due, r.Released, r.Assigned, r.Ended, int64(r.Attempts)} {
 		b = binary.AppendVarint(b, n)
 	}
-	for _, s := range []string{r.Handle, r.Upstream, r.UpstreamHandle, r.Result, r.Worker} {
+	for _, s := range []string{r.Handle, r.Function, r.Upstream, r.UpstreamHandle, r.Result, r.Worker} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 		b = append(b, s...)
 	}
@@ -102,7 +103,7 @@ func decodeRun(item, id uint64, b []byte) (*Run, error) {
 		*p, b = v, b[n:]
 	}
 	r.Attempts = int(attempts)
-	for _, p := range []*string{&r.Handle, &r.Upstream, &r.UpstreamHandle, &r.Result, &r.Worker} {
+	for _, p := range []*string{&r.Handle, &r.Function, &r.Upstream, &r.UpstreamHandle, &r.Result, &r.Worker} {
 		f, rest, ok := readBytes(b)
 		if !ok {
 			return nil, fmt.Errorf("store: run %d: %w", id, errCorrupt)

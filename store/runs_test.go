@@ -57,7 +57,7 @@ func TestRunRecordedWithFireAndOutcomeWithFinish(t *testing.T) {
 	if moved, _, err := s.Fire(1250, []uint64{5}, nil); err != nil || len(moved) != 1 {
 		t.Fatalf("Fire: %v, moved %d", err, len(moved))
 	}
-	want := Run{Item: 5, ID: 5, Handle: "H:t:5", Due: 1000, Released: 1250}
+	want := Run{Item: 5, ID: 5, Handle: "H:t:5", Function: "f", Due: 1000, Released: 1250}
 	if got := mustRuns(t, s, 5); len(got) != 1 || got[0] != want {
 		t.Fatalf("runs after Fire = %+v, want [%+v]", got, want)
 	}

@@ -43,8 +43,11 @@ var (
 // memory, since pages are read in only when touched. A commit that
 // outgrows the map must remap it, which waits for every read transaction
 // to end (a backup, a long listing); with this much reserved, a database
-// below 64 GiB never remaps. It is 0 (map as needed) on 32-bit
-// platforms, whose address space cannot spare it.
+// below 64 GiB never remaps. With the map reserved, bbolt grows the file
+// in steps of 16 MiB (its AllocSize) by truncation, so a small database's
+// file is 16 MiB long but sparse: it takes the disk space of its pages.
+// It is 0 (map as needed) on 32-bit platforms, whose address space
+// cannot spare it.
 const mmapReserve = int(uint64(64<<30) & uint64(^uint(0)))
 
 // ErrClosed is returned by writes made after Close.

@@ -102,7 +102,7 @@ func TestRunOutcomeRecorded(t *testing.T) {
 		run = runs[0]
 		return run.Result != ""
 	})
-	want := store.Run{Item: id, ID: id, Handle: h, Due: due.UnixNano(), Released: now.UnixNano(),
+	want := store.Run{Item: id, ID: id, Handle: h, Function: "f_o", Due: due.UnixNano(), Released: now.UnixNano(),
 		Outcome: store.Outcome{Result: store.ResultFailed, Worker: "127.0.0.1 worker-7", Assigned: now.UnixNano(),
 			Ended: now.UnixNano(), Attempts: 1}}
 	if run != want {

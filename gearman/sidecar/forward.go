@@ -191,8 +191,8 @@ func (f *Forwarder) Release(ctx context.Context, jobs []*store.Job, occs []sched
 		} else {
 			fw.Ledger = append(fw.Ledger, store.Fired{ID: it.id, Upstream: it.up.Server,
 				UpstreamHandle: it.up.Handle, Due: it.due, At: now.UnixNano()})
-			fw.Runs = append(fw.Runs, store.Run{Item: it.item(), ID: it.id, Handle: it.handle, Due: it.due,
-				Released: now.UnixNano(), Upstream: it.up.Server, UpstreamHandle: it.up.Handle})
+			fw.Runs = append(fw.Runs, store.Run{Item: it.item(), ID: it.id, Handle: it.handle, Function: it.up.Function,
+				Due: it.due, Released: now.UnixNano(), Upstream: it.up.Server, UpstreamHandle: it.up.Handle})
 		}
 		if it.trigger != nil {
 			it.trigger.Upstream = it.up.Server

@@ -105,3 +105,6 @@ func (h *Handles) Parse(handle string) (uint64, bool) {
 	id, err := strconv.ParseUint(rest, 10, 64)
 	return id, err == nil && id > 0
 }
+
+// ParseHandle returns the id of a handle this server issued.
+func (s *Server) ParseHandle(handle string) (uint64, bool) { return s.handles.Parse(handle) }

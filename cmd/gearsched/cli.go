@@ -178,35 +178,6 @@ func runLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return tw.Flush()
 }
 
-// runCancel implements `gearsched cancel HANDLE`.
-func runCancel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, cf := newClientFlags("cancel", "cancel [flags] HANDLE\n\nCancels a scheduled job, a queued job or a SUBMIT_JOB_SCHED schedule.", stderr)
-	if err := fs.Parse(args); err != nil {
-		return flagError(err)
-	}
-	if fs.NArg() != 1 || fs.Arg(0) == "" || strings.ContainsAny(fs.Arg(0), " \r\n") {
-		fs.Usage()
-		return usageError{errors.New("cancel takes one HANDLE")}
-	}
-	c, err := cf.dial(ctx)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	reply, err := c.Admin("cancel job " + fs.Arg(0))
-	if err != nil {
-		return fmt.Errorf("cancel on %s: %w", cf.server, err)
-	}
-	switch strings.TrimSpace(reply) {
-	case "OK":
-		fmt.Fprintln(stdout, "cancelled", fs.Arg(0))
-		return nil
-	case "ERR UNKNOWN_JOB":
-		return fmt.Errorf("no job or schedule %s on %s", fs.Arg(0), cf.server)
-	}
-	return fmt.Errorf("cancel %s: %s", fs.Arg(0), strings.TrimSpace(reply))
-}
-
 // flagError passes --help through and marks other flag errors as usage
 // errors.
 func flagError(err error) error {

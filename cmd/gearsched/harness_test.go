@@ -234,6 +234,7 @@ func startGearsched(t testing.TB, extraArgs ...string) *daemon {
 			"--port", strconv.Itoa(port),
 			"--db", db,
 			"--log-format", "text",
+			"--http", "", // tests in parallel would share its default port; a test that wants it passes --http
 		}
 		return append(args, extraArgs...)
 	})

@@ -244,7 +244,7 @@ func startLimited(t *testing.T, nofile int, extraArgs ...string) *daemon {
 	return startProcess(t, "gearsched", "/usr/bin/prlimit", 0, func(port int) []string {
 		lim := strconv.Itoa(nofile)
 		args := []string{"--nofile=" + lim + ":" + lim, gearschedBin, "serve", "--listen", "127.0.0.1",
-			"--port", strconv.Itoa(port), "--db", db}
+			"--port", strconv.Itoa(port), "--db", db, "--http", ""}
 		return append(args, extraArgs...)
 	})
 }

@@ -6,6 +6,9 @@
 //	gearsched at WHEN FUNCTION [DATA|-]  submit a job that runs at WHEN
 //	gearsched ls                         list scheduled jobs and schedules
 //	gearsched cancel HANDLE              cancel a job or schedule
+//	gearsched pause|resume HANDLE        pause or resume a schedule
+//	gearsched backup FILE                copy the running server's database
+//	gearsched compact SRC DST            compact a database offline
 //	gearsched version                    print the version
 //
 // Each command takes --help.
@@ -50,8 +53,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runAt(ctx, args, stdin, stdout, stderr)
 	case "ls":
 		err = runLs(ctx, args, stdout, stderr)
-	case "cancel":
-		err = runCancel(ctx, args, stdout, stderr)
+	case "cancel", "pause", "resume":
+		err = runHandleCommand(ctx, cmd, args, stdout, stderr)
+	case "backup":
+		err = runBackup(ctx, args, stdout, stderr)
+	case "compact":
+		err = runCompact(args, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "gearsched", server.Version)
 	case "help":
@@ -85,6 +92,9 @@ Usage:
   gearsched at WHEN FUNCTION [DATA|-]   submit a job that runs at WHEN
   gearsched ls                          list scheduled jobs and schedules
   gearsched cancel HANDLE               cancel a job or schedule
+  gearsched pause|resume HANDLE         pause or resume a recurring schedule
+  gearsched backup FILE                 copy the running server's database (through --http)
+  gearsched compact SRC DST             copy a stopped server's database without its free pages
   gearsched version                     print the version
   gearsched help                        show this help
 

@@ -621,7 +621,7 @@ func startGearschedTimed(b *testing.B, db string, timeout time.Duration) (*daemo
 		done:    make(chan struct{}),
 	}
 	s.cmd = exec.Command(gearschedBin, "serve", "--listen", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--db", db, "--log-format", "text")
+		"--db", db, "--log-format", "text", "--http", "")
 	s.cmd.Stdout, s.cmd.Stderr = s.stderr, s.stderr
 	start := time.Now()
 	if err := s.cmd.Start(); err != nil {

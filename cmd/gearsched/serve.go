@@ -50,6 +50,11 @@ type serveConfig struct {
 	controlCancel   string
 	upstreamTimeout time.Duration
 	ledgerRetention time.Duration
+
+	// HTTP face (http.go).
+	httpAddr      string
+	httpTokenFile string
+	httpToken     string // read from httpTokenFile
 }
 
 func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -84,6 +89,8 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.controlCancel, "control-cancel-function", sidecar.DefaultCancelFunction, "sidecar: function registered upstream to cancel a scheduled job by handle")
 	fs.DurationVar(&c.upstreamTimeout, "upstream-timeout", 5*time.Second, "sidecar: bound on each dial and request to an upstream server")
 	fs.DurationVar(&c.ledgerRetention, "ledger-retention", sidecar.DefaultLedgerRetention, "sidecar: how long forwarded jobs are remembered for GET_STATUS")
+	fs.StringVar(&c.httpAddr, "http", defaultHTTP, `HTTP address of the JSON API, /healthz, /readyz and the web page; "" serves no HTTP`)
+	fs.StringVar(&c.httpTokenFile, "http-token-file", "", "file holding the bearer token that HTTP changes (POST, DELETE) and backups need; required off loopback")
 	// gearmand options that have no meaning here, accepted so that service
 	// files written for gearmand keep working.
 	fs.IntP("threads", "t", 4, "ignored (gearmand compatibility)")
@@ -128,6 +135,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		return nil, usageError{fmt.Errorf("--log-format %q: want text or json", c.logFormat)}
 	}
 	if err := c.checkSidecar(fs); err != nil {
+		return nil, usageError{err}
+	}
+	if err := c.checkHTTP(); err != nil {
 		return nil, usageError{err}
 	}
 	return c, nil
@@ -242,6 +252,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("gearsched serving", "version", server.Version, "addr", ln.Addr().String(), "db", c.db, "pid", os.Getpid(),
 		"upstreams", c.upstreams)
+	web, err := startHTTP(c, st, srv, side, log)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	defer web.stopHTTP() // stopped before the store closes: handlers read it
 
 	// The scheduler and the sidecar's loops stop before the listener
 	// drains, so nothing is released into a server that is shutting down.
@@ -285,6 +301,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := <-served; err != nil {
 		log.Warn("listener ended with an error", "err", err)
 	}
+	web.stopHTTP()
 	if err := st.Close(); err != nil {
 		return fmt.Errorf("close store: %w", err)
 	}

@@ -2,8 +2,9 @@
 
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 # Debian packages the integration and differential tests drive: the real
-# gearmand, the gearman CLI and gearadmin, PHP's and Perl's clients.
-DEBS := gearman-job-server gearman-tools php-cli php-gearman libgearman-client-perl
+# gearmand, the gearman CLI and gearadmin, PHP's and Perl's clients, and
+# headless Chromium (with a font to render text) for the web page's test.
+DEBS := gearman-job-server gearman-tools php-cli php-gearman libgearman-client-perl chromium fonts-dejavu-core
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 FUZZTIME ?= 10m
 
@@ -42,13 +43,15 @@ fuzz:
 # background throughput, epoch lateness, durable epoch submissions, the
 # sidecar in front of gearmand (lateness, backlog drain after a 60 s
 # outage, trigger jobs), then memory and restart time with 1M pending
-# epoch jobs, and store writes.
-# GEARSCHED_BENCH_10M=1 adds the 10M-job case (about 10 minutes more).
+# epoch jobs, store writes, and the HTTP API listing 100 of 100k and 1M
+# pending jobs.
+# GEARSCHED_BENCH_10M=1 adds the 10M-job cases (about 20 minutes more).
 bench: deps
 	$(GO) test ./cmd/gearsched -run '^$$' -bench 'BackgroundThroughput|EpochLateness|EpochSubmit' -benchtime 1x -count 3 -timeout 30m
 	$(GO) test ./cmd/gearsched -run '^$$' -bench 'SidecarLateness|SidecarOutageDrain|TriggerDelivery' -benchtime 1x -timeout 30m
 	$(GO) test ./cmd/gearsched -run '^$$' -bench 'PendingEpochJobs' -benchtime 1x -timeout 2h
 	$(GO) test ./store -run '^$$' -bench Put -benchtime 2000x
+	$(GO) test ./gearman/httpapi -run '^$$' -bench ListScheduled -benchtime 2000x -timeout 1h
 
 clean:
 	rm -rf bin

@@ -3,6 +3,8 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+
+	bolt "go.etcd.io/bbolt"
 )
 
 // keyNextID is the meta key of the job-id high-water mark.
@@ -46,7 +48,7 @@ func (s *Store) ReserveIDs(n uint64) *Reservation {
 		}
 		// Never hand out an ID at or below one already stored.
 		for _, b := range [][]byte{bucketJobs, bucketSched, bucketSchedules} {
-			if k, _ := t.bucket(b).Cursor().Last(); len(k) == 8 {
+			if k := lastKey(t.bucket(b)); len(k) == 8 {
 				first = max(first, binary.BigEndian.Uint64(k)+1)
 			}
 		}
@@ -54,4 +56,20 @@ func (s *Store) ReserveIDs(n uint64) *Reservation {
 		return meta.Put(keyNextID, binary.BigEndian.AppendUint64(nil, first+n))
 	})
 	return r
+}
+
+// lastKey returns the last key of an id-keyed bucket. It does not call
+// Cursor.Last, which in bbolt 1.5 loops forever on a bucket of several
+// pages whose every key was deleted earlier in the same transaction (its
+// leaves stay empty until the commit rebalances them): the committer, and
+// every write, would hang. A seek past the largest id and a step back do
+// not loop; on such a bucket they may find nothing, which is right, or
+// miss a key, which the stored high-water mark covers.
+func lastKey(b *bolt.Bucket) []byte {
+	c := b.Cursor()
+	if k, _ := c.Seek([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}); k != nil {
+		return k
+	}
+	k, _ := c.Prev()
+	return k
 }

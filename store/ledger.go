@@ -252,7 +252,7 @@ func (s *Store) PruneFired(before int64, max int) (int, error) {
 			if err := forgetRequest(t, binary.BigEndian.Uint64(k[8:])); err != nil {
 				return err
 			}
-			if err := removeRun(t, binary.BigEndian.Uint64(k[8:])); err != nil {
+			if err := dropRuns(t, binary.BigEndian.Uint64(k[8:])); err != nil {
 				return err
 			}
 			if err := c.Delete(); err != nil {

@@ -102,7 +102,7 @@ func TestJobTrailerRoundTrip(t *testing.T) {
 }
 
 // waitBatch fails the test if the batch's commit failed.
-func waitBatch(t *testing.T, b interface{ Wait() error }) {
+func waitBatch(t testing.TB, b interface{ Wait() error }) {
 	t.Helper()
 	if err := b.Wait(); err != nil {
 		t.Fatal(err)

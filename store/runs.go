@@ -15,13 +15,17 @@ import (
 // A run is written in the transaction that fires its item (Fire,
 // Forwarded), so it costs no commit of its own, and its outcome in the
 // one that deletes the finished job (Finish), which the job server makes
-// anyway. Runs are bounded three ways: RunsPerItem per item,
-// Options.MaxRuns in all (the oldest go first), and they go with their item (a deleted
-// schedule) or with the fire ledger entry of the same job (PruneFired).
+// anyway. It costs B-tree writes in those transactions instead: the
+// record and its time-index entry (and a schedule's index entry), the
+// pruning of the oldest run, and the outcome's rewrite of the record;
+// BenchmarkFire measures them. Runs are bounded three ways: RunsPerItem
+// per schedule (a one-shot job runs once), Options.MaxRuns in all (the
+// oldest go first), and they go with their schedule when it is deleted
+// and with the fire ledger's entry of the same job (PruneFired).
 var (
-	bucketRuns   = []byte("runs")    // item id (BE) + run id (BE) -> run record
-	bucketRunsAt = []byte("runs_at") // released ns (BE) + run id (BE) -> item id (BE)
-	bucketRunOf  = []byte("run_of")  // run id (BE) -> item id (BE)
+	bucketRuns     = []byte("runs")      // run id (BE) -> run record
+	bucketItemRuns = []byte("item_runs") // schedule id (BE) + run id (BE) -> nothing: a schedule's runs
+	bucketRunsAt   = []byte("runs_at")   // released ns (BE) + run id (BE) -> item id (BE)
 )
 
 // keyRunCount is the meta key of the number of run records.
@@ -29,9 +33,9 @@ var keyRunCount = []byte("run_count")
 
 // Bounds of the run records.
 const (
-	// RunsPerItem is how many runs are kept per pending job or schedule:
-	// enough to see a pattern of lateness, few enough that a schedule
-	// firing every second keeps a bounded record.
+	// RunsPerItem is how many runs are kept per schedule: enough to see
+	// a pattern of lateness, few enough that a schedule firing every
+	// second keeps a bounded record.
 	RunsPerItem = 10
 	// DefaultMaxRuns bounds the run records in all (about 100 bytes
 	// each, with their indexes), so that ten million one-shot jobs
@@ -78,6 +82,7 @@ const runRecordVersion = 1
 
 func (r *Run) appendTo(b []byte) []byte {
 	b = append(b, runRecordVersion)
+	b = binary.AppendUvarint(b, r.Item)
 	for _, n := range []int64{r.Due, r.Released, r.Assigned, r.Ended, int64(r.Attempts)} {
 		b = binary.AppendVarint(b, n)
 	}
@@ -88,12 +93,16 @@ func (r *Run) appendTo(b []byte) []byte {
 	return b
 }
 
-func decodeRun(item, id uint64, b []byte) (*Run, error) {
+func decodeRun(id uint64, b []byte) (*Run, error) {
 	if len(b) < 1 || b[0] != runRecordVersion {
 		return nil, fmt.Errorf("store: run %d: %w", id, errCorrupt)
 	}
-	b = b[1:]
-	r := &Run{Item: item, ID: id}
+	r := &Run{ID: id}
+	item, n := binary.Uvarint(b[1:])
+	if n <= 0 {
+		return nil, fmt.Errorf("store: run %d: %w", id, errCorrupt)
+	}
+	r.Item, b = item, b[1+n:]
 	var attempts int64
 	for _, p := range []*int64{&r.Due, &r.Released, &r.Assigned, &r.Ended, &attempts} {
 		v, n := binary.Varint(b)
@@ -116,130 +125,143 @@ func decodeRun(item, id uint64, b []byte) (*Run, error) {
 	return r, nil
 }
 
-func runKey(item, id uint64) []byte {
+func itemRunKey(item, id uint64) []byte {
 	return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(make([]byte, 0, 16), item), id)
 }
 
 // addRun records r, replacing an earlier record of the same run (a
-// sidecar forwarding a job again after a crash), then drops the item's
-// oldest runs beyond RunsPerItem and the oldest of all beyond MaxRuns.
+// sidecar forwarding a job again after a crash), then drops a schedule's
+// oldest runs beyond RunsPerItem and the oldest of all beyond the bound.
+// A one-shot job's run is keyed by its own id and needs no other index.
 func addRun(t *txn, r *Run) error {
-	if err := removeRun(t, r.ID); err != nil {
+	n := runCount(t)
+	runs := t.bucket(bucketRuns)
+	if removed, err := removeRun(t, r.ID); err != nil {
 		return err
+	} else if removed {
+		n--
 	}
-	if err := t.bucket(bucketRuns).Put(runKey(r.Item, r.ID), r.appendTo(nil)); err != nil {
+	if err := runs.Put(idKey(r.ID), r.appendTo(nil)); err != nil {
 		return err
 	}
 	if err := t.bucket(bucketRunsAt).Put(dueKey(r.Released, r.ID), idKey(r.Item)); err != nil {
 		return err
 	}
-	if err := t.bucket(bucketRunOf).Put(idKey(r.ID), idKey(r.Item)); err != nil {
-		return err
+	n++
+	if r.Item != r.ID {
+		if err := t.bucket(bucketItemRuns).Put(itemRunKey(r.Item, r.ID), nil); err != nil {
+			return err
+		}
+		// The schedule's runs, oldest first (ids only grow): drop those
+		// beyond the bound.
+		ids := scheduleRuns(t.tx, r.Item)
+		for _, id := range ids[:max(len(ids)-RunsPerItem, 0)] {
+			if _, err := removeRun(t, id); err != nil {
+				return err
+			}
+			n--
+		}
 	}
-	n, err := addRunCount(t, 1)
-	if err != nil {
-		return err
-	}
-	// The item's runs, oldest first (ids only grow): drop those beyond
-	// the bound.
-	var old []uint64
-	prefix := idKey(r.Item)
-	c := t.bucket(bucketRuns).Cursor()
-	kept := 0
-	for k, _ := c.Seek(prefix); len(k) == 16 && string(k[:8]) == string(prefix); k, _ = c.Next() {
-		kept++
-		old = append(old, binary.BigEndian.Uint64(k[8:]))
-	}
-	for _, id := range old[:max(kept-RunsPerItem, 0)] {
-		if err := removeRun(t, id); err != nil {
+	// The oldest runs of all go beyond the bound, read off the time index
+	// alone.
+	c := t.bucket(bucketRunsAt).Cursor()
+	for k, v := c.First(); n > t.maxRuns && len(k) == 16 && len(v) == 8; k, v = c.First() {
+		id, item := binary.BigEndian.Uint64(k[8:]), binary.BigEndian.Uint64(v)
+		if err := runs.Delete(idKey(id)); err != nil {
+			return err
+		}
+		if item != id {
+			if err := t.bucket(bucketItemRuns).Delete(itemRunKey(item, id)); err != nil {
+				return err
+			}
+		}
+		if err := c.Delete(); err != nil {
 			return err
 		}
 		n--
 	}
-	for ; n > t.maxRuns; n-- {
-		k, _ := t.bucket(bucketRunsAt).Cursor().First()
-		if len(k) != 16 {
-			break
-		}
-		if err := removeRun(t, binary.BigEndian.Uint64(k[8:])); err != nil {
-			return err
-		}
-	}
-	return nil
+	return setRunCount(t, n)
 }
 
-// addRunCount changes the number of run records by delta and returns it.
-func addRunCount(t *txn, delta int) (int, error) {
-	meta := t.bucket(bucketMeta)
-	var n int64
-	if v := meta.Get(keyRunCount); len(v) == 8 {
-		n = int64(binary.BigEndian.Uint64(v))
-	}
-	n = max(n+int64(delta), 0)
-	return int(n), meta.Put(keyRunCount, binary.BigEndian.AppendUint64(nil, uint64(n)))
-}
-
-// removeRun deletes the record of run id, if there is one.
-func removeRun(t *txn, id uint64) error {
-	v := t.bucket(bucketRunOf).Get(idKey(id))
-	if len(v) != 8 {
-		return nil
-	}
-	item := binary.BigEndian.Uint64(v)
-	key := runKey(item, id)
-	if rec := t.bucket(bucketRuns).Get(key); rec != nil {
-		r, err := decodeRun(item, id, rec)
-		if err != nil {
-			return err
-		}
-		if err := t.bucket(bucketRunsAt).Delete(dueKey(r.Released, id)); err != nil {
-			return err
-		}
-		if err := t.bucket(bucketRuns).Delete(key); err != nil {
-			return err
-		}
-	}
-	if err := t.bucket(bucketRunOf).Delete(idKey(id)); err != nil {
-		return err
-	}
-	_, err := addRunCount(t, -1)
-	return err
-}
-
-// removeRunsOf deletes every run of item: it is gone.
-func removeRunsOf(t *txn, item uint64) error {
+// scheduleRuns returns the ids of a schedule's runs, oldest first.
+func scheduleRuns(tx *bolt.Tx, item uint64) []uint64 {
 	var ids []uint64
 	prefix := idKey(item)
-	c := t.bucket(bucketRuns).Cursor()
+	c := tx.Bucket(bucketItemRuns).Cursor()
 	for k, _ := c.Seek(prefix); len(k) == 16 && string(k[:8]) == string(prefix); k, _ = c.Next() {
 		ids = append(ids, binary.BigEndian.Uint64(k[8:]))
 	}
-	for _, id := range ids {
-		if err := removeRun(t, id); err != nil {
-			return err
+	return ids
+}
+
+// runCount is the number of run records; setRunCount stores it.
+func runCount(t *txn) int {
+	if v := t.bucket(bucketMeta).Get(keyRunCount); len(v) == 8 {
+		return int(binary.BigEndian.Uint64(v))
+	}
+	return 0
+}
+
+func setRunCount(t *txn, n int) error {
+	return t.bucket(bucketMeta).Put(keyRunCount, binary.BigEndian.AppendUint64(nil, uint64(max(n, 0))))
+}
+
+// removeRun deletes the record of run id and its index entries, and
+// reports whether there was one; the caller counts it.
+func removeRun(t *txn, id uint64) (bool, error) {
+	runs := t.bucket(bucketRuns)
+	rec := runs.Get(idKey(id))
+	if rec == nil {
+		return false, nil
+	}
+	r, err := decodeRun(id, rec)
+	if err != nil {
+		return false, err
+	}
+	if err := t.bucket(bucketRunsAt).Delete(dueKey(r.Released, id)); err != nil {
+		return false, err
+	}
+	if r.Item != id {
+		if err := t.bucket(bucketItemRuns).Delete(itemRunKey(r.Item, id)); err != nil {
+			return false, err
 		}
 	}
-	return nil
+	return true, runs.Delete(idKey(id))
+}
+
+// dropRuns deletes the records of runs ids, those there are, and counts
+// them out.
+func dropRuns(t *txn, ids ...uint64) error {
+	n := runCount(t)
+	for _, id := range ids {
+		removed, err := removeRun(t, id)
+		if err != nil {
+			return err
+		}
+		if removed {
+			n--
+		}
+	}
+	return setRunCount(t, n)
+}
+
+// removeRunsOf deletes every run of schedule item: it is gone.
+func removeRunsOf(t *txn, item uint64) error {
+	return dropRuns(t, scheduleRuns(t.tx, item)...)
 }
 
 // finishRun records how run id ended, if it is a run.
 func finishRun(t *txn, id uint64, o *Outcome) error {
-	v := t.bucket(bucketRunOf).Get(idKey(id))
-	if len(v) != 8 {
+	rec := t.bucket(bucketRuns).Get(idKey(id))
+	if rec == nil {
 		return nil // a plain background job: no run to record
 	}
-	item := binary.BigEndian.Uint64(v)
-	key := runKey(item, id)
-	rec := t.bucket(bucketRuns).Get(key)
-	if rec == nil {
-		return nil
-	}
-	r, err := decodeRun(item, id, rec)
+	r, err := decodeRun(id, rec)
 	if err != nil {
 		return err
 	}
 	r.Outcome = *o
-	return t.bucket(bucketRuns).Put(key, r.appendTo(nil))
+	return t.bucket(bucketRuns).Put(idKey(id), r.appendTo(nil))
 }
 
 // Finish queues the removal of ready job id, as Delete does, and records
@@ -252,14 +274,20 @@ func (s *Store) Finish(id uint64, o Outcome) {
 }
 
 // Runs returns the recorded runs of pending job or schedule item, newest
-// first.
+// first: a one-shot job's own, or a schedule's occurrences'.
 func (s *Store) Runs(item uint64) ([]Run, error) {
 	var runs []Run
 	err := s.db.View(func(tx *bolt.Tx) error {
-		prefix := idKey(item)
-		c := tx.Bucket(bucketRuns).Cursor()
-		for k, v := c.Seek(prefix); len(k) == 16 && string(k[:8]) == string(prefix); k, v = c.Next() {
-			r, err := decodeRun(item, binary.BigEndian.Uint64(k[8:]), v)
+		ids := scheduleRuns(tx, item)
+		if len(ids) == 0 {
+			ids = []uint64{item}
+		}
+		for i := len(ids) - 1; i >= 0; i-- {
+			rec := tx.Bucket(bucketRuns).Get(idKey(ids[i]))
+			if rec == nil {
+				continue // a one-shot job that has not run
+			}
+			r, err := decodeRun(ids[i], rec)
 			if err != nil {
 				return err
 			}
@@ -267,9 +295,6 @@ func (s *Store) Runs(item uint64) ([]Run, error) {
 		}
 		return nil
 	})
-	for i, j := 0, len(runs)-1; i < j; i, j = i+1, j-1 {
-		runs[i], runs[j] = runs[j], runs[i]
-	}
 	return runs, err
 }
 
@@ -283,12 +308,12 @@ func (s *Store) RecentRuns(n int) ([]Run, error) {
 			if len(v) != 8 {
 				return fmt.Errorf("store: run index entry: %w", errCorrupt)
 			}
-			item, id := binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(k[8:])
-			rec := tx.Bucket(bucketRuns).Get(runKey(item, id))
+			id := binary.BigEndian.Uint64(k[8:])
+			rec := tx.Bucket(bucketRuns).Get(idKey(id))
 			if rec == nil {
 				return fmt.Errorf("store: run %d without its record: %w", id, errCorrupt)
 			}
-			r, err := decodeRun(item, id, rec)
+			r, err := decodeRun(id, rec)
 			if err != nil {
 				return err
 			}

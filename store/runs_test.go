@@ -166,3 +166,47 @@ func TestForwardedRuns(t *testing.T) {
 		t.Errorf("runs left after pruning the ledger: %+v", got)
 	}
 }
+
+// BenchmarkFire measures releasing pending jobs in batches of 1,000 (the
+// scheduler's batch), each commit recording the batch's runs, and the
+// jobs' Finish, with the run records already at their bound (MaxRuns),
+// so that every run written also prunes the oldest. ns/op is per job.
+//
+//	go test ./store -run '^$' -bench Fire -benchtime 200000x
+func BenchmarkFire(b *testing.B) {
+	s, _ := openTemp(b, Options{MaxRuns: 10_000})
+	const batch = 1000
+	payload := []byte("0123456789")
+	id := uint64(0)
+	fire := func(n int) {
+		for n > 0 {
+			k := min(n, batch)
+			ids := make([]uint64, k)
+			var last *Write
+			for i := range ids {
+				id++
+				ids[i] = id
+				last = s.PutPending(&Job{ID: id, Handle: "H:b:" + fmt.Sprint(id), Function: "f",
+					Unique: fmt.Sprintf("%036d", id), Due: int64(id), Data: payload}, "")
+			}
+			if err := last.Wait(); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if _, _, err := s.Fire(int64(id), ids, nil); err != nil {
+				b.Fatal(err)
+			}
+			for _, j := range ids {
+				s.Finish(j, Outcome{Result: ResultCompleted, Ended: int64(j)})
+			}
+			b.StopTimer()
+			n -= k
+		}
+	}
+	fire(10_000) // fill the runs to their bound
+	waitBatch(b, s.ReserveIDs(1).w)
+	b.ResetTimer()
+	b.StopTimer()
+	fire(b.N)
+	waitBatch(b, s.ReserveIDs(1).w) // the last Finish writes
+}

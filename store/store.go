@@ -108,7 +108,7 @@ func Open(path string, opts Options) (*Store, error) {
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketJobs, bucketSched, bucketSchedules, bucketDue, bucketUniq, bucketCounts,
-			bucketRequests, bucketRequestOf, bucketMeta, bucketFired, bucketFiredAt, bucketRuns, bucketRunsAt, bucketRunOf} {
+			bucketRequests, bucketRequestOf, bucketMeta, bucketFired, bucketFiredAt, bucketRuns, bucketRunsAt, bucketItemRuns} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -103,5 +104,60 @@ func TestLoadExampleAndSync(t *testing.T) {
 	}
 	if len(all) != 1 || all[0].Spec != "0 3 * * *" || all[0].ID != 101 {
 		t.Errorf("after sync the store holds %+v", all)
+	}
+}
+
+// TestLoadFileErrorLines checks that error lines follow TOML's reading of
+// the file, not its text: a key quoted or inside a multi-line string, and
+// schedules written as inline tables.
+func TestLoadFileErrorLines(t *testing.T) {
+	for _, tc := range []struct{ name, text, want string }{
+		{"multiline-string", `[[schedule]]
+name = "m"
+data = """
+cron = "0 9 * * *"
+"""
+function = "f"
+cron = "61 * * * *"
+`, `:7: schedule "m": cron spec`},
+		{"quoted-key", `[[schedule]]
+name = "q"
+function = "f"
+  "cron" = "0 9 * * *"
+"missed" = "never"
+`, `:5: schedule "q": missed "never"`},
+		{"inline-tables", `schedule = [
+  { name = "a", cron = "0 9 * * *", function = "f" },
+  { name = "b", function = "g",
+    timezone = "Mars/Olympus", cron = "0 9 * * *" },
+]
+`, `:4: schedule "b": unknown time zone`},
+		{"missing-key", `# comment
+[[schedule]]
+name = "a"
+cron = "0 9 * * *"
+function = "f"
+
+[[schedule]]
+name = "b"
+cron = "0 9 * * *"
+`, `:7: schedule "b": function is required`},
+		{"duplicate-inline", `schedule = [
+  { name = "a", cron = "0 9 * * *", function = "f" },
+
+  { name = "a", cron = "0 9 * * *", function = "f" },
+]
+`, `:4: schedule "a": name already used at line 2`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "s.toml")
+			if err := os.WriteFile(path, []byte(tc.text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := LoadFile(path)
+			if err == nil || !strings.Contains(err.Error(), path+tc.want) {
+				t.Errorf("error %v, want it to contain %q", err, path+tc.want)
+			}
+		})
 	}
 }

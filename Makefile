@@ -11,8 +11,10 @@ FUZZTIME ?= 10m
 
 all: build
 
+# -buildvcs=auto stamps the commit into the binary (gearsched version)
+# even where GOFLAGS turns stamping off.
 build:
-	$(GO) build -o bin/gearsched ./cmd/gearsched
+	$(GO) build -buildvcs=auto -o bin/gearsched ./cmd/gearsched
 
 # deps installs the Debian packages the tests need, only when one is missing.
 deps:

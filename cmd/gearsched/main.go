@@ -6,7 +6,7 @@
 //	gearsched at WHEN FUNCTION [DATA|-]  submit a job that runs at WHEN
 //	gearsched ls                         list scheduled jobs and schedules
 //	gearsched cancel HANDLE              cancel a job or schedule
-//	gearsched version                    print the version
+//	gearsched version                    print the version (from the build info)
 //
 // Each command takes --help.
 package main
@@ -25,7 +25,6 @@ import (
 	// zone rules apply; this copy is only the fallback.
 	_ "time/tzdata"
 
-	"github.com/gearsched/gearsched/gearman/server"
 	"github.com/spf13/pflag"
 )
 
@@ -53,7 +52,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "cancel":
 		err = runCancel(ctx, args, stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "gearsched", server.Version)
+		readBuildInfo().writeVersion(stdout)
 	case "help":
 		usage(stdout)
 	default:

@@ -190,6 +190,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	level := new(slog.LevelVar)
 	level.Set(logLevels[c.verbose])
 	log := newLogger(c.logFormat, level, os.Stderr)
+	version := readBuildInfo().String()
 
 	st, err := store.Open(c.db, store.Options{Logger: log})
 	if err != nil {
@@ -216,6 +217,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Exceptions:        c.exceptions,
 		MaxPacketSize:     c.maxPacketSize,
 		MaxConnections:    connectionLimit(c.maxConnections, log),
+		Version:           version,
 		LogLevel:          func() string { return c.verbose },
 		Wake:              func(due int64) { sched.WakeFor(due) },
 		SchedZone:         c.schedZone,
@@ -240,7 +242,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	log.Info("gearsched serving", "version", server.Version, "addr", ln.Addr().String(), "db", c.db, "pid", os.Getpid(),
+	log.Info("gearsched serving", "version", version, "addr", ln.Addr().String(), "db", c.db, "pid", os.Getpid(),
 		"upstreams", c.upstreams)
 
 	// The scheduler and the sidecar's loops stop before the listener

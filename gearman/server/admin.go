@@ -104,7 +104,7 @@ func (s *Server) adminReply(b []byte, words [][]byte) []byte {
 		s.maxQueue(words[1], words[2:])
 		return append(b, adminOK...)
 	case "version":
-		return append(b, "OK gearsched "+Version+"\n"...)
+		return append(b, "OK gearsched "+s.cfg.Version+"\n"...)
 	case "getpid":
 		return append(strconv.AppendInt(append(b, "OK "...), int64(os.Getpid()), 10), '\n')
 	case "verbose":

@@ -14,7 +14,8 @@ import (
 	"github.com/gearsched/gearsched/store"
 )
 
-// Version is the gearsched release the admin `version` command reports.
+// Version is the admin `version` command's answer when Config.Version is
+// empty; the daemon sets Config.Version from its build info.
 const Version = "0.1.0"
 
 // Config configures a Server. Zero values mean gearmand's defaults.
@@ -45,6 +46,9 @@ type Config struct {
 	// MaxConnections bounds the open connections; above it a new one gets
 	// an ERROR and is closed. 0 means no bound.
 	MaxConnections int
+	// Version is what the admin `version` command reports after
+	// "OK gearsched ": one word, no spaces. Default Version.
+	Version string
 	// LogLevel names the current log level for the admin `verbose` command.
 	LogLevel func() string
 	// Now returns the current time; default time.Now. Tests inject clocks.
@@ -129,6 +133,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Version == "" {
+		cfg.Version = Version
 	}
 	if cfg.LogLevel == nil {
 		cfg.LogLevel = func() string { return "INFO" }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -45,61 +44,32 @@ func (cf *clientFlags) dial(ctx context.Context) (*gearman.Client, error) {
 	return c, nil
 }
 
-// parseWhen reads an `at` time: "now", unix seconds, RFC 3339, or a
-// duration from now such as +90s. Sub-second times are rounded up to the
-// next second, since the protocol carries whole seconds and a job must
-// never run early.
-func parseWhen(s string, now time.Time) (time.Time, error) {
-	switch {
-	case s == "now":
-		return now, nil
-	case strings.HasPrefix(s, "+"):
-		d, err := time.ParseDuration(s[1:])
-		if err != nil || d < 0 {
-			return time.Time{}, fmt.Errorf("WHEN %q: want a duration such as +90s or +2h30m", s)
-		}
-		return ceilSecond(now.Add(d)), nil
-	case s != "" && strings.Trim(s, "0123456789") == "":
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n > math.MaxInt64/int64(time.Second) {
-			return time.Time{}, fmt.Errorf("WHEN %q: unix seconds out of range", s)
-		}
-		return time.Unix(n, 0), nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("WHEN %q: want now, unix seconds, RFC 3339 (2026-12-01T09:00:00Z) or +DURATION", s)
-	}
-	return ceilSecond(t), nil
-}
-
-func ceilSecond(t time.Time) time.Time {
-	if r := t.Truncate(time.Second); !r.Equal(t) {
-		return r.Add(time.Second)
-	}
-	return t
-}
-
 // runAt implements `gearsched at WHEN FUNCTION [DATA | -]`.
 func runAt(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs, cf := newClientFlags("at", "at [flags] WHEN FUNCTION [DATA | -]\n\n"+
 		"Submits a background job that runs at WHEN (SUBMIT_JOB_EPOCH) and prints its handle.\n"+
-		"WHEN: now, unix seconds, RFC 3339 (2026-12-01T09:00:00+01:00) or +DURATION (+90s, +2h).\n"+
+		"WHEN: "+whenHelp+".\n"+
+		"WHEN may be several words (gearsched at now + 5 minutes report); quote it to be plain.\n"+
 		"DATA is the payload; - reads it from standard input; none sends an empty one.", stderr)
 	unique := fs.StringP("unique", "u", "", "unique ID: a second submission with the same function and unique returns the same job")
 	priority := fs.String("priority", "normal", "high, normal or low; only for WHEN=now (scheduled jobs run at NORMAL, as the protocol defines)")
+	tz := fs.String("tz", "Local", "IANA time zone at(1)'s words (HH:MM, noon, YYYY-MM-DD HH:MM...) are read in; default the local zone")
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)
 	}
-	if fs.NArg() < 2 || fs.NArg() > 3 {
+	loc, err := time.LoadLocation(*tz)
+	if err != nil || *tz == "" {
+		return usageError{fmt.Errorf("--tz %q: want an IANA zone name such as Europe/Berlin, or Local", *tz)}
+	}
+	if fs.NArg() < 2 {
 		fs.Usage()
 		return usageError{errors.New("at takes WHEN FUNCTION [DATA | -]")}
 	}
-	when, err := parseWhen(fs.Arg(0), time.Now())
+	when, whenText, rest, err := splitWhen(fs.Args(), time.Now(), loc)
 	if err != nil {
-		return usageError{err}
+		return err
 	}
-	fn := fs.Arg(1)
+	fn := rest[0]
 	if fn == "" {
 		return usageError{errors.New("FUNCTION must not be empty")}
 	}
@@ -107,8 +77,8 @@ func runAt(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		return usageError{fmt.Errorf("--unique is %d bytes; at most %d", len(*unique), gearman.MaxUniqueSize)}
 	}
 	var data []byte
-	if fs.NArg() == 3 {
-		if data = []byte(fs.Arg(2)); fs.Arg(2) == "-" {
+	if len(rest) == 2 {
+		if data = []byte(rest[1]); rest[1] == "-" {
 			if data, err = io.ReadAll(stdin); err != nil {
 				return fmt.Errorf("read standard input: %w", err)
 			}
@@ -119,7 +89,7 @@ func runAt(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	switch strings.ToLower(*priority) {
 	case "normal":
 	case "high", "low":
-		if fs.Arg(0) != "now" {
+		if whenText != "now" {
 			return usageError{errors.New("--priority applies only to WHEN=now: SUBMIT_JOB_EPOCH jobs run at NORMAL priority")}
 		}
 		typ = map[string]gearman.Type{"high": gearman.SubmitJobHighBg, "low": gearman.SubmitJobLowBg}[strings.ToLower(*priority)]

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"time"
@@ -152,6 +153,44 @@ func (c *Client) Admin(command string) (string, error) {
 		}
 		if line == ".\n" {
 			return b.String(), nil
+		}
+	}
+}
+
+// AdminError is an admin command's ERR reply.
+type AdminError struct{ Reply string }
+
+func (e *AdminError) Error() string { return "gearman: admin reply " + e.Reply }
+
+// AdminList sends an admin command whose reply is a list and calls row
+// with each line before the closing ".", as it arrives and without its
+// line terminator, so a list of any length is read in constant memory.
+// An ERR reply is returned as an *AdminError; an error from row stops
+// the reading and is returned (the rest of the list is not read, so the
+// connection should then be closed).
+func (c *Client) AdminList(command string, row func(line string) error) error {
+	if strings.ContainsAny(command, "\r\n") {
+		return errors.New("gearman: admin command contains a line break")
+	}
+	if _, err := c.nc.Write([]byte(command + "\n")); err != nil {
+		return err
+	}
+	for first := true; ; first = false {
+		line, err := c.ReadLine()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("gearman: reading the reply to %q: %w", command, err)
+		}
+		if first && strings.HasPrefix(line, "ERR") {
+			return &AdminError{Reply: strings.TrimRight(line, "\r\n")}
+		}
+		if line == ".\n" {
+			return nil
+		}
+		if err := row(strings.TrimRight(line, "\r\n")); err != nil {
+			return err
 		}
 	}
 }

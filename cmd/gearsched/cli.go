@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -110,42 +112,117 @@ func runAt(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	return nil
 }
 
-// runLs implements `gearsched ls`: the server's `show schedules` as a table.
+// lsPage is how many rows `gearsched ls` aligns and prints at a time:
+// columns line up within a page, and memory stays one page however long
+// the list is.
+const lsPage = 1000
+
+// lsRow is one row of `gearsched ls --json`.
+type lsRow struct {
+	Handle   string  `json:"handle"`
+	Function string  `json:"function"`
+	Unique   string  `json:"unique"`
+	NextRun  *string `json:"next_run"` // RFC 3339 UTC; null for a schedule that will not fire again
+	Schedule string  `json:"schedule"` // "once" for a one-shot job, else the cron spec
+	Zone     string  `json:"zone"`
+}
+
+// runLs implements `gearsched ls`: the server's `show schedules`, printed
+// as it arrives (the server streams it page by page from its due index).
 func runLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs, cf := newClientFlags("ls", "ls [flags]\n\nLists scheduled jobs and recurring schedules (admin command `show schedules`).", stderr)
+	fs, cf := newClientFlags("ls", "ls [flags]\n\n"+
+		"Lists scheduled jobs and recurring schedules in due order (admin command `show schedules`),\n"+
+		"printing rows as they arrive: it works the same with millions pending.\n"+
+		"--json prints one JSON object per line. --timeout bounds each wait for the next rows.", stderr)
+	function := fs.String("function", "", "list only this function's jobs and schedules")
+	limit := fs.Int("limit", 0, "stop after this many rows (0: all)")
+	asJSON := fs.Bool("json", false, `one JSON object per line: {"handle", "function", "unique", "next_run", "schedule", "zone"}`)
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("ls takes no arguments, got %q", fs.Arg(0))}
 	}
+	if *limit < 0 {
+		return usageError{fmt.Errorf("--limit %d must not be negative", *limit)}
+	}
+	if strings.ContainsAny(*function, " \t\r\n") {
+		return usageError{fmt.Errorf("--function %q: a function name has no spaces", *function)}
+	}
 	c, err := cf.dial(ctx)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	reply, err := c.Admin("show schedules")
-	if err != nil {
+	out := bufio.NewWriterSize(stdout, 64<<10)
+	var print func(f []string) error
+	var flush func() error
+	if *asJSON {
+		enc := json.NewEncoder(out)
+		print = func(f []string) error { return enc.Encode(newLsRow(f)) }
+		flush = out.Flush
+	} else {
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		header := "HANDLE\tFUNCTION\tUNIQUE\tNEXT RUN (UTC)\tIN\tSCHEDULE\tZONE\n"
+		fmt.Fprint(tw, header)
+		now := time.Now()
+		print = func(f []string) error {
+			in := "-"
+			if t, err := time.Parse(time.RFC3339, f[3]); err == nil {
+				in = t.Sub(now).Round(time.Second).String()
+			}
+			_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f[0], f[1], f[2], f[3], in, f[4], f[5])
+			return err
+		}
+		flush = func() error {
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			return out.Flush()
+		}
+	}
+	command := "show schedules"
+	if *function != "" {
+		command += " " + *function
+	}
+	n := 0
+	errLimit := errors.New("limit reached")
+	err = c.AdminList(command, func(line string) error {
+		f := strings.Split(line, "\t")
+		if len(f) != 6 {
+			return nil
+		}
+		if err := print(f); err != nil {
+			return err
+		}
+		if n++; n == *limit {
+			return errLimit
+		}
+		if n%lsPage == 0 {
+			// The timeout bounds each wait, not the whole listing.
+			c.SetDeadline(time.Now().Add(cf.timeout))
+			return flush()
+		}
+		return nil
+	})
+	var ae *gearman.AdminError
+	switch {
+	case errors.As(err, &ae):
+		return fmt.Errorf("%s does not list schedules (is it gearsched?): %s", cf.server, ae.Reply)
+	case err != nil && err != errLimit:
+		flush()
 		return fmt.Errorf("show schedules on %s: %w", cf.server, err)
 	}
-	if strings.HasPrefix(reply, "ERR") {
-		return fmt.Errorf("%s does not list schedules (is it gearsched?): %s", cf.server, strings.TrimSpace(reply))
+	return flush()
+}
+
+// newLsRow is a `show schedules` row as JSON.
+func newLsRow(f []string) lsRow {
+	r := lsRow{Handle: f[0], Function: f[1], Unique: f[2], Schedule: f[4], Zone: f[5]}
+	if f[3] != "-" {
+		r.NextRun = &f[3]
 	}
-	now := time.Now()
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "HANDLE\tFUNCTION\tUNIQUE\tNEXT RUN (UTC)\tIN\tSCHEDULE\tZONE")
-	for _, row := range strings.Split(strings.TrimSuffix(reply, ".\n"), "\n") {
-		f := strings.Split(row, "\t")
-		if len(f) != 6 {
-			continue
-		}
-		in := "-"
-		if t, err := time.Parse(time.RFC3339, f[3]); err == nil {
-			in = t.Sub(now).Round(time.Second).String()
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", f[0], f[1], f[2], f[3], in, f[4], f[5])
-	}
-	return tw.Flush()
+	return r
 }
 
 // runCancel implements `gearsched cancel HANDLE`.

@@ -26,8 +26,12 @@ const (
 // SplitAdminLine. The reply is built first and queued whole, so it leaves
 // in one write; `show schedules` streams page by page instead.
 func (s *Server) admin(c *conn, words [][]byte) {
-	if len(words) == 2 && strings.EqualFold(string(words[0]), "show") && strings.EqualFold(string(words[1]), "schedules") {
-		s.showSchedules(c)
+	if (len(words) == 2 || len(words) == 3) && strings.EqualFold(string(words[0]), "show") && strings.EqualFold(string(words[1]), "schedules") {
+		function := ""
+		if len(words) == 3 {
+			function = string(words[2])
+		}
+		s.showSchedules(c, function)
 		return
 	}
 	c.scratch = s.answer(c.scratch[:0], words)

@@ -149,8 +149,9 @@ func (s *Server) admit(rec *store.Job) {
 // showSchedules answers `show schedules`: one tab-separated row per pending
 // scheduled job and per recurring schedule (handle, function, unique or
 // name, next run in RFC 3339 UTC, spec, zone), in due order, then ".".
-// Rows are read from the store page by page, never all at once.
-func (s *Server) showSchedules(c *conn) {
+// Rows are read from the store page by page, never all at once. A
+// function name (`show schedules FUNCTION`) lists only its rows.
+func (s *Server) showSchedules(c *conn, function string) {
 	var b []byte
 	// Each page is written before the next is read, so a listing of
 	// millions of rows holds one page in memory, and a slow reader slows
@@ -164,10 +165,16 @@ func (s *Server) showSchedules(c *conn) {
 	listed := map[uint64]bool{}
 	err := s.store.ForEachDue(func(it store.DueItem) bool {
 		if it.Job != nil {
+			if function != "" && it.Job.Function != function {
+				return true
+			}
 			b = appendScheduleRow(b, it.Job.Handle, it.Job.Function, it.Job.Unique, it.Due, "once", "UTC")
 		} else {
 			sc := it.Schedule
 			listed[sc.ID] = true
+			if function != "" && sc.Function != function {
+				return true
+			}
 			b = appendScheduleRow(b, sc.Handle, sc.Function, scheduleLabel(sc), it.Due, sc.Spec, sc.Zone)
 		}
 		if len(b) > 64<<10 {
@@ -179,7 +186,7 @@ func (s *Server) showSchedules(c *conn) {
 		var all []*store.Schedule
 		if all, err = s.store.Schedules(); err == nil {
 			for _, sc := range all { // disabled or finished: not in the due index
-				if !listed[sc.ID] {
+				if !listed[sc.ID] && (function == "" || sc.Function == function) {
 					b = appendScheduleRow(b, sc.Handle, sc.Function, scheduleLabel(sc), 0, sc.Spec, sc.Zone)
 				}
 			}

@@ -3,6 +3,7 @@ package gearman
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -30,6 +31,18 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("gearman: dial %s: %w", addr, err)
+	}
+	return NewClient(nc), nil
+}
+
+// DialTLS connects to a Gearman server at addr over TLS and completes the
+// handshake within ctx. When cfg.ServerName is empty the host part of
+// addr is the name the server's certificate must carry.
+func DialTLS(ctx context.Context, addr string, cfg *tls.Config) (*Client, error) {
+	d := tls.Dialer{Config: cfg}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("gearman: dial %s over TLS: %w", addr, err)
 	}
 	return NewClient(nc), nil
 }

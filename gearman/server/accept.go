@@ -81,11 +81,15 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.wg.Add(1)
 		s.lnMu.Unlock()
 		s.open.Add(1)
-		c := s.newConn(nc)
 		go func() {
 			defer s.wg.Done()
 			defer s.open.Add(-1)
-			c.serve()
+			if s.cfg.TLS != nil {
+				if nc = s.handshake(nc); nc == nil {
+					return
+				}
+			}
+			s.newConn(nc).serve()
 		}()
 	}
 }

@@ -69,7 +69,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	if host, _, err := net.SplitHostPort(nc.RemoteAddr().String()); err == nil {
 		c.ip = host
 	}
-	if sc, ok := nc.(syscall.Conn); ok {
+	if sc, ok := rawConn(nc).(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			raw.Control(func(fd uintptr) { c.fd = int(fd) })
 		}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -49,6 +50,11 @@ type Config struct {
 	// Version is what the admin `version` command reports after
 	// "OK gearsched ": one word, no spaces. Default Version.
 	Version string
+	// TLS, when set, serves every connection over TLS with this
+	// configuration (certificate, and client certificates to require):
+	// the handshake runs in the connection's goroutine before anything
+	// is read, and a peer that fails it is logged once and closed.
+	TLS *tls.Config
 	// LogLevel names the current log level for the admin `verbose` command.
 	LogLevel func() string
 	// Now returns the current time; default time.Now. Tests inject clocks.

@@ -35,7 +35,13 @@ type UpstreamConfig struct {
 	// reachable, so held work can drain at once; at start-up once, with
 	// an empty address, after every server was dialled.
 	OnUp func(addr string)
+	// Dial connects to a server; default gearman.Dial (plain TCP). A
+	// sidecar whose upstreams speak TLS dials with gearman.DialTLS.
+	Dial Dialer
 }
+
+// Dialer connects a Gearman client to a server at addr within ctx.
+type Dialer func(ctx context.Context, addr string) (*gearman.Client, error)
 
 // UpstreamJob is one background submission to an upstream server, and its
 // outcome once Submit returns.
@@ -96,6 +102,9 @@ func NewUpstream(cfg UpstreamConfig) (*Upstream, error) {
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.Dial == nil {
+		cfg.Dial = gearman.Dial
 	}
 	cfg.MinBackoff, cfg.MaxBackoff = backoffLimits(cfg.MinBackoff, cfg.MaxBackoff)
 	log := cfg.Logger
@@ -190,7 +199,7 @@ func (u *Upstream) connect(ctx context.Context, p *peer) bool {
 		return false
 	}
 	dctx, cancel := context.WithTimeout(ctx, u.cfg.Timeout)
-	cl, err := gearman.Dial(dctx, p.addr)
+	cl, err := u.cfg.Dial(dctx, p.addr)
 	cancel()
 	if err != nil {
 		wait := p.backoff.fail()

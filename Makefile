@@ -3,8 +3,9 @@
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 # Debian packages the integration and differential tests drive: the real
 # gearmand, the gearman CLI and gearadmin, PHP's and Perl's clients; GNU
-# time measures a client's peak memory.
-DEBS := gearman-job-server gearman-tools php-cli php-gearman libgearman-client-perl time
+# time measures a client's peak memory; socat carries the Debian clients,
+# whose libgearman is built without SSL, over TLS.
+DEBS := gearman-job-server gearman-tools php-cli php-gearman libgearman-client-perl time socat
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 FUZZTIME ?= 10m
 

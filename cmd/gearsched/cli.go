@@ -20,6 +20,7 @@ import (
 type clientFlags struct {
 	server  string
 	timeout time.Duration
+	tls     tlsFiles
 }
 
 func newClientFlags(name, usage string, stderr io.Writer) (*pflag.FlagSet, *clientFlags) {
@@ -29,16 +30,38 @@ func newClientFlags(name, usage string, stderr io.Writer) (*pflag.FlagSet, *clie
 	cf := &clientFlags{}
 	fs.StringVarP(&cf.server, "server", "s", "127.0.0.1:4730", "Gearman server address (host:port)")
 	fs.DurationVar(&cf.timeout, "timeout", 10*time.Second, "give up on the server after this long")
+	registerClientTLS(fs, &cf.tls)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: gearsched %s\n\nFlags:\n%s", usage, fs.FlagUsages())
 	}
 	return fs, cf
 }
 
+// parse parses a client command line and checks its TLS flags.
+func (cf *clientFlags) parse(fs *pflag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return flagError(err)
+	}
+	if err := cf.tls.check(fs, "ssl", "ssl-certificate", "ssl-key", "ssl-ca-file"); err != nil {
+		return usageError{err}
+	}
+	return nil
+}
+
+// dial connects to --server, over TLS with --ssl.
 func (cf *clientFlags) dial(ctx context.Context) (*gearman.Client, error) {
+	tlsCfg, err := cf.tls.clientConfig()
+	if err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithTimeout(ctx, cf.timeout)
 	defer cancel()
-	c, err := gearman.Dial(ctx, cf.server)
+	var c *gearman.Client
+	if tlsCfg != nil {
+		c, err = gearman.DialTLS(ctx, cf.server, tlsCfg)
+	} else {
+		c, err = gearman.Dial(ctx, cf.server)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot reach the Gearman server at %s: %w", cf.server, err)
 	}
@@ -56,8 +79,8 @@ func runAt(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	unique := fs.StringP("unique", "u", "", "unique ID: a second submission with the same function and unique returns the same job")
 	priority := fs.String("priority", "normal", "high, normal or low; only for WHEN=now (scheduled jobs run at NORMAL, as the protocol defines)")
 	tz := fs.String("tz", "Local", "IANA time zone at(1)'s words (HH:MM, noon, YYYY-MM-DD HH:MM...) are read in; default the local zone")
-	if err := fs.Parse(args); err != nil {
-		return flagError(err)
+	if err := cf.parse(fs, args); err != nil {
+		return err
 	}
 	loc, err := time.LoadLocation(*tz)
 	if err != nil || *tz == "" {
@@ -137,8 +160,8 @@ func runLs(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	function := fs.String("function", "", "list only this function's jobs and schedules")
 	limit := fs.Int("limit", 0, "stop after this many rows (0: all)")
 	asJSON := fs.Bool("json", false, `one JSON object per line: {"handle", "function", "unique", "next_run", "schedule", "zone"}`)
-	if err := fs.Parse(args); err != nil {
-		return flagError(err)
+	if err := cf.parse(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("ls takes no arguments, got %q", fs.Arg(0))}
@@ -228,8 +251,8 @@ func newLsRow(f []string) lsRow {
 // runCancel implements `gearsched cancel HANDLE`.
 func runCancel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs, cf := newClientFlags("cancel", "cancel [flags] HANDLE\n\nCancels a scheduled job, a queued job or a SUBMIT_JOB_SCHED schedule.", stderr)
-	if err := fs.Parse(args); err != nil {
-		return flagError(err)
+	if err := cf.parse(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 || fs.Arg(0) == "" || strings.ContainsAny(fs.Arg(0), " \r\n") {
 		fs.Usage()

@@ -41,6 +41,7 @@ type serveConfig struct {
 	schedules       string
 	schedZone       *time.Location
 	schedWeekdays   string
+	tls             tlsFiles // --ssl...: the Gearman port over TLS
 
 	// Sidecar mode.
 	upstreams       []string
@@ -50,6 +51,7 @@ type serveConfig struct {
 	controlCancel   string
 	upstreamTimeout time.Duration
 	ledgerRetention time.Duration
+	upstreamTLS     tlsFiles // --upstream-ssl...
 }
 
 func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -84,6 +86,8 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.controlCancel, "control-cancel-function", sidecar.DefaultCancelFunction, "sidecar: function registered upstream to cancel a scheduled job by handle")
 	fs.DurationVar(&c.upstreamTimeout, "upstream-timeout", 5*time.Second, "sidecar: bound on each dial and request to an upstream server")
 	fs.DurationVar(&c.ledgerRetention, "ledger-retention", sidecar.DefaultLedgerRetention, "sidecar: how long forwarded jobs are remembered for GET_STATUS")
+	registerServerTLS(fs, &c.tls)
+	registerUpstreamTLS(fs, &c.upstreamTLS)
 	// gearmand options that have no meaning here, accepted so that service
 	// files written for gearmand keep working.
 	fs.IntP("threads", "t", 4, "ignored (gearmand compatibility)")
@@ -130,6 +134,12 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	if err := c.checkSidecar(fs); err != nil {
 		return nil, usageError{err}
 	}
+	if err := c.tls.check(fs, "ssl", "ssl-certificate", "ssl-key", "ssl-ca-file"); err != nil {
+		return nil, usageError{err}
+	}
+	if err := c.upstreamTLS.check(fs, "upstream-ssl", "upstream-ssl-certificate", "upstream-ssl-key", "upstream-ssl-ca-file"); err != nil {
+		return nil, usageError{err}
+	}
 	return c, nil
 }
 
@@ -137,7 +147,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 // addresses without a port with gearmand's 4730.
 func (c *serveConfig) checkSidecar(fs *pflag.FlagSet) error {
 	if len(c.upstreams) == 0 {
-		for _, name := range []string{"epoch-passthrough", "trigger-payload", "control-function", "control-cancel-function", "upstream-timeout", "ledger-retention"} {
+		for _, name := range []string{"epoch-passthrough", "trigger-payload", "control-function", "control-cancel-function", "upstream-timeout", "ledger-retention", "upstream-ssl"} {
 			if fs.Changed(name) {
 				return fmt.Errorf("--%s needs --upstream", name)
 			}
@@ -192,6 +202,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	log := newLogger(c.logFormat, level, os.Stderr)
 	version := readBuildInfo().String()
 
+	stls, err := newServerTLS(&c.tls)
+	if err != nil {
+		return err
+	}
 	st, err := store.Open(c.db, store.Options{Logger: log})
 	if err != nil {
 		return err
@@ -218,6 +232,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		MaxPacketSize:     c.maxPacketSize,
 		MaxConnections:    connectionLimit(c.maxConnections, log),
 		Version:           version,
+		TLS:               stls.config(),
 		LogLevel:          func() string { return c.verbose },
 		Wake:              func(due int64) { sched.WakeFor(due) },
 		SchedZone:         c.schedZone,
@@ -243,7 +258,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	log.Info("gearsched serving", "version", version, "addr", ln.Addr().String(), "db", c.db, "pid", os.Getpid(),
-		"upstreams", c.upstreams)
+		"upstreams", c.upstreams, "tls", c.tls.enabled)
 
 	// The scheduler and the sidecar's loops stop before the listener
 	// drains, so nothing is released into a server that is shutting down.
@@ -268,6 +283,13 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			srv.Shutdown(context.Background())
 			return err
 		case <-hup:
+			if stls != nil {
+				if err := stls.reload(); err != nil {
+					log.Error("TLS files rejected; keeping the certificates in use", "err", err)
+				} else {
+					log.Info("TLS certificate, key and CA files read again")
+				}
+			}
 			if c.schedules == "" {
 				log.Info("SIGHUP: no --schedules file to reload")
 			} else if err := loadSchedules(c.schedules, st, handles, log); err != nil {

@@ -18,17 +18,24 @@ type sidecarParts struct {
 	log *slog.Logger
 	up  *sidecar.Upstream
 	fwd *sidecar.Forwarder
+	// dial reaches an upstream: nil for plain TCP, else over TLS.
+	dial sidecar.Dialer
 }
 
 func newSidecar(c *serveConfig, st *store.Store, handles *server.Handles, log *slog.Logger, wake func()) (*sidecarParts, error) {
 	if len(c.upstreams) == 0 {
 		return nil, nil
 	}
+	dial, err := upstreamDialer(&c.upstreamTLS, c.upstreamTimeout)
+	if err != nil {
+		return nil, err
+	}
 	up, err := sidecar.NewUpstream(sidecar.UpstreamConfig{
 		Addrs:   c.upstreams,
 		Logger:  log,
 		Timeout: c.upstreamTimeout,
 		OnUp:    func(string) { wake() },
+		Dial:    dial,
 	})
 	if err != nil {
 		return nil, err
@@ -44,7 +51,7 @@ func newSidecar(c *serveConfig, st *store.Store, handles *server.Handles, log *s
 	if err != nil {
 		return nil, err
 	}
-	return &sidecarParts{cfg: c, log: log, up: up, fwd: fwd}, nil
+	return &sidecarParts{cfg: c, log: log, up: up, fwd: fwd, dial: dial}, nil
 }
 
 // upstreams returns what the listener asks of the upstream servers: nil
@@ -66,7 +73,7 @@ func (s *sidecarParts) start(ctx context.Context, wg *sync.WaitGroup, srv *serve
 	if s.cfg.controlSchedule != "" {
 		ctl := sidecar.NewControl(sidecar.ControlConfig{
 			Holder: srv, Addrs: s.cfg.upstreams, Logger: s.log,
-			Schedule: s.cfg.controlSchedule, Cancel: s.cfg.controlCancel,
+			Schedule: s.cfg.controlSchedule, Cancel: s.cfg.controlCancel, Dial: s.dial,
 		})
 		wg.Go(func() { ctl.Run(ctx) })
 	}

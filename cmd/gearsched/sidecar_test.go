@@ -35,7 +35,11 @@ type collector struct {
 // collect starts a collector for fn on addr; it stops when the test ends.
 func collect(t *testing.T, addr, fn string) *collector {
 	t.Helper()
-	c := dialServer(t, addr)
+	return collectOn(dialServer(t, addr), fn)
+}
+
+// collectOn starts a collector for fn on a connected client.
+func collectOn(c *gearman.Client, fn string) *collector {
 	col := &collector{got: map[string]int{}, first: map[string]time.Time{}, unique: map[string]string{},
 		change: make(chan struct{}, 1), errc: make(chan error, 1)}
 	go func() { col.errc <- col.run(c, fn) }()

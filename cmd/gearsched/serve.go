@@ -276,9 +276,21 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	// The store is open and the listener up: systemd may start what
+	// depends on this unit. The watchdog pings until serve returns.
+	sd := systemd{log: log}
+	sd.ready(ln.Addr().String())
+	wdCtx, stopWatchdog := context.WithCancel(context.Background())
+	var watchdog sync.WaitGroup
+	sd.watchdog(wdCtx, &watchdog)
+	defer func() {
+		stopWatchdog()
+		watchdog.Wait()
+	}()
 	for done := false; !done; {
 		select {
 		case err = <-served:
+			sd.stopping()
 			stopSched()
 			srv.Shutdown(context.Background())
 			return err
@@ -301,6 +313,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			done = true
 		}
 	}
+	sd.stopping()
 	log.Info("shutting down", "timeout", c.shutdownTimeout)
 	stopSched()
 	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)

@@ -36,20 +36,7 @@ func TestSystemdNotify(t *testing.T) {
 
 	cmd := exec.Command(gearschedBin, "serve", "--port", "0", "--db", filepath.Join(t.TempDir(), "s.db"))
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=400000") // ping every 200 ms
-	out := &lockedBuffer{}
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-		if t.Failed() {
-			t.Logf("gearsched:\n%s", out.String())
-		}
-	})
+	_, done := startBackground(t, cmd)
 
 	buf := make([]byte, 4096)
 	recv := func() string {

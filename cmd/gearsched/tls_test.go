@@ -62,20 +62,7 @@ func startTLSBridge(t *testing.T, target *daemon, certs *gearmantest.Certs) *dae
 		cmd := exec.Command(path,
 			fmt.Sprintf("TCP-LISTEN:%d,bind=127.0.0.1,reuseaddr,fork", port),
 			fmt.Sprintf("OPENSSL:%s,cafile=%s,cert=%s,key=%s,verify=1,commonname=localhost", target.Addr, certs.CAFile, certs.ClientCert, certs.ClientKey))
-		out := &lockedBuffer{}
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		t.Cleanup(func() {
-			cmd.Process.Kill()
-			<-done
-			if t.Failed() {
-				t.Logf("socat: %s", out.String())
-			}
-		})
+		out, done := startBackground(t, cmd)
 		b := &daemon{Addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), Port: port, Backend: "socat", stderr: out, done: done}
 		if err := b.waitReady(); err == nil {
 			return b
@@ -165,6 +152,27 @@ func TestTLSDebianTools(t *testing.T) {
 }
 
 func slicesClone(s []string) []string { return append([]string(nil), s...) }
+
+// startBackground starts cmd with its output collected; it is killed at
+// the end of the test, and its output logged if the test failed. done is
+// closed when it has exited.
+func startBackground(t *testing.T, cmd *exec.Cmd) (out *lockedBuffer, done chan struct{}) {
+	t.Helper()
+	out, done = &lockedBuffer{}, make(chan struct{})
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", cmd.Path, err)
+	}
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			t.Logf("%s output:\n%s", cmd.Path, out.String())
+		}
+	})
+	return out, done
+}
 
 // TestDebianSSLIsPlain measures what the Debian build does with SSL:
 // gearmand --ssl serves plain TCP, and `gearadmin -S`, `gearman -S` and

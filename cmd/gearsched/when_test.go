@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -154,5 +155,42 @@ func TestSplitWhen(t *testing.T) {
 		case err != nil || text != tc.when || strings.Join(rest, " ") != tc.rest:
 			t.Errorf("splitWhen(%q) = %q, %q, %v; want %q, %q", tc.args, text, rest, err, tc.when, tc.rest)
 		}
+	}
+}
+
+// TestAtTimeWords submits with at(1)'s words through the binary and
+// reads the due times back with ls --json.
+func TestAtTimeWords(t *testing.T) {
+	t.Parallel()
+	s := startGearsched(t)
+	srv := "--server=" + s.Addr
+	before := time.Now()
+	plus, _ := runTool(t, "", gearschedBin, "at", srv, "--tz", "UTC", "now", "+", "5", "minutes", "words", "data")
+	tomorrow, _ := runTool(t, "", gearschedBin, "at", srv, "--tz", "Asia/Tokyo", "09:00 tomorrow", "words")
+	after := time.Now()
+	out, _ := runTool(t, "", gearschedBin, "ls", srv, "--json", "--function", "words")
+	due := map[string]time.Time{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r lsRow
+		if err := json.Unmarshal([]byte(l), &r); err != nil || r.NextRun == nil {
+			t.Fatalf("ls --json row %q: %v", l, err)
+		}
+		at, err := time.Parse(time.RFC3339, *r.NextRun)
+		if err != nil {
+			t.Fatal(err)
+		}
+		due[r.Handle] = at
+	}
+	if d := due[strings.TrimSpace(plus)]; d.Before(before.Add(5*time.Minute)) || d.After(after.Add(5*time.Minute+time.Second)) {
+		t.Errorf("now + 5 minutes is due %s, want between %s and %s", d, before.Add(5*time.Minute), after.Add(5*time.Minute))
+	}
+	tokyo := mustZone(t, "Asia/Tokyo")
+	nextNine := func(at time.Time) time.Time {
+		y, m, d := at.In(tokyo).Date()
+		return time.Date(y, m, d+1, 9, 0, 0, 0, tokyo)
+	}
+	// Midnight in Tokyo may pass between before and after.
+	if got := due[strings.TrimSpace(tomorrow)]; !got.Equal(nextNine(before)) && !got.Equal(nextNine(after)) {
+		t.Errorf("09:00 tomorrow in Asia/Tokyo is due %s, want %s", got, nextNine(before))
 	}
 }

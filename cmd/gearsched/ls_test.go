@@ -32,8 +32,20 @@ func fillPending(t testing.TB, db string, n int) {
 		t.Fatal(err)
 	}
 	base := time.Now().Add(time.Hour).Truncate(time.Second)
-	writes := make([]*store.Write, 0, n)
+	const chunk = 50_000 // writes in flight at once: memory stays bounded
+	writes := make([]*store.Write, 0, chunk)
+	wait := func() {
+		for _, w := range writes {
+			if err := w.Wait(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		writes = writes[:0]
+	}
 	for i := range n {
+		if len(writes) == chunk {
+			wait()
+		}
 		id := first + uint64(i)
 		fn := "bulk"
 		if i%1000 == 0 {
@@ -43,11 +55,7 @@ func fillPending(t testing.TB, db string, n int) {
 			Unique: "u" + strconv.Itoa(i), Priority: 1, Due: base.Add(time.Duration(i) * time.Second).UnixNano(),
 			Data: []byte("0123456789")}, ""))
 	}
-	for _, w := range writes {
-		if err := w.Wait(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	wait()
 }
 
 // lsRun runs `gearsched ls` with args, counting its output lines without

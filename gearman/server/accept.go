@@ -67,7 +67,13 @@ func (s *Server) Serve(ln net.Listener) error {
 			if n, ok := refusing.due(time.Now()); ok {
 				s.log.Warn("refusing connections: --max-connections reached", "max", max, "refused", n)
 			}
-			refuse(nc, max)
+			if s.cfg.TLS != nil {
+				// A TLS client would read a plain ERROR packet as a
+				// broken handshake: it only learns of the close.
+				nc.Close()
+			} else {
+				refuse(nc, max)
+			}
 			continue
 		}
 		// Add under lnMu, where Shutdown cancels ctx before it waits, so

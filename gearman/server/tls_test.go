@@ -20,12 +20,17 @@ import (
 // startTLS serves a store over TLS with the test certificates, client
 // certificates required when clientAuth is set, logging into logs.
 func startTLS(t *testing.T, clientAuth bool) (*testServer, *gearmantest.Certs, *logRecords) {
+	return startTLSConfig(t, clientAuth, Config{})
+}
+
+// startTLSConfig is startTLS with more of the server's configuration.
+func startTLSConfig(t *testing.T, clientAuth bool, cfg Config) (*testServer, *gearmantest.Certs, *logRecords) {
 	t.Helper()
 	certs, err := gearmantest.WriteCerts(t.TempDir(), "srv")
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := certs.ServerConfig(clientAuth)
+	tlsCfg, err := certs.ServerConfig(clientAuth)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,7 +39,8 @@ func startTLS(t *testing.T, clientAuth bool) (*testServer, *gearmantest.Certs, *
 	if err != nil {
 		t.Fatal(err)
 	}
-	return serveStore(t, Config{Logger: slog.New(logs), TLS: cfg}, st), certs, logs
+	cfg.Logger, cfg.TLS = slog.New(logs), tlsCfg
+	return serveStore(t, cfg, st), certs, logs
 }
 
 // dialTLS connects a tconn over TLS.
@@ -190,4 +196,30 @@ func eventuallyT(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// TestTLSMaxConnections: past --max-connections a TLS client's connection
+// is closed without the plain ERROR packet a TCP client gets, and the
+// connections within the limit go on.
+func TestTLSMaxConnections(t *testing.T) {
+	t.Parallel()
+	ts, certs, _ := startTLSConfig(t, false, Config{MaxConnections: 1})
+	first, err := dialTLS(t, ts.addr, certs.ClientConfig(false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.send(gearman.EchoReq, "first")
+	first.expect(gearman.EchoRes, "first")
+	second, err := dialTLS(t, ts.addr, certs.ClientConfig(false))
+	if err == nil {
+		second.nc.SetDeadline(time.Now().Add(testTimeout))
+		second.Send(gearman.EchoReq, []byte("second"))
+		_, err = second.Recv()
+	}
+	var rec tls.RecordHeaderError
+	if err == nil || errors.As(err, &rec) {
+		t.Errorf("a TLS client past the limit: %v; want the connection closed, not a plain reply", err)
+	}
+	first.send(gearman.EchoReq, "still")
+	first.expect(gearman.EchoRes, "still")
 }

@@ -164,8 +164,12 @@ func (o *outbox) drain(limit int) bool {
 func (o *outbox) writeQueued() (wrote, more, closed bool) {
 	o.mu.Lock()
 	if o.writing {
+		// Whoever writes picks up what is queued; but once the outbox is
+		// closed the writer goroutine must hear it now, as nothing will
+		// wake it again.
+		closed = o.closed
 		o.mu.Unlock()
-		return false, false, false
+		return false, false, closed
 	}
 	buf := o.buf
 	closed = o.closed

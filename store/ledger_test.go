@@ -590,3 +590,43 @@ func TestDeferMovesDueTime(t *testing.T) {
 		t.Errorf("PendingCounts = %v, want f: 2", got)
 	}
 }
+
+// TestPutTriggers: a watcher's triggers are created once per (upstream,
+// function, second); a second one for the same key joins its watch list
+// (up to MaxWatch), another upstream or second is a trigger of its own,
+// and a trigger the forwarder already sent is created anew.
+func TestPutTriggers(t *testing.T) {
+	s, _ := openTemp(t, Options{})
+	tr := func(id uint64, up, unique, watch string) *Job {
+		return &Job{ID: id, Function: "f", Unique: unique, Kind: JobTrigger, Upstream: up, Watch: []string{watch}}
+	}
+	n, err := s.PutTriggers([]*Job{tr(1, "a:1", "t@100", "u1"), tr(2, "a:1", "t@100", "u2"), tr(3, "b:1", "t@100", "u3"), tr(4, "a:1", "t@101", "u4")})
+	if err != nil || n != 3 {
+		t.Fatalf("PutTriggers = %d, %v; want 3 created", n, err)
+	}
+	if j := scheduled(t, s, 1); j == nil || !slices.Equal(j.Watch, []string{"u1", "u2"}) {
+		t.Errorf("trigger 1 = %+v, want watching [u1 u2]", j)
+	}
+	if j := scheduled(t, s, 2); j != nil {
+		t.Errorf("trigger 2 stored on its own: %+v", j)
+	}
+	var more []*Job
+	for i := range MaxWatch + 2 {
+		more = append(more, tr(uint64(10+i), "a:1", "t@100", fmt.Sprint("w", i)))
+	}
+	if n, err := s.PutTriggers(more); err != nil || n != 0 {
+		t.Fatalf("PutTriggers on a pending key = %d, %v; want 0 created", n, err)
+	}
+	if j := scheduled(t, s, 1); j == nil || len(j.Watch) != MaxWatch {
+		t.Errorf("trigger 1 = %+v, want %d watched entries", j, MaxWatch)
+	}
+	if _, err := s.Forwarded(Forward{Done: []uint64{1}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PutTriggers([]*Job{tr(20, "a:1", "t@100", "u9")}); err != nil || n != 1 {
+		t.Fatalf("PutTriggers after the trigger was sent = %d, %v; want 1 created", n, err)
+	}
+	if _, err := s.PutTriggers([]*Job{{ID: 30, Function: "f", Unique: "x", Kind: JobTrigger}}); err == nil {
+		t.Error("PutTriggers took a trigger without an upstream")
+	}
+}

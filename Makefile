@@ -2,8 +2,10 @@
 
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 # Debian packages the integration and differential tests drive: the real
-# gearmand, the gearman CLI and gearadmin, PHP's and Perl's clients.
-DEBS := gearman-job-server gearman-tools php-cli php-gearman libgearman-client-perl
+# gearmand, the gearman CLI and gearadmin, PHP's and Perl's clients, and
+# the databases of gearmand's persistent queues that --watch-queue reads
+# (PostgreSQL, MariaDB; the tests start their own servers).
+DEBS := gearman-job-server gearman-tools php-cli php-gearman libgearman-client-perl postgresql mariadb-server
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 FUZZTIME ?= 10m
 

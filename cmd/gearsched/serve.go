@@ -17,6 +17,7 @@ import (
 	"github.com/gearsched/gearsched/gearman"
 	"github.com/gearsched/gearsched/gearman/server"
 	"github.com/gearsched/gearsched/gearman/sidecar"
+	"github.com/gearsched/gearsched/gearman/sidecar/queuewatch"
 	"github.com/gearsched/gearsched/scheduler"
 	"github.com/gearsched/gearsched/store"
 	"github.com/lmittmann/tint"
@@ -50,6 +51,7 @@ type serveConfig struct {
 	controlCancel   string
 	upstreamTimeout time.Duration
 	ledgerRetention time.Duration
+	watchQueues     []queuewatch.Spec
 }
 
 func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -84,6 +86,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.controlCancel, "control-cancel-function", sidecar.DefaultCancelFunction, "sidecar: function registered upstream to cancel a scheduled job by handle")
 	fs.DurationVar(&c.upstreamTimeout, "upstream-timeout", 5*time.Second, "sidecar: bound on each dial and request to an upstream server")
 	fs.DurationVar(&c.ledgerRetention, "ledger-retention", sidecar.DefaultLedgerRetention, "sidecar: how long forwarded jobs are remembered for GET_STATUS")
+	watchQueues := fs.StringArray("watch-queue", nil, "sidecar: wake the epoch jobs in an upstream's persistent queue, UPSTREAM=URL with URL "+
+		"sqlite:///path/queue.db, postgres://user:pass@host:5432/db or mysql://user:pass@tcp(host:3306)/db, "+
+		"each with an optional ?table= (default gearmand's: gearman_queue, queue, gearman_queue); repeatable")
 	// gearmand options that have no meaning here, accepted so that service
 	// files written for gearmand keep working.
 	fs.IntP("threads", "t", 4, "ignored (gearmand compatibility)")
@@ -130,6 +135,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	if err := c.checkSidecar(fs); err != nil {
 		return nil, usageError{err}
 	}
+	if err := c.checkWatchQueues(*watchQueues); err != nil {
+		return nil, usageError{err}
+	}
 	return c, nil
 }
 
@@ -137,7 +145,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 // addresses without a port with gearmand's 4730.
 func (c *serveConfig) checkSidecar(fs *pflag.FlagSet) error {
 	if len(c.upstreams) == 0 {
-		for _, name := range []string{"epoch-passthrough", "trigger-payload", "control-function", "control-cancel-function", "upstream-timeout", "ledger-retention"} {
+		for _, name := range []string{"epoch-passthrough", "trigger-payload", "control-function", "control-cancel-function", "upstream-timeout", "ledger-retention", "watch-queue"} {
 			if fs.Changed(name) {
 				return fmt.Errorf("--%s needs --upstream", name)
 			}
@@ -202,7 +210,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	var sched *scheduler.Scheduler
 	wake := func() { sched.Wake() }
-	side, err := newSidecar(c, st, handles, log, wake)
+	side, err := newSidecar(c, st, handles, log, wake, func(due int64) { sched.WakeFor(due) })
 	if err != nil {
 		return err
 	}

@@ -80,6 +80,12 @@ type Upstreams interface {
 	AppendRows(b []byte) []byte
 }
 
+// QueueLister is implemented by Upstreams that watch gearmand's persistent
+// queues: it appends the `show queues` rows.
+type QueueLister interface {
+	AppendQueueRows(b []byte) []byte
+}
+
 // Server is a Gearman job server. Each connection is served by its own
 // goroutine. The jobs in memory (queues, running jobs, workers) are owned
 // by one mutex, as gearmand processes commands on a single thread; it is

@@ -43,12 +43,15 @@ fuzz:
 # bench measures gearsched against the real gearmand in the same run:
 # background throughput, epoch lateness, durable epoch submissions, the
 # sidecar in front of gearmand (lateness, backlog drain after a 60 s
-# outage, trigger jobs), then memory and restart time with 1M pending
+# outage, trigger jobs), --watch-queue (lateness per queue backend; CPU,
+# RSS and notice time on a 1M-row SQLite queue), then memory and restart
+# time with 1M pending
 # epoch jobs, and store writes.
 # GEARSCHED_BENCH_10M=1 adds the 10M-job case (about 10 minutes more).
 bench: deps
 	$(GO) test ./cmd/gearsched -run '^$$' -bench 'BackgroundThroughput|EpochLateness|EpochSubmit' -benchtime 1x -count 3 -timeout 30m
 	$(GO) test ./cmd/gearsched -run '^$$' -bench 'SidecarLateness|SidecarOutageDrain|TriggerDelivery' -benchtime 1x -timeout 30m
+	$(GO) test ./cmd/gearsched -run '^$$' -bench 'WatchQueueLateness|WatchQueueMillionRows' -benchtime 1x -timeout 30m
 	$(GO) test ./cmd/gearsched -run '^$$' -bench 'PendingEpochJobs' -benchtime 1x -timeout 2h
 	$(GO) test ./store -run '^$$' -bench Put -benchtime 2000x
 

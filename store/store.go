@@ -62,7 +62,7 @@ type Store struct {
 	counts *counts
 
 	mu      sync.Mutex
-	cur     *Batch // batch that writes queued now will join
+	cur     *batch // batch that writes queued now will join
 	ops     []op
 	closed  bool
 	wake    chan struct{}

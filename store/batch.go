@@ -97,8 +97,12 @@ func (t *txn) bucket(name []byte) *bolt.Bucket { return t.tx.Bucket(name) }
 // durable once the write's Wait returns nil. If j has a unique that a
 // pending job or schedule holds, nothing is written and the write's
 // Holder names that record: the submission coalesces onto it. j must not
-// change until the write is done.
+// change until the write is done. A job the store cannot hold (see
+// MaxFunctionSize) is refused at once with an error wrapping ErrInvalid.
 func (s *Store) Put(j *Job) *Write {
+	if err := checkJob(j, false); err != nil {
+		return doneWrite(err)
+	}
 	w := &Write{}
 	return s.queue(op{put: j, w: w}, w)
 }

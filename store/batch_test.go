@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -212,6 +213,108 @@ func TestCommitFailureRetriesEachAlone(t *testing.T) {
 			}
 			if got := s.PendingCounts(); !reflect.DeepEqual(got, wantCount) {
 				t.Errorf("PendingCounts %v, want %v", got, wantCount)
+			}
+		})
+	}
+}
+
+// TestEmptyFunctionName: "" is a function name like any other (gearmand
+// serves it): its pending jobs are stored, counted, coalesced by unique
+// and counted again after a reopen, though bbolt takes no empty key.
+func TestEmptyFunctionName(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "empty.db")
+	s, err := Open(path, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { s.Close() }()
+	waitBatch(t, s.Put(&Job{ID: 1, Function: ""}))
+	w := s.PutPending(&Job{ID: 2, Function: "", Unique: "u", Due: 10}, "")
+	if waitBatch(t, w); !w.Created() {
+		t.Fatal("pending job of function \"\" not created")
+	}
+	w = s.PutPending(&Job{ID: 3, Function: "", Unique: "u", Due: 20}, "")
+	if waitBatch(t, w); w.Created() || w.Holder().ID != 2 {
+		t.Fatalf("same unique: created %v holder %+v, want job 2", w.Created(), w.Holder())
+	}
+	waitBatch(t, s.PutPending(&Job{ID: 4, Function: "x", Unique: "u", Due: 30}, "")) // another function's key
+	mustPutSchedule(t, s, &Schedule{ID: 5, Function: "", Unique: "s", Spec: "@hourly", Zone: "UTC", Enabled: true, Next: 40, FireAt: 40}, "")
+
+	s.Close()
+	if s, err = Open(path, Options{NoSync: true}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := s.PendingCounts(), map[string]int{"": 1, "x": 1}; !reflect.DeepEqual(got, want) {
+		t.Errorf("PendingCounts after reopen %v, want %v", got, want)
+	}
+	if got := s.Functions(); !reflect.DeepEqual(got, []string{"", "x"}) {
+		t.Errorf("Functions %q", got)
+	}
+	if h, ok, err := s.FindUnique("s"); err != nil || !ok || h.ID != 5 {
+		t.Errorf("FindUnique(s): %+v %v %v, want schedule 5", h, ok, err)
+	}
+	if ids := jobIDs(readAll(t, s)); !reflect.DeepEqual(ids, []uint64{1}) {
+		t.Errorf("ready jobs %v, want [1]", ids)
+	}
+	if res, err := s.Cancel(2); err != nil || res != CancelledJob {
+		t.Fatalf("Cancel(2): %v %v", res, err)
+	}
+	if got := s.PendingCount(""); got != 0 {
+		t.Errorf("after the cancel PendingCount(\"\") = %d", got)
+	}
+}
+
+// TestRecordsTheStoreCannotHold: a record whose keys bbolt would refuse
+// is refused before it reaches a batch, with ErrInvalid; one just inside
+// the limits is stored.
+func TestRecordsTheStoreCannotHold(t *testing.T) {
+	long := strings.Repeat("f", MaxFunctionSize)
+	tests := []struct {
+		name  string
+		write func(s *Store) *Write
+		ok    bool
+	}{
+		{"longest function, pending with a unique", func(s *Store) *Write {
+			return s.PutPending(&Job{ID: 1, Function: long, Unique: strings.Repeat("u", 64), Due: 1}, "")
+		}, true},
+		{"longest function, schedule", func(s *Store) *Write {
+			return s.PutSchedule(&Schedule{ID: 1, Function: long, Unique: "u", Spec: "@hourly", Zone: "UTC"}, "")
+		}, true},
+		{"function too long, ready", func(s *Store) *Write { return s.Put(&Job{ID: 1, Function: long + "f"}) }, false},
+		{"function too long, pending", func(s *Store) *Write {
+			return s.PutPending(&Job{ID: 1, Function: long + "f", Due: 1}, "")
+		}, false},
+		{"function too long, schedule", func(s *Store) *Write {
+			return s.PutSchedule(&Schedule{ID: 1, Function: long + "f", Spec: "@hourly", Zone: "UTC"}, "")
+		}, false},
+		{"function with NUL", func(s *Store) *Write { return s.Put(&Job{ID: 1, Function: "a\x00b"}) }, false},
+		{"unique with NUL", func(s *Store) *Write {
+			return s.PutPending(&Job{ID: 1, Function: "f", Unique: "a\x00b", Due: 1}, "")
+		}, false},
+		{"function and unique over bbolt's key limit", func(s *Store) *Write {
+			return s.PutPending(&Job{ID: 1, Function: long, Unique: strings.Repeat("u", 2000), Due: 1}, "")
+		}, false},
+		{"request key over bbolt's key limit", func(s *Store) *Write {
+			return s.PutPending(&Job{ID: 1, Function: "f", Due: 1}, strings.Repeat("r", bolt.MaxKeySize+1))
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, _ := openTemp(t, Options{NoSync: true})
+			w := tt.write(s)
+			if !tt.ok {
+				select {
+				case <-w.Done():
+				default:
+					t.Fatal("a record the store cannot hold was queued")
+				}
+				if err := w.Err(); !errors.Is(err, ErrInvalid) {
+					t.Fatalf("err %v, want ErrInvalid", err)
+				}
+				return
+			}
+			if err := w.Wait(); err != nil || !w.Created() {
+				t.Fatalf("created %v, err %v", w.Created(), err)
 			}
 		})
 	}

@@ -25,7 +25,7 @@ func (c *counts) load(tx *bolt.Tx) error {
 	c.pending, c.schedules = map[string]int{}, map[string]int{}
 	err := tx.Bucket(bucketCounts).ForEach(func(k, v []byte) error {
 		if len(v) == 8 {
-			c.pending[string(k)] = int(binary.BigEndian.Uint64(v))
+			c.pending[countsFunction(k)] = int(binary.BigEndian.Uint64(v))
 		}
 		return nil
 	})
@@ -64,19 +64,38 @@ func (c *counts) apply(t *txn) {
 	add(c.schedules, t.schedules)
 }
 
+// countsKey is function's key in the counts bucket. bbolt takes no empty
+// key, but "" is a valid function name (gearmand serves it), so it is
+// stored as a single NUL, which no function name contains: NUL separates
+// a packet's arguments, and checkFunction refuses it.
+func countsKey(function string) []byte {
+	if function == "" {
+		return []byte{0}
+	}
+	return []byte(function)
+}
+
+// countsFunction is the function whose counts key is k.
+func countsFunction(k []byte) string {
+	if len(k) == 1 && k[0] == 0 {
+		return ""
+	}
+	return string(k)
+}
+
 // addPending changes function's durable count of pending jobs by delta.
 func addPending(t *txn, function string, delta int) error {
 	t.pending[function] += delta
-	b := t.bucket(bucketCounts)
+	b, key := t.bucket(bucketCounts), countsKey(function)
 	var n int64
-	if v := b.Get([]byte(function)); len(v) == 8 {
+	if v := b.Get(key); len(v) == 8 {
 		n = int64(binary.BigEndian.Uint64(v))
 	}
 	n += int64(delta)
 	if n <= 0 {
-		return b.Delete([]byte(function))
+		return b.Delete(key)
 	}
-	return b.Put([]byte(function), binary.BigEndian.AppendUint64(nil, uint64(n)))
+	return b.Put(key, binary.BigEndian.AppendUint64(nil, uint64(n)))
 }
 
 // PendingCount returns how many jobs of function wait for their due time

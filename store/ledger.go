@@ -96,6 +96,16 @@ type ForwardResult struct {
 // fired: never both, never neither. A schedule advances only if its plan
 // is not stale (see advanceSchedule).
 func (s *Store) Forwarded(f Forward) (ForwardResult, error) {
+	// A trigger only wakes workers sooner, so one the store cannot hold
+	// is left out rather than failing the ledger's commit.
+	triggers := make([]*Job, 0, len(f.Triggers))
+	for _, tr := range f.Triggers {
+		if err := checkJob(tr, true); err != nil {
+			s.log.Error("store: trigger job not stored", "handle", tr.Handle, "err", err)
+			continue
+		}
+		triggers = append(triggers, tr)
+	}
 	var res ForwardResult
 	err := s.update(func(t *txn) error {
 		res = ForwardResult{}
@@ -139,7 +149,7 @@ func (s *Store) Forwarded(f Forward) (ForwardResult, error) {
 				res.Cancelled = append(res.Cancelled, sc.ID)
 			}
 		}
-		for _, tr := range f.Triggers {
+		for _, tr := range triggers {
 			if err := joinTrigger(t, tr); err != nil {
 				return err
 			}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 
@@ -60,8 +61,12 @@ func counted(j *Job) bool { return j.Kind != JobTrigger }
 // (function, unique). If a pending job or schedule holds that key already,
 // or request (a client request's idempotency key; may be empty) made a
 // record that is still known, nothing is written and the write's Holder
-// names that record.
+// names that record. A job the store cannot hold (see MaxFunctionSize) is
+// refused at once with an error wrapping ErrInvalid.
 func (s *Store) PutPending(j *Job, request string) *Write {
+	if err := errors.Join(checkJob(j, true), checkRequest(request)); err != nil {
+		return doneWrite(err)
+	}
 	return s.create(j.Function, j.Unique, request, func(t *txn) (Holder, error) {
 		return Holder{ID: j.ID, Due: j.Due}, putPending(t, j)
 	}, j.ID)

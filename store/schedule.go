@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -169,8 +170,13 @@ func deleteSchedule(t *txn, sc *Schedule) error {
 // PutSchedule stores a new schedule unless a pending job or schedule holds
 // its (function, unique), or request (a client request's idempotency key;
 // may be empty) made a record that is still known: then nothing is written
-// and the write's Holder names that record.
+// and the write's Holder names that record. A schedule the store cannot
+// hold (see MaxFunctionSize) is refused at once with an error wrapping
+// ErrInvalid.
 func (s *Store) PutSchedule(sc *Schedule, request string) *Write {
+	if err := errors.Join(checkSchedule(sc), checkRequest(request)); err != nil {
+		return doneWrite(err)
+	}
 	return s.create(sc.Function, sc.Unique, request, func(t *txn) (Holder, error) {
 		return Holder{ID: sc.ID, Due: sc.Next}, defineSchedule(t, sc)
 	}, sc.ID)
@@ -186,8 +192,14 @@ func (e *ScheduleEdit) Schedules() ([]*Schedule, error) { return allSchedules(e.
 
 // Put writes a definition of sc, new or replacing the one with its id. A
 // change of when it fires (spec, zone, jitter, enabled, next run) moves it
-// to a new generation.
-func (e *ScheduleEdit) Put(sc *Schedule) error { return defineSchedule(e.t, sc) }
+// to a new generation. A schedule the store cannot hold is refused with an
+// error wrapping ErrInvalid, and nothing is written.
+func (e *ScheduleEdit) Put(sc *Schedule) error {
+	if err := checkSchedule(sc); err != nil {
+		return err
+	}
+	return defineSchedule(e.t, sc)
+}
 
 // Delete removes schedule id, if there is one.
 func (e *ScheduleEdit) Delete(id uint64) error {

@@ -77,21 +77,21 @@ func (s *Server) parseSubmission(c *conn, p *gearman.Packet, kind gearman.Submis
 	case kind.Epoch:
 		var ok bool
 		if sub.when, ok = parseEpoch(p.Args[2]); !ok {
-			c.replyError(gearman.CodeInvalidArgument, txtBadEpoch)
+			c.refuse(gearman.CodeInvalidArgument, txtBadEpoch)
 			return sub, false
 		}
 		sub.data = p.Args[3]
 	case kind.Reduce:
 		sub.reducer, sub.data = p.Args[2], p.Args[4]
 		if len(sub.reducer) > maxReducerSize {
-			c.replyError(gearman.CodeArgumentTooLarge, "Reducer name too large")
+			c.refuse(gearman.CodeArgumentTooLarge, "Reducer name too large")
 			return sub, false
 		}
 	default:
 		sub.data = p.Args[2]
 	}
 	if len(sub.unique) > gearman.MaxUniqueSize {
-		c.replyError(gearman.CodeArgumentTooLarge, txtUniqueTooLarge)
+		c.refuse(gearman.CodeArgumentTooLarge, txtUniqueTooLarge)
 		return sub, false
 	}
 	return sub, true
@@ -131,7 +131,7 @@ func (s *Server) submit(c *conn, p *gearman.Packet) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.draining {
-		c.replyError(gearman.CodeQueueError, txtShuttingDown)
+		c.refuse(gearman.CodeQueueError, txtShuttingDown)
 		return
 	}
 	f := s.function(string(sub.function))
@@ -140,12 +140,12 @@ func (s *Server) submit(c *conn, p *gearman.Packet) {
 		return
 	}
 	if limit := f.maxQueue[sub.Priority]; limit > 0 && f.total+s.store.PendingCount(f.name) >= limit {
-		c.replyError(gearman.CodeQueueError, txtQueueFull)
+		c.refuse(gearman.CodeQueueError, txtQueueFull)
 		return
 	}
 	id, handle, err := s.handles.TryNext()
 	if err != nil {
-		c.replyError(gearman.CodeQueueError, err.Error())
+		c.refuse(gearman.CodeQueueError, err.Error())
 		return
 	}
 	if future {

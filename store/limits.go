@@ -13,7 +13,8 @@ import (
 // and function NUL unique in the unique index, NUL upstream for a trigger),
 // and bbolt refuses keys over bolt.MaxKeySize (32 KiB). The limit leaves
 // 1 KiB of that for the unique and the upstream, and is far above real
-// names: libgearman refuses names over 512 bytes, gearmand takes 2,000.
+// names: libgearman refuses names over 512 bytes, and gearmand closes the
+// connection on names of 8 KiB.
 const MaxFunctionSize = bolt.MaxKeySize - 1024
 
 // ErrInvalid is wrapped by the errors of writes refused before they reach

@@ -26,6 +26,10 @@ var errDraining = errors.New("server: server is shutting down")
 // jobs with the schedule's function and data.
 func (s *Server) submitSched(c *conn, p *gearman.Packet) {
 	fnName, unique, data := string(p.Args[0]), string(p.Args[1]), p.Args[7]
+	if len(fnName) > store.MaxFunctionSize {
+		c.replyError(gearman.CodeArgumentTooLarge, txtFunctionTooLarge)
+		return
+	}
 	if len(unique) > gearman.MaxUniqueSize {
 		c.replyError(gearman.CodeArgumentTooLarge, txtUniqueTooLarge)
 		return
@@ -233,6 +237,9 @@ func (s *Server) Schedule(req ScheduleRequest) (handle string, next time.Time, e
 	}
 	if len(req.Unique) > gearman.MaxUniqueSize {
 		return "", time.Time{}, fmt.Errorf("unique longer than %d bytes", gearman.MaxUniqueSize)
+	}
+	if len(req.Function) > store.MaxFunctionSize {
+		return "", time.Time{}, fmt.Errorf("function name longer than %d bytes", store.MaxFunctionSize)
 	}
 
 	s.mu.Lock()

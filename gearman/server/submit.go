@@ -90,6 +90,10 @@ func (s *Server) parseSubmission(c *conn, p *gearman.Packet, kind gearman.Submis
 	default:
 		sub.data = p.Args[2]
 	}
+	if len(sub.function) > store.MaxFunctionSize {
+		c.refuse(gearman.CodeArgumentTooLarge, txtFunctionTooLarge)
+		return sub, false
+	}
 	if len(sub.unique) > gearman.MaxUniqueSize {
 		c.refuse(gearman.CodeArgumentTooLarge, txtUniqueTooLarge)
 		return sub, false

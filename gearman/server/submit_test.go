@@ -1,10 +1,16 @@
 package server
 
 import (
+	"fmt"
+	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/gearsched/gearsched/gearman"
+	"github.com/gearsched/gearsched/store"
 )
 
 // TestRefusalInRequestOrder: a pipelined background submission refused at
@@ -39,5 +45,129 @@ func TestRefusalInRequestOrder(t *testing.T) {
 			c.expectError(tt.code, tt.text)
 			c.expectType(gearman.JobCreated)
 		})
+	}
+}
+
+// TestEmptyFunctionName: "" is a function name, as in gearmand: a
+// background job for it is stored and handed to a worker that registered
+// "", and a future epoch job for it is stored, counted, and still counted
+// after a restart.
+func TestEmptyFunctionName(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_800_000_000, 0)
+	cfg := Config{Now: func() time.Time { return now }}
+	path := filepath.Join(t.TempDir(), "empty.db")
+	ts := startServer(t, cfg, path)
+	c, w := dialT(t, ts.addr), dialT(t, ts.addr)
+
+	h := c.submit(gearman.SubmitJobBg, "", "", "bg data")
+	w.canDo("")
+	w.send(gearman.GrabJobUniq)
+	w.expect(gearman.JobAssignUniq, h, "", "", "bg data")
+	w.send(gearman.WorkComplete, h, "")
+	w.sync()
+
+	later := strconv.FormatInt(now.Unix()+3600, 10)
+	e := c.submit(gearman.SubmitJobEpoch, "", "later", later, "epoch data")
+	c.status(e, "1", "0", "0", "0")
+	if again := c.submit(gearman.SubmitJobEpoch, "", "later", later, "other"); again != e {
+		t.Errorf("resubmission with the same unique got %s, want %s", again, e)
+	}
+	if n := ts.st.PendingCount(""); n != 1 {
+		t.Errorf("PendingCount(\"\") = %d, want 1", n)
+	}
+	// status: the pending job counts in TOTAL, and the worker is there.
+	if row := adminRow(t, c, "status", ""); row != "\t1\t0\t1" {
+		t.Errorf("status row %q, want %q", row, "\t1\t0\t1")
+	}
+
+	ts.stop(t)
+	ts = startServer(t, cfg, path)
+	c = dialT(t, ts.addr)
+	if n := ts.st.PendingCount(""); n != 1 {
+		t.Errorf("after a restart PendingCount(\"\") = %d, want 1", n)
+	}
+	c.status(e, "1", "0", "0", "0")
+	if row := adminRow(t, c, "status", ""); row != "\t1\t0\t0" {
+		t.Errorf("status row after a restart %q, want %q", row, "\t1\t0\t0")
+	}
+}
+
+// TestFunctionTooLongInBurst: a function name longer than the store can
+// key, in the middle of bursts of good submissions pipelined on several
+// connections at once, gets ERROR ARGUMENT_TOO_LARGE whatever the
+// submission; every other submission gets JOB_CREATED.
+func TestFunctionTooLongInBurst(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_800_000_000, 0)
+	ts := startServer(t, Config{Now: func() time.Time { return now }}, filepath.Join(t.TempDir(), "long.db"))
+	later := strconv.FormatInt(now.Unix()+3600, 10)
+	tooLong := strings.Repeat("f", store.MaxFunctionSize+1)
+	longest := strings.Repeat("g", store.MaxFunctionSize)
+	type submission struct {
+		typ  gearman.Type
+		args []string
+		bad  bool
+	}
+	bad := []submission{
+		{gearman.SubmitJobBg, []string{tooLong, "u", "x"}, true},
+		{gearman.SubmitJobEpoch, []string{tooLong, "u", later, "x"}, true},
+		{gearman.SubmitJobSched, []string{tooLong, "u", "0", "", "", "", "", "x"}, true},
+		{gearman.SubmitJob, []string{tooLong, "u", "x"}, true},
+		{gearman.SubmitJobEpoch, []string{longest, "u", later, "x"}, false}, // the longest name is stored
+	}
+	const perConn = 60
+	conns := make([]*tconn, len(bad))
+	bursts := make([][]submission, len(bad))
+	for i := range conns {
+		conns[i] = dialT(t, ts.addr)
+		for n := range perConn {
+			if n == perConn/2 {
+				bursts[i] = append(bursts[i], bad[i])
+			}
+			fn := fmt.Sprint("burst", i)
+			sub := submission{gearman.SubmitJobBg, []string{fn, fmt.Sprint("u", n), "x"}, false}
+			if n%3 == 0 {
+				sub = submission{gearman.SubmitJobEpoch, []string{fn, fmt.Sprint("e", n), later, "x"}, false}
+			}
+			bursts[i] = append(bursts[i], sub)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(conns))
+	for i, c := range conns {
+		wg.Go(func() {
+			c.deadline()
+			for _, sub := range bursts[i] {
+				if err := c.Send(sub.typ, toBytes(sub.args)...); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for i, c := range conns {
+		for n, sub := range bursts[i] {
+			p := c.recv()
+			switch {
+			case sub.bad && (p.Type != gearman.Error || len(p.Args) != 2 ||
+				p.Args[0] != gearman.CodeArgumentTooLarge || p.Args[1] != txtFunctionTooLarge):
+				t.Errorf("connection %d, submission %d (%s, too long): got %s, want ERROR %s %q",
+					i, n, sub.typ, p, gearman.CodeArgumentTooLarge, txtFunctionTooLarge)
+			case !sub.bad && p.Type != gearman.JobCreated:
+				t.Errorf("connection %d, submission %d (%s): got %s, want JOB_CREATED", i, n, sub.typ, p)
+			}
+		}
+	}
+	if n := ts.st.PendingCount(longest); n != 1 {
+		t.Errorf("the longest function name has %d pending jobs, want 1", n)
+	}
+	if n := ts.st.PendingCount(tooLong); n != 0 {
+		t.Errorf("the over-long function name has %d pending jobs", n)
 	}
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"slices"
 	"sync"
 
@@ -32,16 +31,11 @@ func (c *counts) load(tx *bolt.Tx) error {
 	if err != nil {
 		return err
 	}
-	return tx.Bucket(bucketSchedules).ForEach(func(k, v []byte) error {
-		var sc struct {
-			Function string `json:"function"`
-		}
-		if err := json.Unmarshal(v, &sc); err != nil {
-			return err
-		}
+	all, err := allSchedules(tx)
+	for _, sc := range all {
 		c.schedules[sc.Function]++
-		return nil
-	})
+	}
+	return err
 }
 
 // apply adds the deltas of a committed transaction.

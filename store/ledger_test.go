@@ -23,6 +23,16 @@ func legacyEncoding(j *Job) []byte {
 	return b
 }
 
+// sealedLegacy is a plain job's record now: the legacy encoding with the
+// sealed bit in its version, then its seal.
+func sealedLegacy(j *Job) []byte {
+	b := legacyEncoding(j)
+	b[0] |= recordSealed
+	return seal(b, 0)
+}
+
+// TestPlainJobHasNoTrailer: a plain job is the legacy encoding, sealed;
+// records written before seals still decode.
 func TestPlainJobHasNoTrailer(t *testing.T) {
 	for _, j := range []*Job{
 		{ID: 1},
@@ -30,17 +40,19 @@ func TestPlainJobHasNoTrailer(t *testing.T) {
 		{ID: 3, Function: "f", Kind: JobPlain, Watch: []string{}}, // empty, not nil: still no trailer
 	} {
 		t.Run(fmt.Sprint(j.ID), func(t *testing.T) {
-			got, want := j.appendTo(nil), legacyEncoding(j)
+			got, want := j.appendTo(nil), sealedLegacy(j)
 			if !bytes.Equal(got, want) {
-				t.Fatalf("plain job encodes as\n %x\nwant the legacy encoding\n %x", got, want)
+				t.Fatalf("plain job encodes as\n %x\nwant the legacy encoding, sealed\n %x", got, want)
 			}
-			d, err := decodeJob(j.ID, got)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d.Kind != JobPlain || d.When != 0 || d.Upstream != "" || d.Watch != nil {
-				t.Errorf("legacy record decoded with sidecar fields Kind=%d When=%d Upstream=%q Watch=%q",
-					d.Kind, d.When, d.Upstream, d.Watch)
+			for _, b := range [][]byte{got, legacyEncoding(j)} {
+				d, err := decodeJob(j.ID, b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.Kind != JobPlain || d.When != 0 || d.Upstream != "" || d.Watch != nil {
+					t.Errorf("legacy record decoded with sidecar fields Kind=%d When=%d Upstream=%q Watch=%q",
+						d.Kind, d.When, d.Upstream, d.Watch)
+				}
 			}
 		})
 	}
@@ -73,8 +85,9 @@ func TestJobTrailerRoundTrip(t *testing.T) {
 				t.Errorf("encoded %d bytes, encodedSize says at most %d", len(b), j.encodedSize())
 			}
 			plain := legacyEncoding(&j)
-			if b[0] != recordVersionTrailer || !bytes.HasPrefix(b[1:], plain[1:]) || len(b) == len(plain) {
-				t.Fatalf("encoding %x is not the legacy encoding %x under version %d followed by a trailer", b, plain, recordVersionTrailer)
+			if b[0] != recordVersionTrailer|recordSealed || !bytes.HasPrefix(b[1:], plain[1:]) || len(b) <= len(plain)+sealSize {
+				t.Fatalf("encoding %x is not the legacy encoding %x under version %d followed by a trailer and a seal",
+					b, plain, recordVersionTrailer|recordSealed)
 			}
 			got, err := decodeJob(j.ID, b)
 			if err != nil {
@@ -87,9 +100,8 @@ func TestJobTrailerRoundTrip(t *testing.T) {
 			if !reflect.DeepEqual(got, &want) {
 				t.Errorf("round trip:\n got %+v\nwant %+v", got, &want)
 			}
-			// Cutting the trailer short must be detected; cutting it off
-			// entirely leaves a valid plain record.
-			for cut := len(plain) + 1; cut < len(b); cut++ {
+			// Cutting the record short must be detected.
+			for cut := range len(b) {
 				if _, err := decodeJob(j.ID, b[:cut]); err == nil {
 					t.Fatalf("record cut to %d of %d bytes decoded without error", cut, len(b))
 				}

@@ -59,16 +59,42 @@ func timingOf(sc *Schedule) [6]any {
 	return [6]any{sc.Spec, sc.Zone, sc.Jitter, sc.Enabled, sc.Next, sc.FireAt}
 }
 
+// encodeSchedule is sc's record: its JSON, then a NUL and the seal of the
+// JSON. JSON never holds a raw NUL, so the NUL tells a sealed record from
+// one written before seals, which is the JSON alone.
+func encodeSchedule(sc *Schedule) ([]byte, error) {
+	v, err := json.Marshal(sc)
+	if err != nil {
+		return nil, err
+	}
+	return seal(append(v, 0), 0), nil
+}
+
+// decodeSchedule reads the record of schedule id.
+func decodeSchedule(id uint64, v []byte) (*Schedule, error) {
+	if n := len(v) - sealSize - 1; n >= 0 && v[n] == 0 {
+		body, err := unseal(v)
+		if err != nil {
+			return nil, fmt.Errorf("store: schedule %d: %w", id, err)
+		}
+		v = body[:n]
+	}
+	sc := new(Schedule)
+	if err := json.Unmarshal(v, sc); err != nil {
+		return nil, fmt.Errorf("store: schedule %d: %w: %w", id, err, errCorrupt)
+	}
+	if sc.ID != id {
+		return nil, fmt.Errorf("store: schedule %d holds the record of %d: %w", id, sc.ID, errCorrupt)
+	}
+	return sc, nil
+}
+
 func getSchedule(tx *bolt.Tx, id uint64) (*Schedule, error) {
 	v := tx.Bucket(bucketSchedules).Get(idKey(id))
 	if v == nil {
 		return nil, nil
 	}
-	sc := new(Schedule)
-	if err := json.Unmarshal(v, sc); err != nil {
-		return nil, fmt.Errorf("store: schedule %d: %w", id, err)
-	}
-	return sc, nil
+	return decodeSchedule(id, v)
 }
 
 // putSchedule writes sc and keeps its due entry, unique entry and count
@@ -89,7 +115,7 @@ func putSchedule(t *txn, sc *Schedule) error {
 			t.schedules[sc.Function]++
 		}
 	}
-	v, err := json.Marshal(sc)
+	v, err := encodeSchedule(sc)
 	if err != nil {
 		return err
 	}
@@ -245,9 +271,12 @@ func (s *Store) Schedules() ([]*Schedule, error) {
 func allSchedules(tx *bolt.Tx) ([]*Schedule, error) {
 	var all []*Schedule
 	err := tx.Bucket(bucketSchedules).ForEach(func(k, v []byte) error {
-		sc := new(Schedule)
-		if err := json.Unmarshal(v, sc); err != nil {
-			return fmt.Errorf("store: schedule %x: %w", k, err)
+		if len(k) != 8 {
+			return fmt.Errorf("store: schedule key %x: %w", k, errCorrupt)
+		}
+		sc, err := decodeSchedule(binary.BigEndian.Uint64(k), v)
+		if err != nil {
+			return err
 		}
 		all = append(all, sc)
 		return nil

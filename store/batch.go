@@ -267,6 +267,9 @@ func (s *Store) run(ops []op) (bad int, err error) {
 				return err
 			}
 		}
+		if err := countCommit(t); err != nil {
+			return err
+		}
 		for i, o := range ops {
 			if err := applyOp(t, o); err != nil {
 				bad = i

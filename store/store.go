@@ -12,6 +12,7 @@
 package store
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -36,6 +37,20 @@ var (
 	bucketRequestOf = []byte("request_of") // id -> its request key
 	bucketMeta      = []byte("meta")
 )
+
+// allBuckets lists every bucket of a database.
+var allBuckets = [][]byte{bucketJobs, bucketSched, bucketSchedules, bucketDue, bucketUniq, bucketCounts,
+	bucketRequests, bucketRequestOf, bucketMeta, bucketFired, bucketFiredAt}
+
+// knownBucket reports whether name is one of allBuckets.
+func knownBucket(name string) bool {
+	for _, b := range allBuckets {
+		if string(b) == name {
+			return true
+		}
+	}
+	return false
+}
 
 // ErrClosed is returned by writes made after Close.
 var ErrClosed = errors.New("store: closed")
@@ -83,8 +98,7 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketJobs, bucketSched, bucketSchedules, bucketDue, bucketUniq, bucketCounts,
-			bucketRequests, bucketRequestOf, bucketMeta, bucketFired, bucketFiredAt} {
+		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -136,6 +150,22 @@ func (s *Store) Path() string { return s.db.Path() }
 
 // keyMode records the mode the database was last served in.
 var keyMode = []byte("mode")
+
+// keyCommit counts the committer's transactions: bbolt's pages carry no
+// transaction id, so this is how Salvage tells the live root page from
+// older copies when both meta pages are lost (see findRoot). The root
+// page is rewritten by every commit anyway, so counting costs nothing.
+var keyCommit = []byte("commit")
+
+// countCommit counts one more commit.
+func countCommit(t *txn) error {
+	meta := t.bucket(bucketMeta)
+	var n uint64
+	if v := meta.Get(keyCommit); len(v) == 8 {
+		n = binary.BigEndian.Uint64(v)
+	}
+	return meta.Put(keyCommit, binary.BigEndian.AppendUint64(nil, n+1))
+}
 
 // Mode returns the mode recorded by SetMode, or "" for a database that
 // has none.

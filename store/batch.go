@@ -89,6 +89,7 @@ type txn struct {
 	tx        *bolt.Tx
 	pending   map[string]int // pending-job count deltas by function
 	schedules map[string]int // schedule count deltas by function
+	damaged   damageFunc     // reports the damaged records a write skips
 }
 
 func (t *txn) bucket(name []byte) *bolt.Bucket { return t.tx.Bucket(name) }
@@ -253,7 +254,7 @@ func (s *Store) run(ops []op) (bad int, err error) {
 			o.w.created, o.w.holder = false, Holder{}
 		}
 	}
-	t := &txn{pending: map[string]int{}, schedules: map[string]int{}}
+	t := &txn{pending: map[string]int{}, schedules: map[string]int{}, damaged: s.damaged}
 	defer func() {
 		// A panic inside bbolt's commit; bbolt has rolled back.
 		if r := recover(); r != nil {

@@ -19,8 +19,9 @@ type counts struct {
 }
 
 // load reads the counts of a freshly opened database: pending jobs from
-// their bucket, schedules (few: they are configuration) by counting.
-func (c *counts) load(tx *bolt.Tx) error {
+// their bucket, schedules (few: they are configuration) by counting, but
+// for the damaged ones, which go to damaged.
+func (c *counts) load(tx *bolt.Tx, damaged damageFunc) error {
 	c.pending, c.schedules = map[string]int{}, map[string]int{}
 	err := tx.Bucket(bucketCounts).ForEach(func(k, v []byte) error {
 		if len(v) == 8 {
@@ -31,7 +32,7 @@ func (c *counts) load(tx *bolt.Tx) error {
 	if err != nil {
 		return err
 	}
-	all, err := allSchedules(tx)
+	all, err := allSchedules(tx, damaged)
 	for _, sc := range all {
 		c.schedules[sc.Function]++
 	}

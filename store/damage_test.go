@@ -5,9 +5,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -101,9 +105,12 @@ func storedIDs(t *testing.T, s *Store) *sample {
 }
 
 // TestDamagedDatabase damages a real database in the ways disks and
-// copies do. Verify reports the damage; Salvage copies every record that
-// was not damaged (and none that was deleted, where the freelist
-// survives) into a database that Verify finds clean and Open serves.
+// copies do. Open refuses it with ErrDamaged and the way out, or opens it
+// and skips the damaged records; without the full check on open, reads
+// and writes on it return errors rather than crash; Verify reports the
+// damage; Salvage copies every record that was not damaged (and none that
+// was deleted, where the freelist survives) into a database that Verify
+// finds clean and Open serves.
 func TestDamagedDatabase(t *testing.T) {
 	const jobs, sched, schedules = "jobs", "sched", "schedules"
 	tests := []struct {
@@ -112,6 +119,7 @@ func TestDamagedDatabase(t *testing.T) {
 		// taken with it (by id), and whether deleted records must stay
 		// deleted in the salvage.
 		damage func(t *testing.T, path string, vals []storetest.Value, pageSize int) (lost map[uint64]bool, exact bool)
+		opens  bool // Open serves it
 		each   bool // Verify names each damaged record
 	}{
 		{"truncated to half", func(t *testing.T, path string, vals []storetest.Value, _ int) (map[uint64]bool, bool) {
@@ -125,7 +133,7 @@ func TestDamagedDatabase(t *testing.T) {
 			}
 			must(t, storetest.Truncate(path, half))
 			return lost, false
-		}, false},
+		}, false, false},
 		{"one page overwritten with random bytes", func(t *testing.T, path string, vals []storetest.Value, pageSize int) (map[uint64]bool, bool) {
 			var page int64
 			for _, v := range vals {
@@ -141,7 +149,7 @@ func TestDamagedDatabase(t *testing.T) {
 			}
 			must(t, storetest.OverwritePage(path, page, pageSize, rand.New(rand.NewPCG(1, 2))))
 			return lost, true
-		}, false},
+		}, false, false},
 		{"200 bytes flipped inside record values", func(t *testing.T, path string, vals []storetest.Value, _ int) (map[uint64]bool, bool) {
 			changed, err := storetest.FlipBytes(path, vals, 200, rand.New(rand.NewPCG(3, 4)))
 			must(t, err)
@@ -150,11 +158,11 @@ func TestDamagedDatabase(t *testing.T) {
 				lost[binary.BigEndian.Uint64(vals[i].Key)] = true
 			}
 			return lost, true
-		}, true},
+		}, true, true},
 		{"both meta pages zeroed", func(t *testing.T, path string, _ []storetest.Value, pageSize int) (map[uint64]bool, bool) {
 			must(t, storetest.ZeroMetas(path, pageSize))
 			return nil, true
-		}, false},
+		}, false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -164,6 +172,31 @@ func TestDamagedDatabase(t *testing.T) {
 			vals, pageSize, err := storetest.Values(path, jobs, sched, schedules)
 			must(t, err)
 			lost, exact := tt.damage(t, path, vals, pageSize)
+			pristine, err := os.ReadFile(path)
+			must(t, err)
+
+			// Open: refused with the way out, or served without the
+			// damaged records.
+			s, err := Open(path, Options{NoSync: true})
+			switch {
+			case tt.opens && err != nil:
+				t.Fatalf("Open: %v", err)
+			case !tt.opens && err == nil:
+				s.Close()
+				t.Fatal("Open served a damaged database")
+			case !tt.opens && (!errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), "gearsched salvage")):
+				t.Fatalf("Open: %v; want ErrDamaged and the way out", err)
+			case tt.opens:
+				got := storedIDs(t, s)
+				for id := range got.ready {
+					if lost[id] {
+						t.Errorf("damaged ready job %d was read", id)
+					}
+				}
+				s.Close()
+			}
+			exerciseUnverified(t, path)
+			must(t, os.WriteFile(path, pristine, 0o600)) // as damaged, before the writes above
 
 			rep, err := Verify(path)
 			must(t, err)
@@ -195,7 +228,7 @@ func TestDamagedDatabase(t *testing.T) {
 			if rep, err := Verify(dst); err != nil || !rep.Clean() {
 				t.Fatalf("the salvaged database: %v %v", err, rep.Damage)
 			}
-			s, err := Open(dst, Options{NoSync: true})
+			s, err = Open(dst, Options{NoSync: true})
 			must(t, err)
 			defer s.Close()
 			got := storedIDs(t, s)
@@ -256,6 +289,31 @@ func compareSalvage[R any](t *testing.T, what string, want, got map[uint64]R, lo
 	}
 }
 
+// exerciseUnverified opens the damaged file without the full check, as a
+// large database is opened, and uses it: every read and write returns,
+// with an error or not, and none takes the process down.
+func exerciseUnverified(t *testing.T, path string) {
+	t.Helper()
+	s, err := Open(path, Options{NoSync: true, VerifyLimit: -1})
+	if err != nil {
+		t.Logf("unverified Open: %v", err)
+		return
+	}
+	defer s.Close()
+	s.Jobs(func(*Job) error { return nil })
+	s.ForEachDue(func(DueItem) bool { return true })
+	s.DueItems(math.MaxInt64, 1000)
+	s.NextDue()
+	s.Schedules()
+	s.Lookup(1151)
+	s.FindUnique("u1151")
+	s.Cancel(1152)
+	s.Fire([]uint64{1153}, nil)
+	s.Delete(151)
+	err = s.Put(&Job{ID: 9999, Function: "f", Data: []byte("after the damage")}).Wait()
+	t.Logf("unverified store: a Put after the damage: %v", err)
+}
+
 func keys[V any](m map[uint64]V) map[uint64]bool {
 	out := map[uint64]bool{}
 	for k := range m {
@@ -272,8 +330,9 @@ func must(t *testing.T, err error) {
 }
 
 // TestEveryPageDamaged overwrites each page of a sample database in turn
-// with random bytes: Verify and Salvage return, and each salvage is a
-// database Verify finds clean.
+// with random bytes: Open, a store opened without the full check, Verify
+// and Salvage all return, and each salvage is a database Verify finds
+// clean.
 func TestEveryPageDamaged(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "sample.db")
@@ -285,6 +344,10 @@ func TestEveryPageDamaged(t *testing.T) {
 	for page := range int64(len(pristine) / pageSize) {
 		must(t, os.WriteFile(path, pristine, 0o600))
 		must(t, storetest.OverwritePage(path, page, pageSize, rng))
+		if s, err := Open(path, Options{NoSync: true}); err == nil {
+			s.Close()
+		}
+		exerciseUnverified(t, path)
 		if _, err := Verify(path); err != nil {
 			t.Fatalf("page %d: Verify: %v", page, err)
 		}
@@ -299,20 +362,65 @@ func TestEveryPageDamaged(t *testing.T) {
 	}
 }
 
-// TestVerifyDatabaseInUse: Verify and Salvage refuse a database that a
-// store has open, naming the process that holds it.
-func TestVerifyDatabaseInUse(t *testing.T) {
-	_, path := openTemp(t, Options{})
-	for name, open := range map[string]func() error{
-		"Verify":  func() error { _, err := Verify(path); return err },
-		"Salvage": func() error { _, err := Salvage(path, path+".new"); return err },
-	} {
-		var inUse *InUseError
-		if err := open(); !errors.As(err, &inUse) || inUse.PID != os.Getpid() {
-			t.Errorf("%s of a database in use: %v, want an *InUseError naming this process", name, err)
+// TestDamagedRecordsSkipped: a database whose pages are sound but some of
+// whose records are damaged opens; every read skips those records and
+// logs each once with its bucket and key, and the scheduler's NextDue
+// passes over a damaged pending job instead of waking for it forever.
+func TestDamagedRecordsSkipped(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "records.db")
+	s, err := Open(path, Options{NoSync: true})
+	must(t, err)
+	for id := uint64(1); id <= 3; id++ {
+		waitBatch(t, s.Put(&Job{ID: id, Function: "f", Data: []byte(fmt.Sprint("ready ", id))}))
+		waitBatch(t, s.PutPending(&Job{ID: 10 + id, Function: "p", Unique: fmt.Sprint("u", id), Due: int64(id) * 1e9,
+			Data: []byte(fmt.Sprint("pending ", id))}, ""))
+		mustPutSchedule(t, s, &Schedule{ID: 20 + id, Function: "s", Spec: "@hourly", Zone: "UTC", Enabled: true,
+			Next: int64(10+id) * 1e9, FireAt: int64(10+id) * 1e9}, "")
+	}
+	s.Close()
+	vals, _, err := storetest.Values(path, "jobs", "sched", "schedules")
+	must(t, err)
+	var damaged []storetest.Value
+	for _, v := range vals {
+		if id := binary.BigEndian.Uint64(v.Key); id == 2 || id == 11 || id == 21 {
+			damaged = append(damaged, v)
 		}
 	}
-	if _, err := os.Stat(path + ".new"); err == nil {
-		t.Error("Salvage of a database in use created its destination")
+	if len(damaged) != 3 {
+		t.Fatalf("found %d of the records to damage", len(damaged))
+	}
+	for i := range damaged {
+		_, err := storetest.FlipBytes(path, damaged[i:i+1], 1, rand.New(rand.NewPCG(uint64(i), 7)))
+		must(t, err)
+	}
+
+	var logs bytes.Buffer
+	s, err = Open(path, Options{NoSync: true, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	must(t, err)
+	defer s.Close()
+	for range 3 { // every read skips them; the log names them once
+		got := storedIDs(t, s)
+		if ids := slices.Sorted(maps.Keys(got.ready)); !slices.Equal(ids, []uint64{1, 3}) {
+			t.Errorf("ready jobs %v, want [1 3]", ids)
+		}
+		if ids := slices.Sorted(maps.Keys(got.pending)); !slices.Equal(ids, []uint64{12, 13}) {
+			t.Errorf("pending jobs %v, want [12 13]", ids)
+		}
+		if ids := slices.Sorted(maps.Keys(got.schedules)); !slices.Equal(ids, []uint64{22, 23}) {
+			t.Errorf("schedules %v, want [22 23]", ids)
+		}
+		all, err := s.Schedules()
+		if err != nil || len(all) != 2 {
+			t.Errorf("Schedules: %d, %v; want the 2 undamaged", len(all), err)
+		}
+		if due, ok, err := s.NextDue(); err != nil || !ok || due != 2e9 {
+			t.Errorf("NextDue %d %v %v, want the undamaged pending job 12's", due, ok, err)
+		}
+	}
+	for _, key := range []string{"bucket=jobs key=\"id 2\"", "bucket=due key=\"1970-01-01T00:00:01Z id 11\"", "bucket=schedules key=\"id 21\""} {
+		if n := strings.Count(logs.String(), key); n != 1 {
+			t.Errorf("%s logged %d times by the reads, want once:\n%s", key, n, logs.String())
+		}
 	}
 }

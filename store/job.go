@@ -187,16 +187,28 @@ func decodeJob(id uint64, b []byte) (*Job, error) {
 // Jobs calls fn for every job that is ready to run (not waiting for its
 // due time) in ID order, which is submission order. It reads one consistent
 // snapshot; fn must not write to the store.
+//
+// A damaged record (one that does not decode or fails its seal, or has a
+// priority no job has) is logged and skipped rather than failing the
+// whole read: refusing to start would hold up every other job for one,
+// and the record stays in the file for `gearsched salvage` to report. It
+// is never handed to fn, so it cannot run as another job. A damaged page
+// that bbolt cannot walk fails the read with ErrDamaged: what is behind it
+// is unknown.
 func (s *Store) Jobs(fn func(*Job) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
 			if len(k) != 8 {
-				return fmt.Errorf("store: job key of %d bytes: %w", len(k), errCorrupt)
+				s.damaged(string(bucketJobs), k, errCorrupt)
+				return nil
 			}
-			id := binary.BigEndian.Uint64(k)
-			j, err := decodeJob(id, v)
+			j, err := decodeJob(binary.BigEndian.Uint64(k), v)
+			if err == nil && j.Priority > 2 {
+				err = fmt.Errorf("priority %d: %w", j.Priority, errCorrupt)
+			}
 			if err != nil {
-				return fmt.Errorf("store: job %d: %w", id, err)
+				s.damaged(string(bucketJobs), k, err)
+				return nil
 			}
 			return fn(j)
 		})

@@ -240,7 +240,7 @@ func (s *Store) PutTriggers(triggers []*Job) (created int, err error) {
 // FiredJob returns the ledger entry of job id, or nil.
 func (s *Store) FiredJob(id uint64) (*Fired, error) {
 	var f *Fired
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
+	err := s.view(func(tx *bolt.Tx) (err error) {
 		if v := tx.Bucket(bucketFired).Get(idKey(id)); v != nil {
 			f, err = decodeFired(id, v)
 		}

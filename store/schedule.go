@@ -214,7 +214,7 @@ type ScheduleEdit struct{ t *txn }
 
 // Schedules returns every schedule, in id order, as it is in this
 // transaction.
-func (e *ScheduleEdit) Schedules() ([]*Schedule, error) { return allSchedules(e.t.tx) }
+func (e *ScheduleEdit) Schedules() ([]*Schedule, error) { return allSchedules(e.t.tx, e.t.damaged) }
 
 // Put writes a definition of sc, new or replacing the one with its id. A
 // change of when it fires (spec, zone, jitter, enabled, next run) moves it
@@ -250,7 +250,7 @@ func (s *Store) EditSchedules(fn func(*ScheduleEdit) error) error {
 // GetSchedule returns the schedule with that id, or nil.
 func (s *Store) GetSchedule(id uint64) (*Schedule, error) {
 	var sc *Schedule
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
+	err := s.view(func(tx *bolt.Tx) (err error) {
 		sc, err = getSchedule(tx, id)
 		return err
 	})
@@ -259,24 +259,29 @@ func (s *Store) GetSchedule(id uint64) (*Schedule, error) {
 
 // Schedules returns every recurring schedule, in id order. Schedules are
 // few (they are configuration, not jobs), so they are read whole.
+// A damaged schedule is left out, and logged.
 func (s *Store) Schedules() ([]*Schedule, error) {
 	var all []*Schedule
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
-		all, err = allSchedules(tx)
+	err := s.view(func(tx *bolt.Tx) (err error) {
+		all, err = allSchedules(tx, s.damaged)
 		return err
 	})
 	return all, err
 }
 
-func allSchedules(tx *bolt.Tx) ([]*Schedule, error) {
+// allSchedules reads every schedule but the damaged ones, which go to
+// damaged.
+func allSchedules(tx *bolt.Tx, damaged damageFunc) ([]*Schedule, error) {
 	var all []*Schedule
 	err := tx.Bucket(bucketSchedules).ForEach(func(k, v []byte) error {
 		if len(k) != 8 {
-			return fmt.Errorf("store: schedule key %x: %w", k, errCorrupt)
+			damaged(string(bucketSchedules), k, errCorrupt)
+			return nil
 		}
 		sc, err := decodeSchedule(binary.BigEndian.Uint64(k), v)
 		if err != nil {
-			return err
+			damaged(string(bucketSchedules), k, err)
+			return nil
 		}
 		all = append(all, sc)
 		return nil

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -158,11 +160,30 @@ func TestConcurrentPutsAllDurable(t *testing.T) {
 	}
 }
 
+// TestOpenLockedFileFails: a database in use is refused, by Open, Verify
+// and Salvage alike, with an error that says so and names the holder (here
+// this process; the cmd tests check another process's pid).
 func TestOpenLockedFileFails(t *testing.T) {
 	_, path := openTemp(t, Options{})
-	if s, err := Open(path, Options{}); err == nil {
-		s.Close()
-		t.Fatal("a second Open of a database in use succeeded")
+	for name, open := range map[string]func() error{
+		"Open": func() error {
+			s, err := Open(path, Options{})
+			if err == nil {
+				s.Close()
+			}
+			return err
+		},
+		"Verify":  func() error { _, err := Verify(path); return err },
+		"Salvage": func() error { _, err := Salvage(path, path+".new"); return err },
+	} {
+		var inUse *InUseError
+		if err := open(); !errors.As(err, &inUse) || inUse.PID != os.Getpid() ||
+			!strings.Contains(err.Error(), "already open in this process") {
+			t.Errorf("%s of a database in use: %v, want an *InUseError naming this process", name, err)
+		}
+	}
+	if _, err := os.Stat(path + ".new"); err == nil {
+		t.Error("Salvage of a database in use created its destination")
 	}
 }
 

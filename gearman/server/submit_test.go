@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -96,11 +97,32 @@ func TestEmptyFunctionName(t *testing.T) {
 // TestFunctionTooLongInBurst: a function name longer than the store can
 // key, in the middle of bursts of good submissions pipelined on several
 // connections at once, gets ERROR ARGUMENT_TOO_LARGE whatever the
-// submission; every other submission gets JOB_CREATED.
+// submission, on the job server and on a sidecar's listener; every other
+// submission gets JOB_CREATED.
 func TestFunctionTooLongInBurst(t *testing.T) {
 	t.Parallel()
+	for _, mode := range []struct {
+		name      string
+		upstreams Upstreams
+	}{{"job server", nil}, {"sidecar", noUpstreams{}}} {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			functionTooLongInBurst(t, mode.upstreams)
+		})
+	}
+}
+
+// noUpstreams is a sidecar's upstreams that never took a job.
+type noUpstreams struct{}
+
+func (noUpstreams) Status(context.Context, string) (gearman.JobStatus, bool, error) {
+	return gearman.JobStatus{}, false, nil
+}
+func (noUpstreams) AppendRows(b []byte) []byte { return b }
+
+func functionTooLongInBurst(t *testing.T, upstreams Upstreams) {
 	now := time.Unix(1_800_000_000, 0)
-	ts := startServer(t, Config{Now: func() time.Time { return now }}, filepath.Join(t.TempDir(), "long.db"))
+	ts := startServer(t, Config{Now: func() time.Time { return now }, Upstreams: upstreams}, filepath.Join(t.TempDir(), "long.db"))
 	later := strconv.FormatInt(now.Unix()+3600, 10)
 	tooLong := strings.Repeat("f", store.MaxFunctionSize+1)
 	longest := strings.Repeat("g", store.MaxFunctionSize)
@@ -113,8 +135,10 @@ func TestFunctionTooLongInBurst(t *testing.T) {
 		{gearman.SubmitJobBg, []string{tooLong, "u", "x"}, true},
 		{gearman.SubmitJobEpoch, []string{tooLong, "u", later, "x"}, true},
 		{gearman.SubmitJobSched, []string{tooLong, "u", "0", "", "", "", "", "x"}, true},
-		{gearman.SubmitJob, []string{tooLong, "u", "x"}, true},
 		{gearman.SubmitJobEpoch, []string{longest, "u", later, "x"}, false}, // the longest name is stored
+	}
+	if upstreams == nil { // a sidecar refuses foreground jobs whatever their name
+		bad = append(bad, submission{gearman.SubmitJob, []string{tooLong, "u", "x"}, true})
 	}
 	const perConn = 60
 	conns := make([]*tconn, len(bad))
@@ -169,5 +193,20 @@ func TestFunctionTooLongInBurst(t *testing.T) {
 	}
 	if n := ts.st.PendingCount(tooLong); n != 0 {
 		t.Errorf("the over-long function name has %d pending jobs", n)
+	}
+}
+
+// TestScheduleFunctionTooLong: the control function's requests are held
+// to the same limit.
+func TestScheduleFunctionTooLong(t *testing.T) {
+	t.Parallel()
+	ts := startServer(t, Config{}, filepath.Join(t.TempDir(), "control.db"))
+	req := ScheduleRequest{Function: strings.Repeat("f", store.MaxFunctionSize+1), At: time.Now().Add(time.Hour)}
+	if _, _, err := ts.srv.Schedule(req); err == nil || !strings.Contains(err.Error(), strconv.Itoa(store.MaxFunctionSize)) {
+		t.Errorf("Schedule with an over-long function: %v, want an error naming the limit", err)
+	}
+	req.Function = req.Function[1:]
+	if _, _, err := ts.srv.Schedule(req); err != nil {
+		t.Errorf("Schedule with the longest function: %v", err)
 	}
 }

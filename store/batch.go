@@ -204,8 +204,9 @@ func (s *Store) commitLoop() {
 //   - A failure no op returned (the commit's write or fsync, BeforeCommit)
 //     cannot be pinned on one op. Then every op is committed alone, in
 //     order: only the ones that cannot be written fail (one too large for
-//     the space left, say), and when the disk itself fails, each gets its
-//     error.
+//     the space left, say). When diskFailures ops in a row fail alone so,
+//     the disk itself is at fault, and the rest fail with its error
+//     untried: a full disk must not cost a transaction per queued write.
 //
 // Each transaction gathers its own changes to the in-memory counts, which
 // are applied only when it commits. A Write's outcome is reset before each
@@ -230,10 +231,21 @@ func (s *Store) commit(ops []op) {
 			break
 		}
 		if bad < 0 {
+			streak := 0
 			for i := range ops {
-				if _, err := s.run(ops[i : i+1]); err != nil {
-					fail(ops[i], err)
+				if streak < diskFailures {
+					bad, err = s.run(ops[i : i+1])
+					switch {
+					case err == nil:
+						streak = 0
+						continue
+					case bad < 0:
+						streak++
+					default:
+						streak = 0
+					}
 				}
+				fail(ops[i], err)
 			}
 			break
 		}
@@ -244,6 +256,10 @@ func (s *Store) commit(ops []op) {
 		s.log.Error("store writes failed", "failed", failed, "of", all, "err", firstErr)
 	}
 }
+
+// diskFailures is how many ops in a row must fail alone, for a reason none
+// of them returned, before commit takes the disk to be at fault.
+const diskFailures = 8
 
 // run applies ops in one write transaction. When an op fails, bad is its
 // index; a failure of the transaction itself has bad -1.

@@ -182,7 +182,7 @@ func TestCommitFailureRetriesEachAlone(t *testing.T) {
 		wantGood bool
 	}{
 		{"one failed commit", []int{1}, true},
-		{"the disk keeps failing", []int{1, 2, 3, 4}, false},
+		{"the disk keeps failing", []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -197,15 +197,27 @@ func TestCommitFailureRetriesEachAlone(t *testing.T) {
 			a := s.Put(&Job{ID: 1, Function: "f"})
 			bad := s.update(refusedKey)
 			b := s.PutPending(&Job{ID: 2, Function: "f", Due: 10}, "")
+			var more []*Write // the disk's failure costs at most diskFailures runs
+			for id := uint64(3); id < 13; id++ {
+				more = append(more, s.Put(&Job{ID: id, Function: "g"}))
+			}
+			before := g.runCount()
 			g.release()
 			waitBatch(t, holder)
 			if err := bad.Wait(); err == nil {
 				t.Error("the bad write succeeded")
 			}
-			for _, w := range []*Write{a, b} {
+			for _, w := range append([]*Write{a, b}, more...) {
 				if err := w.Wait(); (err == nil) != tt.wantGood {
 					t.Errorf("good write: err %v, want success %v", err, tt.wantGood)
 				}
+			}
+			runs, want := g.runCount()-before, 1+3+len(more) // the failed run, then each alone
+			if !tt.wantGood {
+				want = 1 + diskFailures
+			}
+			if runs != want {
+				t.Errorf("%d transactions, want %d", runs, want)
 			}
 			wantCount := map[string]int{}
 			if tt.wantGood {

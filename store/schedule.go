@@ -243,6 +243,8 @@ func (e *ScheduleEdit) Delete(id uint64) error {
 // they are then, and commits what it puts and deletes together: nothing
 // can change a schedule between fn reading it and fn's writes. fn runs on
 // the committer, so it must only compute: no I/O, no waiting on the store.
+// It may run more than once, in transactions that roll back (see update),
+// so it sets what it captures afresh each time.
 func (s *Store) EditSchedules(fn func(*ScheduleEdit) error) error {
 	return s.update(func(t *txn) error { return fn(&ScheduleEdit{t: t}) }).Wait()
 }

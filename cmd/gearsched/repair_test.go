@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gearsched/gearsched/gearman"
+	"github.com/gearsched/gearsched/store"
 	"github.com/gearsched/gearsched/store/storetest"
 )
 
@@ -304,4 +305,24 @@ func firstLines(s string, n int) string {
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSuffix(s, "\n"), "\n")
 	return strings.Join(lines[max(len(lines)-n, 0):], "\n")
+}
+
+// TestDamageHint: an error a damaged database caused at start-up names
+// check and salvage; others pass unchanged.
+func TestDamageHint(t *testing.T) {
+	for _, tt := range []struct {
+		err  error
+		hint bool
+	}{
+		{fmt.Errorf("server: restore jobs: %w", store.ErrDamaged), true},
+		{errors.New("listen: address in use"), false},
+	} {
+		got := damageHint(tt.err, "x.db")
+		if !errors.Is(got, tt.err) {
+			t.Errorf("damageHint(%v) = %v: the cause is lost", tt.err, got)
+		}
+		if hint := strings.Contains(got.Error(), "gearsched salvage x.db NEW.db"); hint != tt.hint {
+			t.Errorf("damageHint(%v) = %v: hint %v, want %v", tt.err, got, hint, tt.hint)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -232,7 +233,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Passthrough:       c.passthrough,
 	})
 	if err != nil {
-		return err
+		return damageHint(err, c.db)
 	}
 	var sink scheduler.Sink = srv
 	if side != nil {
@@ -241,7 +242,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	sched = scheduler.New(scheduler.Config{Store: st, Sink: sink, Logger: log})
 	if c.schedules != "" {
 		if err := loadSchedules(c.schedules, st, handles, log); err != nil {
-			return err
+			return damageHint(err, c.db)
 		}
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(c.listen, strconv.Itoa(c.port)))
@@ -298,6 +299,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// damageHint adds to an error that a damaged database caused at start-up
+// (a page bbolt cannot read, met after Open's checks) what to do about it.
+func damageHint(err error, db string) error {
+	if !errors.Is(err, store.ErrDamaged) {
+		return err
+	}
+	return fmt.Errorf("%w. Run `gearsched check --db %s`, then `gearsched salvage %s NEW.db` and serve NEW.db", err, db, db)
 }
 
 // fdReserve is how many file descriptors the automatic connection limit

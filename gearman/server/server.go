@@ -181,7 +181,10 @@ func New(cfg Config) (*Server, error) {
 // restore requeues the stored background jobs that are ready to run. A
 // job that was running when the server stopped is queued again: delivery
 // is at least once. Jobs waiting for their due time stay in the store; only
-// their number per function is loaded.
+// their number per function is loaded. A damaged job record is skipped
+// and logged by the store (see store.Store.Jobs) rather than refused: one
+// damaged job must not hold up all the others, and it is never run as
+// something it is not.
 func (s *Server) restore() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -124,7 +124,7 @@ func readLocked(path string) (f *os.File, raw *rawDB, rep *Report, err error) {
 // so that bbolt follows no page id outside the file. f is the file,
 // already locked; bbolt closes it.
 func boltCheck(path string, f *os.File) []Damage {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second,
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: lockWait,
 		OpenFile: func(string, int, os.FileMode) (*os.File, error) { return f, nil }})
 	if err != nil {
 		return []Damage{{Why: fmt.Sprintf("bbolt cannot open it: %v", err)}}

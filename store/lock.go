@@ -23,6 +23,7 @@ type InUseError struct {
 	PID int
 }
 
+// Error says who holds the database, as far as is known.
 func (e *InUseError) Error() string {
 	switch {
 	case e.PID == os.Getpid():

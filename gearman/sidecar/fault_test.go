@@ -453,14 +453,17 @@ func TestFaultStalledReply(t *testing.T) {
 }
 
 // TestFaultLedgerCommitFails: upstream acknowledges a batch, then the
-// commit recording it fails. The forwarder keeps the acknowledged batch,
-// and its next pass commits it before it submits anything else: no
-// acknowledged job is submitted again.
+// commit recording it fails (the disk fails every commit until the test
+// lifts it; the store retries each write alone before it gives up). The
+// forwarder keeps the acknowledged batch, and its next pass commits it
+// before it submits anything else: no acknowledged job is submitted again.
 func TestFaultLedgerCommitFails(t *testing.T) {
-	var failNext atomic.Bool
+	var failing atomic.Bool
+	var failed atomic.Int32
 	errDiskFull := errors.New("injected: disk full")
 	r := newFaultRig(t, &store.Options{NoSync: true, BeforeCommit: func() error {
-		if failNext.CompareAndSwap(true, false) {
+		if failing.Load() {
+			failed.Add(1)
 			return errDiskFull
 		}
 		return nil
@@ -472,16 +475,17 @@ func TestFaultLedgerCommitFails(t *testing.T) {
 	// commit is the one that records the batch.
 	r.fake.SetScript(func(s fakeSubmission) fakeAction {
 		if s.Seq == len(jobs)-1 {
-			failNext.Store(true)
+			failing.Store(true)
 		}
 		return fakeAction{Kind: fakeReply}
 	})
 
 	err := r.tick(t, now)
+	failing.Store(false) // the disk recovers
 	if !errors.Is(err, errDiskFull) {
 		t.Fatalf("the pass whose commit failed returned %v; want the commit's error", err)
 	}
-	if failNext.Load() {
+	if failed.Load() == 0 {
 		t.Fatal("the injected failure was not used")
 	}
 	checkPending(t, r.st, jobs, due)

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"runtime/debug"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -277,6 +278,8 @@ func (s *Store) run(ops []op) (bad int, err error) {
 			err = panicError(r)
 		}
 	}()
+	start := time.Now()
+	defer func() { s.stats.record(len(ops), time.Since(start), err) }()
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		t.tx = tx
 		if s.before != nil {

@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"maps"
 	"slices"
 	"sync"
 
@@ -102,14 +103,16 @@ func (s *Store) PendingCount(function string) int {
 }
 
 // PendingCounts returns how many jobs wait for their due time, by function.
-func (s *Store) PendingCounts() map[string]int {
-	s.counts.mu.Lock()
-	defer s.counts.mu.Unlock()
-	out := make(map[string]int, len(s.counts.pending))
-	for fn, n := range s.counts.pending {
-		out[fn] = n
-	}
-	return out
+func (s *Store) PendingCounts() map[string]int { return s.counts.copyOf(s.counts.pending) }
+
+// ScheduleCounts returns how many recurring schedules each function has.
+func (s *Store) ScheduleCounts() map[string]int { return s.counts.copyOf(s.counts.schedules) }
+
+// copyOf returns a copy of m, one of c's maps.
+func (c *counts) copyOf(m map[string]int) map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(m)
 }
 
 // Functions returns, sorted, the functions that have pending jobs or

@@ -88,6 +88,7 @@ type Store struct {
 	before func() error
 
 	counts *counts
+	stats  *commitStats
 
 	damageMu sync.Mutex
 	reported map[string]bool // damaged records already logged, by bucket NUL key
@@ -137,6 +138,7 @@ func Open(path string, opts Options) (*Store, error) {
 		log:      log,
 		before:   opts.BeforeCommit,
 		counts:   new(counts),
+		stats:    newCommitStats(),
 		reported: map[string]bool{},
 		badDue:   map[string]bool{},
 		cur:      newBatch(),

@@ -67,6 +67,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			if n, ok := refusing.due(time.Now()); ok {
 				s.log.Warn("refusing connections: --max-connections reached", "max", max, "refused", n)
 			}
+			s.stats.refused.Add(1)
 			refuse(nc, max)
 			continue
 		}
@@ -81,6 +82,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.wg.Add(1)
 		s.lnMu.Unlock()
 		s.open.Add(1)
+		s.stats.accepted.Add(1)
 		c := s.newConn(nc)
 		go func() {
 			defer s.wg.Done()

@@ -114,6 +114,11 @@ func (c *conn) serve() {
 
 	c.out.close()
 	<-writerDone
+	// Counted once the writer is done: until then it may still find the
+	// peer not reading.
+	if _, slow := c.out.isClosed(); slow {
+		s.stats.slow.Add(1)
+	}
 	c.nc.Close()
 }
 

@@ -65,6 +65,9 @@ func (s *Server) hold(c *conn, p *gearman.Packet) {
 	}
 	f := s.function(string(sub.function))
 	full := f.maxQueue[sub.Priority] > 0 && s.store.PendingCount(f.name) >= f.maxQueue[sub.Priority]
+	if !full {
+		f.count.submitted++
+	}
 	s.mu.Unlock()
 	if full {
 		c.refuse(gearman.CodeQueueError, txtQueueFull)

@@ -153,6 +153,8 @@ func TestPipelinedRepliesNotRead(t *testing.T) {
 	if n := len(logs.slowConsumerLogs()); n != 1 {
 		t.Errorf("%d slow-consumer warnings, want 1", n)
 	}
+	// Counted once its connection's goroutines are done.
+	waitFor(t, "the slow consumer to be counted", func() bool { return ts.srv.Stats().SlowConsumers == 1 })
 }
 
 // TestForwardedOutputNotRead: a foreground client that reads nothing while

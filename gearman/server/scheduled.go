@@ -55,7 +55,7 @@ func (s *Server) submitSched(c *conn, p *gearman.Packet) {
 		c.replyError(gearman.CodeQueueError, txtShuttingDown)
 		return
 	}
-	s.function(fnName)
+	s.function(fnName).count.submitted++
 	s.mu.Unlock()
 	id, handle, err := s.handles.TryNext()
 	if err != nil {
@@ -110,13 +110,22 @@ func (s *Server) Release(ctx context.Context, jobs []*store.Job, occs []schedule
 			return err
 		}
 		sc := o.Schedule
+		// Due is the occurrence's fire time (its jitter included), from
+		// which its lateness is measured.
 		socc[i].Job = &store.Job{ID: id, Handle: handle, Function: sc.Function, Unique: o.Unique,
-			Priority: sc.Priority, Data: sc.Data}
+			Priority: sc.Priority, Due: o.At.Add(scheduler.JitterFor(sc)).UnixNano(), Data: sc.Data}
 		sc.LastHandle = handle
 	}
 	moved, fired, err := s.store.Fire(ids, socc)
 	if err != nil {
 		return err
+	}
+	now := s.cfg.Now()
+	for _, rec := range moved {
+		s.stats.released.ObserveLateness(now, rec.Due)
+	}
+	for _, rec := range fired {
+		s.stats.released.ObserveLateness(now, rec.Due)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -248,6 +257,7 @@ func (s *Server) Schedule(req ScheduleRequest) (handle string, next time.Time, e
 		return "", time.Time{}, errors.New(txtShuttingDown)
 	}
 	f := s.function(req.Function)
+	f.count.submitted++
 	if j := f.lookupUnique([]byte(req.Unique), req.Data); j != nil {
 		handle, due, w := j.Handle, j.Due, j.write
 		s.mu.Unlock()
@@ -288,6 +298,7 @@ func (s *Server) Cancel(handle string) (bool, error) {
 	live := s.cancelLive(handle)
 	s.mu.Unlock()
 	if live {
+		s.stats.cancelledLive.Add(1)
 		return true, nil
 	}
 	id, ok := s.handles.Parse(handle)
@@ -301,6 +312,10 @@ func (s *Server) Cancel(handle string) (bool, error) {
 		return false, err
 	case res == store.FileSchedule:
 		return false, errFileSchedule
+	case res == store.CancelledJob:
+		s.stats.cancelledPending.Add(1)
+	case res == store.CancelledSchedule:
+		s.stats.cancelledSchedules.Add(1)
 	}
 	return res != store.NotFound, nil
 }

@@ -109,6 +109,12 @@ type Server struct {
 	draining bool // shutting down: hand out no more jobs
 	idle     chan struct{}
 
+	// counters holds each function's counters by name, under mu; an
+	// entry is never removed, so `drop function` does not reset them.
+	counters map[string]*funcCounters
+	// stats are the counts made without mu.
+	stats *serverStats
+
 	open atomic.Int64 // connections being served
 
 	lnMu      sync.Mutex
@@ -160,6 +166,8 @@ func New(cfg Config) (*Server, error) {
 		handlers:  &jobServerHandlers,
 		committed: store.Committed(),
 		funcs:     make(map[string]*function),
+		counters:  make(map[string]*funcCounters),
+		stats:     newServerStats(),
 		jobs:      make(map[string]*job),
 		conns:     make(map[*conn]struct{}),
 		ctx:       ctx,
@@ -249,6 +257,11 @@ func (s *Server) function(name string) *function {
 	f := s.funcs[name]
 	if f == nil {
 		f = newFunction(name)
+		f.count = s.counters[name]
+		if f.count == nil {
+			f.count = new(funcCounters)
+			s.counters[name] = f.count
+		}
 		s.funcs[name] = f
 	}
 	return f

@@ -140,6 +140,7 @@ func (s *Server) submit(c *conn, p *gearman.Packet) {
 	}
 	f := s.function(string(sub.function))
 	if j := f.lookupUnique(sub.unique, sub.data); j != nil {
+		f.count.submitted++
 		s.coalesce(c, j, sub.Background)
 		return
 	}
@@ -147,6 +148,7 @@ func (s *Server) submit(c *conn, p *gearman.Packet) {
 		c.refuse(gearman.CodeQueueError, txtQueueFull)
 		return
 	}
+	f.count.submitted++
 	id, handle, err := s.handles.TryNext()
 	if err != nil {
 		c.refuse(gearman.CodeQueueError, err.Error())

@@ -495,6 +495,10 @@ func TestFaultLedgerCommitFails(t *testing.T) {
 	if st := r.up.Stats()[0]; st.Submitted != 10 || st.Failures != 0 {
 		t.Errorf("upstream stats %+v; want 10 submitted, no failure", st)
 	}
+	// Acknowledged, not yet released: nothing recorded them as fired.
+	if st := r.fwd.Stats(); st.AckLateness.Count != 10 || st.ReleaseLateness.Count != 0 {
+		t.Errorf("lateness observed %d acknowledged, %d released; want 10, 0", st.AckLateness.Count, st.ReleaseLateness.Count)
+	}
 
 	// A job that falls due meanwhile must wait for the earlier commit.
 	late := r.putDue(t, 1, due)
@@ -507,6 +511,9 @@ func TestFaultLedgerCommitFails(t *testing.T) {
 	}
 	checkFired(t, r, jobs)
 	checkPending(t, r.st, late, due)
+	if got := r.fwd.Stats().ReleaseLateness.Count; got != 10 {
+		t.Errorf("released lateness observed %d times after the delayed commit; want 10", got)
+	}
 
 	if err := r.tick(t, now); err != nil {
 		t.Fatal(err)

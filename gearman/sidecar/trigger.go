@@ -81,6 +81,8 @@ type watch struct {
 	until   time.Time
 	retries int
 	retryAt time.Time
+	// delivered is set once the current trigger was seen taken.
+	delivered bool
 }
 
 // trigger returns the trigger job that will wake passthrough job j once
@@ -131,6 +133,10 @@ func (f *Forwarder) checkWatch(ctx context.Context, w *watch) (done bool, err er
 		return true, err
 	}
 	triggerTaken := !st.Known || st.Running
+	if triggerTaken && !w.delivered {
+		w.delivered = true
+		f.stats[w.addr].delivered.Add(1)
+	}
 	waiting := false
 	for _, h := range w.epochs {
 		es, err := f.epochStatus(ctx, w.addr, h)
@@ -174,7 +180,7 @@ func (f *Forwarder) checkWatch(ctx context.Context, w *watch) (done bool, err er
 		return true, j.Err
 	}
 	f.stats[w.addr].triggers.Add(1)
-	w.trigger = j.Handle
+	w.trigger, w.delivered = j.Handle, false
 	return false, nil
 }
 

@@ -45,8 +45,8 @@ fuzz:
 # sidecar in front of gearmand (lateness, backlog drain after a 60 s
 # outage, trigger jobs), --watch-queue (lateness per queue backend; CPU,
 # RSS and notice time on a 1M-row SQLite queue), then memory and restart
-# time with 1M pending
-# epoch jobs, and store writes.
+# time with 1M pending epoch jobs, store writes, and /metrics with 1,000
+# functions.
 # GEARSCHED_BENCH_10M=1 adds the 10M-job case (about 10 minutes more).
 bench: deps
 	$(GO) test ./cmd/gearsched -run '^$$' -bench 'BackgroundThroughput|EpochLateness|EpochSubmit' -benchtime 1x -count 3 -timeout 30m
@@ -54,6 +54,7 @@ bench: deps
 	$(GO) test ./cmd/gearsched -run '^$$' -bench 'WatchQueueLateness|WatchQueueMillionRows' -benchtime 1x -timeout 30m
 	$(GO) test ./cmd/gearsched -run '^$$' -bench 'PendingEpochJobs' -benchtime 1x -timeout 2h
 	$(GO) test ./store -run '^$$' -bench Put -benchtime 2000x
+	$(GO) test ./gearman/metrics -run '^$$' -bench . -benchtime 200x
 
 clean:
 	rm -rf bin

@@ -25,6 +25,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"reflect"
 
 	"github.com/gearsched/gearsched/gearman/server"
 	"github.com/gearsched/gearsched/gearman/sidecar"
@@ -102,8 +103,20 @@ type Metrics struct {
 // New returns the endpoint for cfg's sources. It reads them only when
 // scraped.
 func New(cfg Config) (*Metrics, error) {
-	if cfg.Store == nil || cfg.Server == nil {
+	if absent(cfg.Store) || absent(cfg.Server) {
 		return nil, errors.New("metrics: Config.Store and Config.Server are required")
+	}
+	// A mode's missing part is often a nil pointer in a non-nil interface
+	// (a nil *sidecar.Forwarder in job-server mode): treat it as absent
+	// rather than call it at the first scrape.
+	if absent(cfg.Scheduler) {
+		cfg.Scheduler = nil
+	}
+	if absent(cfg.Forwarder) {
+		cfg.Forwarder = nil
+	}
+	if absent(cfg.Watcher) {
+		cfg.Watcher = nil
 	}
 	if cfg.MaxFunctions < 0 {
 		return nil, errors.New("metrics: Config.MaxFunctions must not be negative")
@@ -150,6 +163,15 @@ func (m *Metrics) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Gatherer returns the registry, for whatever else wants the numbers (a
 // status page, tests).
 func (m *Metrics) Gatherer() prometheus.Gatherer { return m.reg }
+
+// absent reports whether a source is missing: nil, or a nil pointer.
+func absent(src any) bool {
+	if src == nil {
+		return true
+	}
+	v := reflect.ValueOf(src)
+	return v.Kind() == reflect.Pointer && v.IsNil()
+}
 
 // errorLog hands promhttp's errors to slog.
 type errorLog struct{ log *slog.Logger }

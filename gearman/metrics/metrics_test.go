@@ -14,6 +14,8 @@ import (
 
 	"github.com/gearsched/gearsched/gearman"
 	"github.com/gearsched/gearsched/gearman/server"
+	"github.com/gearsched/gearsched/gearman/sidecar"
+	"github.com/gearsched/gearsched/scheduler"
 	"github.com/gearsched/gearsched/store"
 	"github.com/prometheus/client_golang/prometheus/testutil/promlint"
 	dto "github.com/prometheus/client_model/go"
@@ -199,6 +201,30 @@ func TestOddFunctionNames(t *testing.T) {
 	slices.Sort(want)
 	if got := labelValues(fams, "gearsched_jobs_submitted_total", "function"); !slices.Equal(got, want) {
 		t.Errorf("function labels %q, want %q", got, want)
+	}
+}
+
+// TestNilSources: required sources must be there; an optional one given
+// as a nil pointer (the forwarder of a job server) counts as absent, so the
+// page is a job server's instead of a panic at the first scrape.
+func TestNilSources(t *testing.T) {
+	r := newRig(t, 0)
+	if _, err := New(Config{Store: r.st}); err == nil {
+		t.Error("New without a server succeeded")
+	}
+	if _, err := New(Config{Store: (*store.Store)(nil), Server: r.srv}); err == nil {
+		t.Error("New with a nil *store.Store succeeded")
+	}
+	if _, err := New(Config{Store: r.st, Server: r.srv, MaxFunctions: -1}); err == nil {
+		t.Error("New with a negative MaxFunctions succeeded")
+	}
+	m, err := New(Config{Store: r.st, Server: r.srv, Forwarder: (*sidecar.Forwarder)(nil), Scheduler: (*scheduler.Scheduler)(nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, fams := scrape(t, m)
+	if find(fams, "gearsched_lateness_seconds", map[string]string{"stage": "assigned"}) == nil || fams["gearsched_upstream_up"] != nil {
+		t.Error("a nil forwarder did not give a job server's page")
 	}
 }
 

@@ -2,10 +2,12 @@
 
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 # Debian packages the integration and differential tests drive: the real
-# gearmand, the gearman CLI and gearadmin, PHP's and Perl's clients; GNU
-# time measures a client's peak memory; socat carries the Debian clients,
-# whose libgearman is built without SSL, over TLS.
-DEBS := gearman-job-server gearman-tools php-cli php-gearman libgearman-client-perl time socat
+# gearmand, the gearman CLI and gearadmin, PHP's and Perl's clients, the
+# databases of gearmand's persistent queues that --watch-queue reads
+# (PostgreSQL, MariaDB; the tests start their own servers); GNU time
+# measures a client's peak memory; socat carries the Debian clients, whose
+# libgearman is built without SSL, over TLS.
+DEBS := gearman-job-server gearman-tools php-cli php-gearman libgearman-client-perl postgresql mariadb-server time socat
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 FUZZTIME ?= 10m
 
@@ -46,14 +48,18 @@ fuzz:
 # bench measures gearsched against the real gearmand in the same run:
 # background throughput, epoch lateness, durable epoch submissions, the
 # sidecar in front of gearmand (lateness, backlog drain after a 60 s
-# outage, trigger jobs), then memory and restart time with 1M pending
-# epoch jobs, and store writes.
+# outage, trigger jobs), --watch-queue (lateness per queue backend; CPU,
+# RSS and notice time on a 1M-row SQLite queue), then memory and restart
+# time with 1M pending epoch jobs, store writes, and /metrics with 1,000
+# functions.
 # GEARSCHED_BENCH_10M=1 adds the 10M-job case (about 10 minutes more).
 bench: deps
 	$(GO) test ./cmd/gearsched -run '^$$' -bench 'BackgroundThroughput|EpochLateness|EpochSubmit' -benchtime 1x -count 3 -timeout 30m
 	$(GO) test ./cmd/gearsched -run '^$$' -bench 'SidecarLateness|SidecarOutageDrain|TriggerDelivery' -benchtime 1x -timeout 30m
+	$(GO) test ./cmd/gearsched -run '^$$' -bench 'WatchQueueLateness|WatchQueueMillionRows' -benchtime 1x -timeout 30m
 	$(GO) test ./cmd/gearsched -run '^$$' -bench 'PendingEpochJobs' -benchtime 1x -timeout 2h
 	$(GO) test ./store -run '^$$' -bench Put -benchtime 2000x
+	$(GO) test ./gearman/metrics -run '^$$' -bench . -benchtime 200x
 
 clean:
 	rm -rf bin

@@ -106,8 +106,13 @@ func (d *Definition) build() (*store.Schedule, string, error) {
 	if d.Name == "" {
 		return nil, "name", errors.New("name is required")
 	}
-	if d.Function == "" {
+	switch {
+	case d.Function == "":
 		return nil, "function", errors.New("function is required")
+	case len(d.Function) > store.MaxFunctionSize:
+		return nil, "function", fmt.Errorf("function is %d bytes; at most %d", len(d.Function), store.MaxFunctionSize)
+	case strings.IndexByte(d.Function, 0) >= 0:
+		return nil, "function", errors.New("function must not contain NUL: no worker could register it")
 	}
 	zone := d.Timezone
 	if zone == "" {

@@ -21,6 +21,7 @@ func TestLoadFileErrors(t *testing.T) {
 		{"syntax.toml", `syntax.toml:3:`},
 		{"empty.toml", `empty.toml is empty; to remove every schedule, leave a comment in it`},
 		{"long-jitter.toml", `long-jitter.toml:11: schedule "weekdays": jitter 25h0m0s is not shorter than the 24h0m0s between runs`},
+		{"bad-function.toml", `bad-function.toml:5: schedule "n": function must not contain NUL`},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			_, err := LoadFile(filepath.Join("../testdata/schedules", tc.file))
@@ -57,6 +58,19 @@ func TestShortestGap(t *testing.T) {
 		if got := shortestGap(spec); got != tc.want {
 			t.Errorf("shortestGap(%q) = %v, want %v", tc.spec, got, tc.want)
 		}
+	}
+}
+
+// TestFunctionTooLong: a function name the store could not key is an
+// error of the file, not a failed commit later.
+func TestFunctionTooLong(t *testing.T) {
+	d := Definition{Name: "n", Cron: "@hourly", Function: strings.Repeat("f", store.MaxFunctionSize+1)}
+	if _, key, err := d.build(); key != "function" || err == nil {
+		t.Errorf("build: key %q, err %v; want an error of key function", key, err)
+	}
+	d.Function = d.Function[1:]
+	if _, _, err := d.build(); err != nil {
+		t.Errorf("a function of MaxFunctionSize bytes: %v", err)
 	}
 }
 

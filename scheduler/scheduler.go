@@ -152,6 +152,7 @@ type Scheduler struct {
 	// 0 while it is awake, or 1 after a failed release (then only Wake
 	// wakes it early); WakeFor compares against it.
 	sleepUntil atomic.Int64
+	stats      counters
 }
 
 // New returns a scheduler; it does nothing until Run.
@@ -224,6 +225,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		case err != nil && ctx.Err() != nil:
 			return nil
 		case err != nil:
+			s.stats.releaseErrors.Add(1)
 			// Report the first failure of a run, then once every
 			// failureReport: an upstream outage must not flood the log.
 			if failingSince.IsZero() {
@@ -406,6 +408,7 @@ func (s *Scheduler) plan(ctx context.Context, orig *store.Schedule, now, missedB
 			dropped += inWindow - keep
 			due = due[inWindow-keep:]
 		}
+		s.stats.droppedMissed.Add(uint64(dropped))
 		s.log.Warn("schedule missed runs while gearsched was down", "handle", sc.Handle, "name", sc.Name,
 			"missed", missed, "running", missed-dropped, "dropped", dropped, "policy", sc.Missed)
 	}
@@ -423,6 +426,7 @@ func (s *Scheduler) plan(ctx context.Context, orig *store.Schedule, now, missedB
 			}
 		}
 		if live {
+			s.stats.skippedOverlap.Add(uint64(len(due)))
 			s.log.Info("skipped occurrence: previous one still queued or running", "handle", sc.Handle, "name", sc.Name,
 				"occurrences", len(due), "previous", sc.LastHandle)
 			due = nil

@@ -155,6 +155,9 @@ func TestMissedRunPolicies(t *testing.T) {
 		{"all uncapped within window", minutely(MissedAll, 100, 5*time.Minute), []int{6, 7, 8, 9, 10}},
 		{"once outside window", minutely(MissedOnce, 0, 10*time.Second), nil},
 	} {
+		// Of the 11 occurrences missed, those that do not fire are
+		// counted as dropped.
+		wantDropped := uint64(11 - len(tc.want))
 		t.Run(tc.name, func(t *testing.T) {
 			s, sink, st := newTest(t)
 			if err := st.PutSchedule(tc.sc, "").Wait(); err != nil {
@@ -169,6 +172,9 @@ func TestMissedRunPolicies(t *testing.T) {
 			}
 			if strings.Join(sink.fired, " ") != strings.Join(want, " ") {
 				t.Errorf("fired %v, want %v", sink.fired, want)
+			}
+			if got := s.Stats().DroppedMissed; got != wantDropped {
+				t.Errorf("Stats().DroppedMissed = %d, want %d", got, wantDropped)
 			}
 			sc := mustSchedule(t, st, 7)
 			if next := time.Unix(0, sc.Next).UTC(); !next.Equal(t0.Add(11 * time.Minute)) {
@@ -208,6 +214,9 @@ func TestOverlapSkip(t *testing.T) {
 	tick(t, s, t0, t0.Add(-time.Hour))
 	if len(sink.fired) != 0 || sink.skips != 1 {
 		t.Fatalf("fired %v with the previous run live (skips %d)", sink.fired, sink.skips)
+	}
+	if got := s.Stats().SkippedOverlap; got != 1 {
+		t.Errorf("Stats().SkippedOverlap = %d, want 1", got)
 	}
 	sink.live["H:prev:1"] = false
 	tick(t, s, t0.Add(time.Minute), t0.Add(-time.Hour))
@@ -669,6 +678,9 @@ func TestFailedReleaseWaits(t *testing.T) {
 	}
 	if strings.Join(rec.fired, " ") != "H:t:1" {
 		t.Errorf("fired %v", rec.fired)
+	}
+	if got := s.Stats().ReleaseErrors; got != 1 {
+		t.Errorf("Stats().ReleaseErrors = %d, want 1", got)
 	}
 }
 

@@ -6,6 +6,8 @@
 //	gearsched at WHEN FUNCTION [DATA|-]  submit a job that runs at WHEN
 //	gearsched ls                         list scheduled jobs and schedules
 //	gearsched cancel HANDLE              cancel a job or schedule
+//	gearsched check [--db FILE]          check a database for damage
+//	gearsched salvage SRC DST            copy what is readable of a damaged database
 //	gearsched version                    print the version (from the build info)
 //
 // Each command takes --help.
@@ -51,6 +53,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runLs(ctx, args, stdout, stderr)
 	case "cancel":
 		err = runCancel(ctx, args, stdout, stderr)
+	case "check":
+		err = runCheck(args, stdout, stderr)
+	case "salvage":
+		err = runSalvage(args, stdout, stderr)
 	case "version":
 		readBuildInfo().writeVersion(stdout)
 	case "help":
@@ -84,6 +90,8 @@ Usage:
   gearsched at WHEN FUNCTION [DATA|-]   submit a job that runs at WHEN
   gearsched ls                          list scheduled jobs and schedules
   gearsched cancel HANDLE               cancel a job or schedule
+  gearsched check [--db FILE]           check a database for damage
+  gearsched salvage SRC DST             copy what is readable of a damaged database into a new one
   gearsched version                     print the version
   gearsched help                        show this help
 

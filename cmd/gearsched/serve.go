@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/gearsched/gearsched/gearman"
 	"github.com/gearsched/gearsched/gearman/server"
 	"github.com/gearsched/gearsched/gearman/sidecar"
+	"github.com/gearsched/gearsched/gearman/sidecar/queuewatch"
 	"github.com/gearsched/gearsched/scheduler"
 	"github.com/gearsched/gearsched/store"
 	"github.com/lmittmann/tint"
@@ -52,6 +54,7 @@ type serveConfig struct {
 	upstreamTimeout time.Duration
 	ledgerRetention time.Duration
 	upstreamTLS     tlsFiles // --upstream-ssl...
+	watchQueues     []queuewatch.Spec
 }
 
 func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
@@ -88,6 +91,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.DurationVar(&c.ledgerRetention, "ledger-retention", sidecar.DefaultLedgerRetention, "sidecar: how long forwarded jobs are remembered for GET_STATUS")
 	registerServerTLS(fs, &c.tls)
 	registerUpstreamTLS(fs, &c.upstreamTLS)
+	watchQueues := fs.StringArray("watch-queue", nil, "sidecar: wake the epoch jobs in an upstream's persistent queue, UPSTREAM=URL with URL "+
+		"sqlite:///path/queue.db, postgres://user:pass@host:5432/db or mysql://user:pass@tcp(host:3306)/db, "+
+		"each with an optional ?table= (default gearmand's: gearman_queue, queue, gearman_queue); repeatable")
 	// gearmand options that have no meaning here, accepted so that service
 	// files written for gearmand keep working.
 	fs.IntP("threads", "t", 4, "ignored (gearmand compatibility)")
@@ -134,6 +140,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	if err := c.checkSidecar(fs); err != nil {
 		return nil, usageError{err}
 	}
+	if err := c.checkWatchQueues(*watchQueues); err != nil {
+		return nil, usageError{err}
+	}
 	if err := c.tls.check(fs, "ssl", "ssl-certificate", "ssl-key", "ssl-ca-file"); err != nil {
 		return nil, usageError{err}
 	}
@@ -147,7 +156,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 // addresses without a port with gearmand's 4730.
 func (c *serveConfig) checkSidecar(fs *pflag.FlagSet) error {
 	if len(c.upstreams) == 0 {
-		for _, name := range []string{"epoch-passthrough", "trigger-payload", "control-function", "control-cancel-function", "upstream-timeout", "ledger-retention", "upstream-ssl"} {
+		for _, name := range []string{"epoch-passthrough", "trigger-payload", "control-function", "control-cancel-function", "upstream-timeout", "ledger-retention", "watch-queue", "upstream-ssl"} {
 			if fs.Changed(name) {
 				return fmt.Errorf("--%s needs --upstream", name)
 			}
@@ -217,7 +226,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	var sched *scheduler.Scheduler
 	wake := func() { sched.Wake() }
-	side, err := newSidecar(c, st, handles, log, wake)
+	side, err := newSidecar(c, st, handles, log, wake, func(due int64) { sched.WakeFor(due) })
 	if err != nil {
 		return err
 	}
@@ -241,7 +250,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Passthrough:       c.passthrough,
 	})
 	if err != nil {
-		return err
+		return damageHint(err, c.db)
 	}
 	var sink scheduler.Sink = srv
 	if side != nil {
@@ -250,7 +259,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	sched = scheduler.New(scheduler.Config{Store: st, Sink: sink, Logger: log})
 	if c.schedules != "" {
 		if err := loadSchedules(c.schedules, st, handles, log); err != nil {
-			return err
+			return damageHint(err, c.db)
 		}
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(c.listen, strconv.Itoa(c.port)))
@@ -327,6 +336,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// damageHint adds to an error that a damaged database caused at start-up
+// (a page bbolt cannot read, met after Open's checks) what to do about it.
+func damageHint(err error, db string) error {
+	if !errors.Is(err, store.ErrDamaged) {
+		return err
+	}
+	return fmt.Errorf("%w. Run `gearsched check --db %s`, then `gearsched salvage %s NEW.db` and serve NEW.db", err, db, db)
 }
 
 // fdReserve is how many file descriptors the automatic connection limit

@@ -67,6 +67,7 @@ func (s *Server) Serve(ln net.Listener) error {
 			if n, ok := refusing.due(time.Now()); ok {
 				s.log.Warn("refusing connections: --max-connections reached", "max", max, "refused", n)
 			}
+			s.stats.refused.Add(1)
 			if s.cfg.TLS != nil {
 				// A TLS client would read a plain ERROR packet as a
 				// broken handshake: it only learns of the close.
@@ -87,6 +88,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.wg.Add(1)
 		s.lnMu.Unlock()
 		s.open.Add(1)
+		s.stats.accepted.Add(1)
 		go func() {
 			defer s.wg.Done()
 			defer s.open.Add(-1)

@@ -45,6 +45,11 @@ func (s *Server) answer(b []byte, words [][]byte) []byte {
 	switch {
 	case len(words) == 2 && is(0, "show") && is(1, "upstreams") && s.cfg.Upstreams != nil:
 		return append(s.cfg.Upstreams.AppendRows(b), ".\n"...)
+	case len(words) == 2 && is(0, "show") && is(1, "queues") && s.cfg.Upstreams != nil:
+		if q, ok := s.cfg.Upstreams.(QueueLister); ok {
+			b = q.AppendQueueRows(b)
+		}
+		return append(b, ".\n"...)
 	case len(words) == 3 && is(0, "cancel") && is(1, "job"):
 		if found, _ := s.Cancel(string(words[2])); found {
 			return append(b, adminOK...)

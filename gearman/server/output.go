@@ -164,9 +164,9 @@ func (o *outbox) drain(limit int) bool {
 func (o *outbox) writeQueued() (wrote, more, closed bool) {
 	o.mu.Lock()
 	if o.writing {
-		// Whoever writes picks up what is queued; but once the outbox is
-		// closed the writer goroutine must hear it now, as nothing will
-		// wake it again.
+		// Whoever writes picks up what is left. Report a close all the
+		// same: the writer goroutine must not wait for a wake-up that
+		// already came.
 		closed = o.closed
 		o.mu.Unlock()
 		return false, false, closed

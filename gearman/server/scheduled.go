@@ -26,6 +26,10 @@ var errDraining = errors.New("server: server is shutting down")
 // jobs with the schedule's function and data.
 func (s *Server) submitSched(c *conn, p *gearman.Packet) {
 	fnName, unique, data := string(p.Args[0]), string(p.Args[1]), p.Args[7]
+	if len(fnName) > store.MaxFunctionSize {
+		c.replyError(gearman.CodeArgumentTooLarge, txtFunctionTooLarge)
+		return
+	}
 	if len(unique) > gearman.MaxUniqueSize {
 		c.replyError(gearman.CodeArgumentTooLarge, txtUniqueTooLarge)
 		return
@@ -51,7 +55,7 @@ func (s *Server) submitSched(c *conn, p *gearman.Packet) {
 		c.replyError(gearman.CodeQueueError, txtShuttingDown)
 		return
 	}
-	s.function(fnName)
+	s.function(fnName).count.submitted++
 	s.mu.Unlock()
 	id, handle, err := s.handles.TryNext()
 	if err != nil {
@@ -106,13 +110,22 @@ func (s *Server) Release(ctx context.Context, jobs []*store.Job, occs []schedule
 			return err
 		}
 		sc := o.Schedule
+		// Due is the occurrence's fire time (its jitter included), from
+		// which its lateness is measured.
 		socc[i].Job = &store.Job{ID: id, Handle: handle, Function: sc.Function, Unique: o.Unique,
-			Priority: sc.Priority, Data: sc.Data}
+			Priority: sc.Priority, Due: o.At.Add(scheduler.JitterFor(sc)).UnixNano(), Data: sc.Data}
 		sc.LastHandle = handle
 	}
 	moved, fired, err := s.store.Fire(ids, socc)
 	if err != nil {
 		return err
+	}
+	now := s.cfg.Now()
+	for _, rec := range moved {
+		s.stats.released.ObserveLateness(now, rec.Due)
+	}
+	for _, rec := range fired {
+		s.stats.released.ObserveLateness(now, rec.Due)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -241,6 +254,9 @@ func (s *Server) Schedule(req ScheduleRequest) (handle string, next time.Time, e
 	if len(req.Unique) > gearman.MaxUniqueSize {
 		return "", time.Time{}, fmt.Errorf("unique longer than %d bytes", gearman.MaxUniqueSize)
 	}
+	if len(req.Function) > store.MaxFunctionSize {
+		return "", time.Time{}, fmt.Errorf("function name longer than %d bytes", store.MaxFunctionSize)
+	}
 
 	s.mu.Lock()
 	if s.draining {
@@ -248,6 +264,7 @@ func (s *Server) Schedule(req ScheduleRequest) (handle string, next time.Time, e
 		return "", time.Time{}, errors.New(txtShuttingDown)
 	}
 	f := s.function(req.Function)
+	f.count.submitted++
 	if j := f.lookupUnique([]byte(req.Unique), req.Data); j != nil {
 		handle, due, w := j.Handle, j.Due, j.write
 		s.mu.Unlock()
@@ -288,6 +305,7 @@ func (s *Server) Cancel(handle string) (bool, error) {
 	live := s.cancelLive(handle)
 	s.mu.Unlock()
 	if live {
+		s.stats.cancelledLive.Add(1)
 		return true, nil
 	}
 	id, ok := s.handles.Parse(handle)
@@ -301,6 +319,10 @@ func (s *Server) Cancel(handle string) (bool, error) {
 		return false, err
 	case res == store.FileSchedule:
 		return false, errFileSchedule
+	case res == store.CancelledJob:
+		s.stats.cancelledPending.Add(1)
+	case res == store.CancelledSchedule:
+		s.stats.cancelledSchedules.Add(1)
 	}
 	return res != store.NotFound, nil
 }

@@ -82,6 +82,10 @@ func (s *Server) assign(c *conn, j *job, timeout time.Duration) {
 	j.worker = c
 	c.assigned = append(c.assigned, j)
 	j.fn.running++
+	j.fn.runningBy[j.Priority]++
+	if j.Due != 0 && j.retries == 0 { // a scheduled job's first hand-out
+		s.stats.assigned.ObserveLateness(s.cfg.Now(), j.Due)
+	}
 	j.assignGen++
 	if timeout > 0 {
 		gen := j.assignGen
@@ -190,12 +194,15 @@ func (s *Server) applyResult(j *job, p *gearman.Packet) {
 	case gearman.WorkData, gearman.WorkWarning:
 		s.forward(j, p)
 	case gearman.WorkComplete:
+		j.fn.count.completed++
 		s.forward(j, p)
 		s.finish(j)
 	case gearman.WorkFail:
+		j.fn.count.failed++
 		s.failListeners(j)
 		s.finish(j)
 	case gearman.WorkException:
+		j.fn.count.failed++
 		for _, l := range j.listeners {
 			if l.exceptions {
 				l.sendBytes(gearman.WorkException, p.Args...)
@@ -226,6 +233,7 @@ func (s *Server) finish(j *job) {
 	j.worker.assigned = removeJob(j.worker.assigned, j)
 	j.worker = nil
 	j.fn.running--
+	j.fn.runningBy[j.Priority]--
 	if j.bg {
 		s.store.Delete(j.ID)
 	}
@@ -242,11 +250,13 @@ func (s *Server) requeue(j *job) {
 		j.worker = nil
 	}
 	j.fn.running--
+	j.fn.runningBy[j.Priority]--
 	j.retries++
 	j.num, j.den = "", ""
 	switch {
 	case s.cfg.JobRetries > 0 && j.retries >= s.cfg.JobRetries:
 		s.log.Info("job failed: retries exhausted", "handle", j.Handle, "function", j.Function, "attempts", j.retries)
+		j.fn.count.failed++
 		s.failListeners(j)
 		if j.bg {
 			s.store.Delete(j.ID)
@@ -255,6 +265,7 @@ func (s *Server) requeue(j *job) {
 	case j.ignore || (!j.bg && len(j.listeners) == 0):
 		s.forget(j)
 	default:
+		j.fn.count.retried++
 		s.enqueue(j)
 	}
 	s.jobEnded()

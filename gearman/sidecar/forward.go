@@ -14,6 +14,7 @@ import (
 
 	"github.com/gearsched/gearsched/gearman"
 	"github.com/gearsched/gearsched/gearman/server"
+	"github.com/gearsched/gearsched/gearman/stats"
 	"github.com/gearsched/gearsched/scheduler"
 	"github.com/gearsched/gearsched/store"
 )
@@ -64,6 +65,9 @@ type Forwarder struct {
 	log     *slog.Logger
 
 	stats map[string]*forwardStats // by upstream address; fixed at creation
+	// released and acked measure lateness (ns): due time to the commit
+	// recording an item as fired, and to gearmand's JOB_CREATED.
+	released, acked *stats.Histogram
 
 	// unsaved is a release upstream acknowledged whose commit failed;
 	// owned by the scheduler's goroutine (Release).
@@ -80,6 +84,7 @@ type forwardStats struct {
 	maxLateMs atomic.Int64
 	triggers  atomic.Uint64 // trigger jobs acknowledged
 	cancelled atomic.Uint64 // triggers cancelled before a worker took them
+	delivered atomic.Uint64 // triggers seen taken by a worker
 }
 
 // NewForwarder returns a forwarder: the scheduler's sink, and the
@@ -99,7 +104,8 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	f := &Forwarder{cfg: cfg, st: cfg.Store, up: cfg.Upstream, handles: cfg.Handles, log: log,
-		stats: map[string]*forwardStats{}, signal: make(chan struct{}, 1)}
+		stats: map[string]*forwardStats{}, signal: make(chan struct{}, 1),
+		released: stats.NewHistogram(stats.LatenessBounds), acked: stats.NewHistogram(stats.LatenessBounds)}
 	for _, a := range cfg.Upstream.Addrs() {
 		f.stats[a] = &forwardStats{}
 	}
@@ -118,6 +124,16 @@ type forwardItem struct {
 	// allocated before submission so that nothing after JOB_CREATED can
 	// fail but the commit.
 	trigger *store.Job
+}
+
+// fireAt is when the item was due to run (unix ns): for an occurrence its
+// time plus its schedule's jitter, which is a delay by design, not
+// lateness.
+func (it *forwardItem) fireAt() int64 {
+	if it.occ != nil {
+		return it.occ.At.Add(scheduler.JitterFor(it.occ.Schedule)).UnixNano()
+	}
+	return it.due
 }
 
 // refused reports whether an item failed on its own (gearmand answered
@@ -170,6 +186,7 @@ func (f *Forwarder) Release(ctx context.Context, jobs []*store.Job, occs []sched
 			continue
 		}
 		forwarded++
+		f.acked.ObserveLateness(now, it.fireAt())
 		if it.job != nil {
 			fw.Done = append(fw.Done, it.id)
 		}
@@ -323,6 +340,12 @@ func (f *Forwarder) commit(fw store.Forward, items []forwardItem) error {
 	if err != nil {
 		f.unsaved = &unsaved{fw: fw, items: items}
 		return fmt.Errorf("sidecar: recording %d forwarded jobs: %w", len(fw.Ledger), err)
+	}
+	now := f.cfg.Now()
+	for i := range items {
+		if items[i].up.Err == nil {
+			f.released.ObserveLateness(now, items[i].fireAt())
+		}
 	}
 	f.cancelOrphans(items, res.Cancelled)
 	return nil
@@ -508,8 +531,7 @@ func (f *Forwarder) prune() {
 // lateness in ms, trigger jobs sent, and triggers cancelled before a
 // worker took them. It implements Upstreams.
 func (f *Forwarder) AppendRows(b []byte) []byte {
-	for _, s := range f.up.Stats() {
-		fs := f.stats[s.Addr]
+	for _, s := range f.Stats().Upstreams {
 		state := "down"
 		if s.Up {
 			state = "up"
@@ -517,8 +539,8 @@ func (f *Forwarder) AppendRows(b []byte) []byte {
 		b = append(b, s.Addr...)
 		b = append(b, '\t')
 		b = append(b, state...)
-		for _, n := range []uint64{s.Submitted, s.Refused, s.Failures, fs.late.Load(), uint64(fs.maxLateMs.Load()),
-			fs.triggers.Load(), fs.cancelled.Load()} {
+		for _, n := range []uint64{s.Submitted, s.Refused, s.Failures, s.Late, uint64(s.MaxLate.Milliseconds()),
+			s.TriggersSent, s.TriggersCancelled} {
 			b = append(b, '\t')
 			b = strconv.AppendUint(b, n, 10)
 		}

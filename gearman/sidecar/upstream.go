@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gearsched/gearsched/gearman"
+	"github.com/gearsched/gearsched/scheduler"
 )
 
 // ErrNoUpstream is the error of a submission no upstream server can take
@@ -409,6 +410,26 @@ func (u *Upstream) Status(ctx context.Context, addr, handle string) (gearman.Job
 	var st gearman.JobStatus
 	err := u.do(ctx, p, func(cl *gearman.Client) (err error) {
 		st, err = cl.Status(handle)
+		return err
+	})
+	return st, err
+}
+
+// StatusUnique asks server addr, with GET_STATUS_UNIQUE, for the status of
+// the job with that unique (1 to 63 bytes), whatever its function.
+func (u *Upstream) StatusUnique(ctx context.Context, addr, unique string) (gearman.JobStatus, error) {
+	p := u.peerAt(addr)
+	if p == nil {
+		return gearman.JobStatus{}, fmt.Errorf("sidecar: %s is not an upstream server", addr)
+	}
+	if unique == "" || len(unique) > scheduler.MaxUnique {
+		// Refused before the request: gearmand would never answer it, and
+		// the timeout would take the connection down.
+		return gearman.JobStatus{}, fmt.Errorf("sidecar: no status by a unique of %d bytes", len(unique))
+	}
+	var st gearman.JobStatus
+	err := u.do(ctx, p, func(cl *gearman.Client) (err error) {
+		st, err = cl.StatusUnique(unique)
 		return err
 	})
 	return st, err

@@ -54,7 +54,7 @@ fuzz:
 # functions.
 # GEARSCHED_BENCH_10M=1 adds the 10M-job case (about 10 minutes more).
 bench: deps
-	$(GO) test ./cmd/gearsched -run '^$$' -bench 'BackgroundThroughput|EpochLateness|EpochSubmit' -benchtime 1x -count 3 -timeout 30m
+	$(GO) test ./cmd/gearsched -run '^$$' -bench 'BackgroundThroughput|EpochLateness|EpochSubmit|ForegroundRoundTrip' -benchtime 1x -count 3 -timeout 30m
 	$(GO) test ./cmd/gearsched -run '^$$' -bench 'SidecarLateness|SidecarOutageDrain|TriggerDelivery' -benchtime 1x -timeout 30m
 	$(GO) test ./cmd/gearsched -run '^$$' -bench 'WatchQueueLateness|WatchQueueMillionRows' -benchtime 1x -timeout 30m
 	$(GO) test ./cmd/gearsched -run '^$$' -bench 'PendingEpochJobs' -benchtime 1x -timeout 2h

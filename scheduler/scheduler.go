@@ -118,6 +118,11 @@ const (
 	MaxSleep = time.Second
 	// DefaultBatch is how many due items one Release carries at most.
 	DefaultBatch = 1000
+	// firstBatch is how many due items the first Release of a Tick
+	// carries; each next one carries twice as many, up to the batch. The
+	// first jobs due at a second go out after a short read instead of
+	// waiting for a thousand records to be read and committed.
+	firstBatch = 32
 	// jumpThreshold is how far the wall clock may run ahead of the
 	// monotonic clock between two wake-ups before it counts as a jump.
 	jumpThreshold = 5 * time.Second
@@ -273,8 +278,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 func (s *Scheduler) Tick(ctx context.Context, now, missedBefore time.Time) error {
 	var overdue overdueJobs
 	defer overdue.report(s.log, now)
+	size := min(firstBatch, s.batch)
 	for {
-		items, err := s.st.DueItems(now.UnixNano(), s.batch)
+		items, err := s.st.DueItems(now.UnixNano(), size)
 		if err != nil || len(items) == 0 {
 			return err
 		}
@@ -299,9 +305,10 @@ func (s *Scheduler) Tick(ctx context.Context, now, missedBefore time.Time) error
 			return err
 		}
 		overdue.merge(late)
-		if len(items) < s.batch {
+		if len(items) < size {
 			return nil
 		}
+		size = min(2*size, s.batch)
 	}
 }
 

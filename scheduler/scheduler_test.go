@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -727,5 +728,35 @@ func TestOverdueJobsLoggedOnce(t *testing.T) {
 	})
 	if jobs != 7 {
 		t.Errorf("summary counts %d jobs, want 7", jobs)
+	}
+}
+
+// sizesSink records the size of each release.
+type sizesSink struct {
+	*recordingSink
+	sizes []int
+}
+
+func (s *sizesSink) Release(ctx context.Context, jobs []*store.Job, occs []Occurrence) error {
+	s.sizes = append(s.sizes, len(jobs)+len(occs))
+	return s.recordingSink.Release(ctx, jobs, occs)
+}
+
+// TestFirstReleaseSmall: a Tick's first release carries few items, so the
+// first jobs due at a second go out after a short read; the next ones
+// double up to the batch size.
+func TestFirstReleaseSmall(t *testing.T) {
+	_, rec, st := newTest(t)
+	sink := &sizesSink{recordingSink: rec}
+	s := New(Config{Store: st, Sink: sink, Batch: 100})
+	for i := range 300 {
+		putPending(t, st, &store.Job{ID: uint64(i + 1), Handle: fmt.Sprintf("H:t:%d", i+1), Function: "f", Due: t0.UnixNano()})
+	}
+	tick(t, s, t0, t0)
+	if want := []int{32, 64, 100, 100, 4}; !slices.Equal(sink.sizes, want) {
+		t.Errorf("release sizes %v, want %v", sink.sizes, want)
+	}
+	if len(rec.fired) != 300 {
+		t.Errorf("released %d jobs, want 300", len(rec.fired))
 	}
 }

@@ -2,9 +2,13 @@
 
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 # Debian packages the integration and differential tests drive: the real
-# gearmand, the gearman CLI and gearadmin, PHP's and Perl's clients, and
-# headless Chromium (with a font to render text) for the web page's test.
-DEBS := gearman-job-server gearman-tools php-cli php-gearman libgearman-client-perl chromium fonts-dejavu-core
+# gearmand, the gearman CLI and gearadmin, PHP's and Perl's clients, the
+# databases of gearmand's persistent queues that --watch-queue reads
+# (PostgreSQL, MariaDB; the tests start their own servers); GNU time
+# measures a client's peak memory; socat carries the Debian clients, whose
+# libgearman is built without SSL, over TLS; headless Chromium (with a font
+# to render text) drives the web page's test.
+DEBS := gearman-job-server gearman-tools php-cli php-gearman libgearman-client-perl postgresql mariadb-server time socat chromium fonts-dejavu-core
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 FUZZTIME ?= 10m
 
@@ -12,8 +16,10 @@ FUZZTIME ?= 10m
 
 all: build
 
+# -buildvcs=auto stamps the commit into the binary (gearsched version)
+# even where GOFLAGS turns stamping off.
 build:
-	$(GO) build -o bin/gearsched ./cmd/gearsched
+	$(GO) build -buildvcs=auto -o bin/gearsched ./cmd/gearsched
 
 # deps installs the Debian packages the tests need, only when one is missing.
 deps:
@@ -22,7 +28,8 @@ deps:
 		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
-		echo "installing:$$missing"; \
+		echo "make deps: about to install the Debian packages the tests need and this host lacks:$$missing"; \
+		echo "make deps: running $(SUDO) apt-get update, then $(SUDO) apt-get install"; \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
@@ -42,15 +49,18 @@ fuzz:
 # bench measures gearsched against the real gearmand in the same run:
 # background throughput, epoch lateness, durable epoch submissions, the
 # sidecar in front of gearmand (lateness, backlog drain after a 60 s
-# outage, trigger jobs), then memory and restart time with 1M pending
-# epoch jobs, store writes, and the HTTP API listing 100 of 100k and 1M
-# pending jobs.
+# outage, trigger jobs), --watch-queue (lateness per queue backend; CPU,
+# RSS and notice time on a 1M-row SQLite queue), then memory and restart
+# time with 1M pending epoch jobs, store writes, /metrics with 1,000
+# functions, and the HTTP API listing 100 of 100k and 1M pending jobs.
 # GEARSCHED_BENCH_10M=1 adds the 10M-job cases (about 20 minutes more).
 bench: deps
-	$(GO) test ./cmd/gearsched -run '^$$' -bench 'BackgroundThroughput|EpochLateness|EpochSubmit' -benchtime 1x -count 3 -timeout 30m
+	$(GO) test ./cmd/gearsched -run '^$$' -bench 'BackgroundThroughput|EpochLateness|EpochSubmit|ForegroundRoundTrip' -benchtime 1x -count 3 -timeout 30m
 	$(GO) test ./cmd/gearsched -run '^$$' -bench 'SidecarLateness|SidecarOutageDrain|TriggerDelivery' -benchtime 1x -timeout 30m
+	$(GO) test ./cmd/gearsched -run '^$$' -bench 'WatchQueueLateness|WatchQueueMillionRows' -benchtime 1x -timeout 30m
 	$(GO) test ./cmd/gearsched -run '^$$' -bench 'PendingEpochJobs' -benchtime 1x -timeout 2h
 	$(GO) test ./store -run '^$$' -bench Put -benchtime 2000x
+	$(GO) test ./gearman/metrics -run '^$$' -bench . -benchtime 200x
 	$(GO) test ./gearman/httpapi -run '^$$' -bench ListScheduled -benchtime 2000x -timeout 1h
 
 clean:

@@ -3,8 +3,10 @@ package gearman
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"time"
@@ -29,6 +31,18 @@ func Dial(ctx context.Context, addr string) (*Client, error) {
 	nc, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("gearman: dial %s: %w", addr, err)
+	}
+	return NewClient(nc), nil
+}
+
+// DialTLS connects to a Gearman server at addr over TLS and completes the
+// handshake within ctx. When cfg.ServerName is empty the host part of
+// addr is the name the server's certificate must carry.
+func DialTLS(ctx context.Context, addr string, cfg *tls.Config) (*Client, error) {
+	d := tls.Dialer{Config: cfg}
+	nc, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("gearman: dial %s over TLS: %w", addr, err)
 	}
 	return NewClient(nc), nil
 }
@@ -131,6 +145,28 @@ func (c *Client) Status(handle string) (JobStatus, error) {
 		Numerator: string(p.Args[3]), Denominator: string(p.Args[4])}, nil
 }
 
+// StatusUnique asks for the status of the job with that unique, whatever
+// its function, with GET_STATUS_UNIQUE. gearmand 1.1.20 never answers a
+// unique of 64 bytes or more (docs/gearmand-differences.md, D4 and D10), so
+// such a unique is refused here rather than sent.
+func (c *Client) StatusUnique(unique string) (JobStatus, error) {
+	if unique == "" || len(unique) >= 64 {
+		return JobStatus{}, fmt.Errorf("gearman: GET_STATUS_UNIQUE needs a unique of 1 to 63 bytes, got %d", len(unique))
+	}
+	if err := c.Send(GetStatusUnique, []byte(unique)); err != nil {
+		return JobStatus{}, err
+	}
+	p, err := c.Recv()
+	if err != nil {
+		return JobStatus{}, err
+	}
+	if p.Type != StatusResUnique {
+		return JobStatus{}, fmt.Errorf("gearman: %s in reply to GET_STATUS_UNIQUE", p.Type)
+	}
+	return JobStatus{Known: string(p.Args[1]) == "1", Running: string(p.Args[2]) == "1",
+		Numerator: string(p.Args[3]), Denominator: string(p.Args[4])}, nil
+}
+
 // Admin sends one admin text command and returns the reply: a single
 // OK/ERR line, or a list up to and including its closing ".\n".
 func (c *Client) Admin(command string) (string, error) {
@@ -152,6 +188,44 @@ func (c *Client) Admin(command string) (string, error) {
 		}
 		if line == ".\n" {
 			return b.String(), nil
+		}
+	}
+}
+
+// AdminError is an admin command's ERR reply.
+type AdminError struct{ Reply string }
+
+func (e *AdminError) Error() string { return "gearman: admin reply " + e.Reply }
+
+// AdminList sends an admin command whose reply is a list and calls row
+// with each line before the closing ".", as it arrives and without its
+// line terminator, so a list of any length is read in constant memory.
+// An ERR reply is returned as an *AdminError; an error from row stops
+// the reading and is returned (the rest of the list is not read, so the
+// connection should then be closed).
+func (c *Client) AdminList(command string, row func(line string) error) error {
+	if strings.ContainsAny(command, "\r\n") {
+		return errors.New("gearman: admin command contains a line break")
+	}
+	if _, err := c.nc.Write([]byte(command + "\n")); err != nil {
+		return err
+	}
+	for first := true; ; first = false {
+		line, err := c.ReadLine()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return fmt.Errorf("gearman: reading the reply to %q: %w", command, err)
+		}
+		if first && strings.HasPrefix(line, "ERR") {
+			return &AdminError{Reply: strings.TrimRight(line, "\r\n")}
+		}
+		if line == ".\n" {
+			return nil
+		}
+		if err := row(strings.TrimRight(line, "\r\n")); err != nil {
+			return err
 		}
 	}
 }

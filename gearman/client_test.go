@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -114,5 +115,34 @@ func TestClientReadLineAfterPacket(t *testing.T) {
 	}
 	if line, err := c.ReadLine(); err != nil || line != "OK\r\n" {
 		t.Fatalf("ReadLine: %q, %v", line, err)
+	}
+}
+
+// TestClientAdminList: rows arrive one by one without their terminators;
+// ERR, a row callback's error and a list cut short are errors.
+func TestClientAdminList(t *testing.T) {
+	c := servePipe(t, func(p *Packet, line []byte) []byte {
+		switch string(line) {
+		case "show schedules":
+			return []byte("a\t1\r\nb\t2\n.\n")
+		}
+		return []byte("ERR UNKNOWN_COMMAND Unknown+server+command" + string(line) + "\r\n")
+	})
+	var rows []string
+	if err := c.AdminList("show schedules", func(l string) error { rows = append(rows, l); return nil }); err != nil ||
+		strings.Join(rows, "|") != "a\t1|b\t2" {
+		t.Fatalf("AdminList: %q, %v", rows, err)
+	}
+	var ae *AdminError
+	if err := c.AdminList("bogus", func(string) error { return nil }); !errors.As(err, &ae) ||
+		ae.Reply != "ERR UNKNOWN_COMMAND Unknown+server+commandbogus" {
+		t.Fatalf("AdminList bogus: %v, want an AdminError", err)
+	}
+	stop := errors.New("enough")
+	if err := c.AdminList("show schedules", func(string) error { return stop }); err != stop {
+		t.Fatalf("AdminList with a row error: %v, want it returned", err)
+	}
+	if err := c.AdminList("a\nb", func(string) error { return nil }); err == nil {
+		t.Error("an admin command with a line break was sent")
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
@@ -75,13 +74,13 @@ func LoadFile(path string) ([]*store.Schedule, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	lines := entryLines(text)
+	entries := entryPositions(text)
 	seen := map[string]int{}
 	var out []*store.Schedule
 	var errs []string
 	for i, d := range f.Schedule {
 		at := func(key string) string {
-			return fmt.Sprintf("%s:%d", path, keyLine(text, lines, i, key))
+			return fmt.Sprintf("%s:%d", path, lineOf(entries, i, key))
 		}
 		sc, key, err := d.build()
 		if err != nil {
@@ -89,7 +88,7 @@ func LoadFile(path string) ([]*store.Schedule, error) {
 			continue
 		}
 		if prev, dup := seen[d.Name]; dup {
-			errs = append(errs, fmt.Sprintf("%s: schedule %q: name already used at line %d", at("name"), d.Name, keyLine(text, lines, prev, "name")))
+			errs = append(errs, fmt.Sprintf("%s: schedule %q: name already used at line %d", at("name"), d.Name, lineOf(entries, prev, "name")))
 			continue
 		}
 		seen[d.Name] = i
@@ -107,8 +106,13 @@ func (d *Definition) build() (*store.Schedule, string, error) {
 	if d.Name == "" {
 		return nil, "name", errors.New("name is required")
 	}
-	if d.Function == "" {
+	switch {
+	case d.Function == "":
 		return nil, "function", errors.New("function is required")
+	case len(d.Function) > store.MaxFunctionSize:
+		return nil, "function", fmt.Errorf("function is %d bytes; at most %d", len(d.Function), store.MaxFunctionSize)
+	case strings.IndexByte(d.Function, 0) >= 0:
+		return nil, "function", errors.New("function must not contain NUL: no worker could register it")
 	}
 	zone := d.Timezone
 	if zone == "" {
@@ -197,38 +201,6 @@ func shortestGap(spec Schedule) time.Duration {
 		prev = next
 	}
 	return gap
-}
-
-var scheduleHeader = regexp.MustCompile(`^\s*\[\[\s*schedule\s*\]\]`)
-
-// entryLines returns the line number of each [[schedule]] header.
-func entryLines(text []byte) []int {
-	var lines []int
-	for i, l := range strings.Split(string(text), "\n") {
-		if scheduleHeader.MatchString(l) {
-			lines = append(lines, i+1)
-		}
-	}
-	return lines
-}
-
-// keyLine finds the line of key within entry i, or the entry's header.
-func keyLine(text []byte, entries []int, i int, key string) int {
-	if i >= len(entries) {
-		return 1
-	}
-	all := strings.Split(string(text), "\n")
-	end := len(all)
-	if i+1 < len(entries) {
-		end = entries[i+1] - 1
-	}
-	re := regexp.MustCompile(`^\s*"?` + regexp.QuoteMeta(key) + `"?\s*=`)
-	for n := entries[i]; n < end; n++ {
-		if key != "" && re.MatchString(all[n]) {
-			return n + 1
-		}
-	}
-	return entries[i]
 }
 
 // SyncResult says what Sync changed, by schedule name.

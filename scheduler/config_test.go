@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,6 +21,7 @@ func TestLoadFileErrors(t *testing.T) {
 		{"syntax.toml", `syntax.toml:3:`},
 		{"empty.toml", `empty.toml is empty; to remove every schedule, leave a comment in it`},
 		{"long-jitter.toml", `long-jitter.toml:11: schedule "weekdays": jitter 25h0m0s is not shorter than the 24h0m0s between runs`},
+		{"bad-function.toml", `bad-function.toml:5: schedule "n": function must not contain NUL`},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			_, err := LoadFile(filepath.Join("../testdata/schedules", tc.file))
@@ -56,6 +58,19 @@ func TestShortestGap(t *testing.T) {
 		if got := shortestGap(spec); got != tc.want {
 			t.Errorf("shortestGap(%q) = %v, want %v", tc.spec, got, tc.want)
 		}
+	}
+}
+
+// TestFunctionTooLong: a function name the store could not key is an
+// error of the file, not a failed commit later.
+func TestFunctionTooLong(t *testing.T) {
+	d := Definition{Name: "n", Cron: "@hourly", Function: strings.Repeat("f", store.MaxFunctionSize+1)}
+	if _, key, err := d.build(); key != "function" || err == nil {
+		t.Errorf("build: key %q, err %v; want an error of key function", key, err)
+	}
+	d.Function = d.Function[1:]
+	if _, _, err := d.build(); err != nil {
+		t.Errorf("a function of MaxFunctionSize bytes: %v", err)
 	}
 }
 
@@ -103,5 +118,60 @@ func TestLoadExampleAndSync(t *testing.T) {
 	}
 	if len(all) != 1 || all[0].Spec != "0 3 * * *" || all[0].ID != 101 {
 		t.Errorf("after sync the store holds %+v", all)
+	}
+}
+
+// TestLoadFileErrorLines checks that error lines follow TOML's reading of
+// the file, not its text: a key quoted or inside a multi-line string, and
+// schedules written as inline tables.
+func TestLoadFileErrorLines(t *testing.T) {
+	for _, tc := range []struct{ name, text, want string }{
+		{"multiline-string", `[[schedule]]
+name = "m"
+data = """
+cron = "0 9 * * *"
+"""
+function = "f"
+cron = "61 * * * *"
+`, `:7: schedule "m": cron spec`},
+		{"quoted-key", `[[schedule]]
+name = "q"
+function = "f"
+  "cron" = "0 9 * * *"
+"missed" = "never"
+`, `:5: schedule "q": missed "never"`},
+		{"inline-tables", `schedule = [
+  { name = "a", cron = "0 9 * * *", function = "f" },
+  { name = "b", function = "g",
+    timezone = "Mars/Olympus", cron = "0 9 * * *" },
+]
+`, `:4: schedule "b": unknown time zone`},
+		{"missing-key", `# comment
+[[schedule]]
+name = "a"
+cron = "0 9 * * *"
+function = "f"
+
+[[schedule]]
+name = "b"
+cron = "0 9 * * *"
+`, `:7: schedule "b": function is required`},
+		{"duplicate-inline", `schedule = [
+  { name = "a", cron = "0 9 * * *", function = "f" },
+
+  { name = "a", cron = "0 9 * * *", function = "f" },
+]
+`, `:4: schedule "a": name already used at line 2`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "s.toml")
+			if err := os.WriteFile(path, []byte(tc.text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := LoadFile(path)
+			if err == nil || !strings.Contains(err.Error(), path+tc.want) {
+				t.Errorf("error %v, want it to contain %q", err, path+tc.want)
+			}
+		})
 	}
 }

@@ -104,7 +104,7 @@ func (s *iscSchedule) Next(after time.Time) time.Time {
 		for h := range eachBit(s.spec.Hour, 24) {
 			for min := range eachBit(s.spec.Minute, 60) {
 				for sec := range eachBit(s.spec.Second, 60) {
-					t := wallInstant(day.Year(), day.Month(), day.Day(), h, min, sec, loc)
+					t := WallInstant(day.Year(), day.Month(), day.Day(), h, min, sec, loc)
 					if t.After(after) {
 						return t
 					}
@@ -126,11 +126,12 @@ func (s *iscSchedule) dayMatches(t time.Time) bool {
 	return dom || dow
 }
 
-// wallInstant returns the instant a wall-clock time names in loc. A time
+// WallInstant returns the instant a wall-clock time names in loc, by the
+// ISC cron rules the schedules follow (gearsched at uses them too). A time
 // that does not exist (a spring-forward gap) maps to the end of the gap;
 // a time that exists twice (fall back) maps to its first instant, which is
 // what time.Date returns.
-func wallInstant(y int, mo time.Month, d, h, mi, se int, loc *time.Location) time.Time {
+func WallInstant(y int, mo time.Month, d, h, mi, se int, loc *time.Location) time.Time {
 	t := time.Date(y, mo, d, h, mi, se, 0, loc)
 	want := time.Date(y, mo, d, h, mi, se, 0, time.UTC)
 	got := time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), 0, time.UTC)

@@ -119,6 +119,11 @@ const (
 	MaxSleep = time.Second
 	// DefaultBatch is how many due items one Release carries at most.
 	DefaultBatch = 1000
+	// firstBatch is how many due items the first Release of a Tick
+	// carries; each next one carries twice as many, up to the batch. The
+	// first jobs due at a second go out after a short read instead of
+	// waiting for a thousand records to be read and committed.
+	firstBatch = 32
 	// jumpThreshold is how far the wall clock may run ahead of the
 	// monotonic clock between two wake-ups before it counts as a jump.
 	jumpThreshold = 5 * time.Second
@@ -153,6 +158,7 @@ type Scheduler struct {
 	// 0 while it is awake, or 1 after a failed release (then only Wake
 	// wakes it early); WakeFor compares against it.
 	sleepUntil atomic.Int64
+	stats      counters
 }
 
 // New returns a scheduler; it does nothing until Run.
@@ -225,6 +231,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		case err != nil && ctx.Err() != nil:
 			return nil
 		case err != nil:
+			s.stats.releaseErrors.Add(1)
 			// Report the first failure of a run, then once every
 			// failureReport: an upstream outage must not flood the log.
 			if failingSince.IsZero() {
@@ -272,8 +279,9 @@ func (s *Scheduler) Run(ctx context.Context) error {
 func (s *Scheduler) Tick(ctx context.Context, now, missedBefore time.Time) error {
 	var overdue overdueJobs
 	defer overdue.report(s.log, now)
+	size := min(firstBatch, s.batch)
 	for {
-		items, err := s.st.DueItems(now.UnixNano(), s.batch)
+		items, err := s.st.DueItems(now.UnixNano(), size)
 		if err != nil || len(items) == 0 {
 			return err
 		}
@@ -298,9 +306,10 @@ func (s *Scheduler) Tick(ctx context.Context, now, missedBefore time.Time) error
 			return err
 		}
 		overdue.merge(late)
-		if len(items) < s.batch {
+		if len(items) < size {
 			return nil
 		}
+		size = min(2*size, s.batch)
 	}
 }
 
@@ -411,6 +420,7 @@ func (s *Scheduler) plan(ctx context.Context, orig *store.Schedule, now, missedB
 			dropped += inWindow - keep
 			due = due[inWindow-keep:]
 		}
+		s.stats.droppedMissed.Add(uint64(dropped))
 		s.log.Warn("schedule missed runs while gearsched was down or the schedule paused", "handle", sc.Handle, "name", sc.Name,
 			"missed", missed, "running", missed-dropped, "dropped", dropped, "policy", sc.Missed)
 	}
@@ -428,6 +438,7 @@ func (s *Scheduler) plan(ctx context.Context, orig *store.Schedule, now, missedB
 			}
 		}
 		if live {
+			s.stats.skippedOverlap.Add(uint64(len(due)))
 			s.log.Info("skipped occurrence: previous one still queued or running", "handle", sc.Handle, "name", sc.Name,
 				"occurrences", len(due), "previous", sc.LastHandle)
 			due = nil

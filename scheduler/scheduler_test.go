@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -155,6 +156,9 @@ func TestMissedRunPolicies(t *testing.T) {
 		{"all uncapped within window", minutely(MissedAll, 100, 5*time.Minute), []int{6, 7, 8, 9, 10}},
 		{"once outside window", minutely(MissedOnce, 0, 10*time.Second), nil},
 	} {
+		// Of the 11 occurrences missed, those that do not fire are
+		// counted as dropped.
+		wantDropped := uint64(11 - len(tc.want))
 		t.Run(tc.name, func(t *testing.T) {
 			s, sink, st := newTest(t)
 			if err := st.PutSchedule(tc.sc, "").Wait(); err != nil {
@@ -165,6 +169,9 @@ func TestMissedRunPolicies(t *testing.T) {
 			}
 			if want := minuteUniques(tc.want); strings.Join(sink.fired, " ") != want {
 				t.Errorf("fired %v, want %v", sink.fired, want)
+			}
+			if got := s.Stats().DroppedMissed; got != wantDropped {
+				t.Errorf("Stats().DroppedMissed = %d, want %d", got, wantDropped)
 			}
 			sc := mustSchedule(t, st, 7)
 			if next := time.Unix(0, sc.Next).UTC(); !next.Equal(t0.Add(11 * time.Minute)) {
@@ -221,6 +228,9 @@ func TestOverlapSkip(t *testing.T) {
 	tick(t, s, t0, t0.Add(-time.Hour))
 	if len(sink.fired) != 0 || sink.skips != 1 {
 		t.Fatalf("fired %v with the previous run live (skips %d)", sink.fired, sink.skips)
+	}
+	if got := s.Stats().SkippedOverlap; got != 1 {
+		t.Errorf("Stats().SkippedOverlap = %d, want 1", got)
 	}
 	sink.live["H:prev:1"] = false
 	tick(t, s, t0.Add(time.Minute), t0.Add(-time.Hour))
@@ -683,6 +693,9 @@ func TestFailedReleaseWaits(t *testing.T) {
 	if strings.Join(rec.fired, " ") != "H:t:1" {
 		t.Errorf("fired %v", rec.fired)
 	}
+	if got := s.Stats().ReleaseErrors; got != 1 {
+		t.Errorf("Stats().ReleaseErrors = %d, want 1", got)
+	}
 }
 
 // countingHandler counts log records by message.
@@ -728,5 +741,35 @@ func TestOverdueJobsLoggedOnce(t *testing.T) {
 	})
 	if jobs != 7 {
 		t.Errorf("summary counts %d jobs, want 7", jobs)
+	}
+}
+
+// sizesSink records the size of each release.
+type sizesSink struct {
+	*recordingSink
+	sizes []int
+}
+
+func (s *sizesSink) Release(ctx context.Context, jobs []*store.Job, occs []Occurrence) error {
+	s.sizes = append(s.sizes, len(jobs)+len(occs))
+	return s.recordingSink.Release(ctx, jobs, occs)
+}
+
+// TestFirstReleaseSmall: a Tick's first release carries few items, so the
+// first jobs due at a second go out after a short read; the next ones
+// double up to the batch size.
+func TestFirstReleaseSmall(t *testing.T) {
+	_, rec, st := newTest(t)
+	sink := &sizesSink{recordingSink: rec}
+	s := New(Config{Store: st, Sink: sink, Batch: 100})
+	for i := range 300 {
+		putPending(t, st, &store.Job{ID: uint64(i + 1), Handle: fmt.Sprintf("H:t:%d", i+1), Function: "f", Due: t0.UnixNano()})
+	}
+	tick(t, s, t0, t0)
+	if want := []int{32, 64, 100, 100, 4}; !slices.Equal(sink.sizes, want) {
+		t.Errorf("release sizes %v, want %v", sink.sizes, want)
+	}
+	if len(rec.fired) != 300 {
+		t.Errorf("released %d jobs, want 300", len(rec.fired))
 	}
 }

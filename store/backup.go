@@ -1,7 +1,6 @@
 package store
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -18,13 +17,13 @@ import (
 //
 // The copy is read in one read transaction (bbolt's Tx.WriteTo), which
 // does not stop the committer: bbolt's readers and its writer do not wait
-// for each other, except when a commit must grow the memory map, and Open
-// maps mmapReserve up front so that it need not. Pages
-// freed during the copy are reused only after it, so a long backup of a
-// busy database lets the file grow meanwhile.
+// for each other, except when a commit must grow the memory map, which
+// Open makes rare for big databases (see mmapSize). Pages freed during
+// the copy are reused only after it, so a long backup of a busy database
+// lets the file grow meanwhile.
 func (s *Store) Backup(w io.Writer, size func(n int64)) (int64, error) {
 	var n int64
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		if size != nil {
 			size(tx.Size())
 		}
@@ -41,11 +40,8 @@ func (s *Store) Backup(w io.Writer, size func(n int64)) (int64, error) {
 // Ping reports whether the database can be read: it fails once the store
 // is closed.
 func (s *Store) Ping() error {
-	return s.db.View(func(*bolt.Tx) error { return nil })
+	return s.view(func(*bolt.Tx) error { return nil })
 }
-
-// ErrInUse is Compact's error for a database another process has open.
-var ErrInUse = errors.New("store: the database is in use (is gearsched running on it?)")
 
 // compactTxSize bounds each transaction of Compact's copy, so that a
 // database of any size is copied in bounded memory.
@@ -55,17 +51,22 @@ const compactTxSize = 64 << 20
 // free pages that bbolt keeps and never returns to the file system: after
 // a backlog of millions of jobs has drained, the file keeps its size
 // until it is compacted. It works offline: a database that a running
-// gearsched holds is refused with ErrInUse. dst must not exist; it
+// gearsched holds is refused with an *InUseError. dst must not exist; it
 // appears only once complete (written beside it, synced, then linked).
+// Unlike Salvage it copies through bbolt, every bucket as it is, so it is
+// for a sound database (see Verify).
 func Compact(src, dst string) (before, after int64, err error) {
 	if _, err := os.Lstat(dst); err == nil {
 		return 0, 0, fmt.Errorf("store: compact: %s exists; give a new file", dst)
 	}
-	from, err := bolt.Open(src, 0o600, &bolt.Options{ReadOnly: true, Timeout: 100 * time.Millisecond})
-	switch {
-	case errors.Is(err, bolt.ErrTimeout):
-		return 0, 0, fmt.Errorf("store: compact %s: %w", src, ErrInUse)
-	case err != nil:
+	f, err := lockFile(src, false)
+	if err != nil {
+		return 0, 0, err
+	}
+	from, err := bolt.Open(src, 0o600, &bolt.Options{ReadOnly: true, Timeout: lockWait,
+		OpenFile: func(string, int, os.FileMode) (*os.File, error) { return f, nil }})
+	if err != nil {
+		f.Close()
 		return 0, 0, fmt.Errorf("store: compact: open %s: %w", src, err)
 	}
 	defer from.Close()
@@ -82,7 +83,7 @@ func Compact(src, dst string) (before, after int64, err error) {
 	if err != nil {
 		return 0, 0, fmt.Errorf("store: compact: create %s: %w", tmpPath, err)
 	}
-	err = bolt.Compact(to, from, compactTxSize)
+	err = protect(func() error { return bolt.Compact(to, from, compactTxSize) })
 	if err == nil {
 		err = to.Sync()
 	}

@@ -62,8 +62,8 @@ func TestCompact(t *testing.T) {
 	}
 	waitBatch(t, s.ReserveIDs(1).w)
 	dst := filepath.Join(t.TempDir(), "small.db")
-	if _, _, err := Compact(path, dst); !errors.Is(err, ErrInUse) {
-		t.Fatalf("Compact of an open database = %v, want ErrInUse", err)
+	if _, _, err := Compact(path, dst); !errors.As(err, new(*InUseError)) {
+		t.Fatalf("Compact of an open database = %v, want an *InUseError", err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)

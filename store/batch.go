@@ -3,50 +3,53 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
+	"runtime/debug"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
 
-// Batch is one group-committed transaction. Every write queued while the
-// previous transaction was running joins the same Batch.
-type Batch struct {
+// batch is one group commit: every write queued while the previous one
+// was being committed joins it, and all of them are released together.
+type batch struct {
 	done chan struct{}
-	err  error
 }
 
-func newBatch() *Batch { return &Batch{done: make(chan struct{})} }
+func newBatch() *batch { return &batch{done: make(chan struct{})} }
 
-// Wait blocks until the batch is committed and returns its error: nil means
-// every write in it is durable.
-func (b *Batch) Wait() error {
-	<-b.done
-	return b.err
-}
-
-// Done is closed once the batch is committed.
-func (b *Batch) Done() <-chan struct{} { return b.done }
-
-// Err is the batch's result; valid only after Done is closed.
-func (b *Batch) Err() error { return b.err }
-
-// Write is one queued write. Once its batch is committed it also tells
-// what the write did: writes that create a record unless another one holds
-// its key (a (function, unique) or a request key) report which record
-// holds it.
+// Write is one queued write. Once its batch is committed it tells the
+// write's own outcome: its error (nil means it is durable), and for writes
+// that create a record unless another one holds its key (a (function,
+// unique) or a request key), which record holds it.
 type Write struct {
-	*Batch
+	b *batch
 	// Set by the committer before the batch is released.
+	err     error
 	created bool
 	holder  Holder
 }
 
+// Wait blocks until the write's batch is committed and returns the write's
+// error: nil means it is durable. Another write of the same batch failing
+// does not fail this one.
+func (w *Write) Wait() error {
+	<-w.b.done
+	return w.err
+}
+
+// Done is closed once the write's batch is committed.
+func (w *Write) Done() <-chan struct{} { return w.b.done }
+
+// Err is the write's result; valid only after Done is closed.
+func (w *Write) Err() error { return w.err }
+
 // Created reports whether the write stored its record. It is false when
-// another record held the key (Holder names it) or the commit failed.
+// another record held the key (Holder names it) or the write failed.
 // Valid after Done.
 func (w *Write) Created() bool { return w.created && w.err == nil }
 
 // Holder names the record that holds the write's key: the one it created,
-// or the one found. Valid after Done, when the commit succeeded.
+// or the one found. Valid after Done, when the write succeeded.
 func (w *Write) Holder() Holder { return w.holder }
 
 // Holder names a record that holds a key.
@@ -57,12 +60,11 @@ type Holder struct {
 	Due int64
 }
 
-// doneWrite returns a Write whose batch is already done with err.
+// doneWrite returns a Write that is already done with err.
 func doneWrite(err error) *Write {
-	b := newBatch()
-	b.err = err
-	close(b.done)
-	return &Write{Batch: b}
+	w := &Write{b: newBatch(), err: err}
+	close(w.b.done)
+	return w
 }
 
 // Committed returns a write that is already durable and created, standing
@@ -89,6 +91,7 @@ type txn struct {
 	tx        *bolt.Tx
 	pending   map[string]int // pending-job count deltas by function
 	schedules map[string]int // schedule count deltas by function
+	damaged   damageFunc     // reports the damaged records a write skips
 	maxRuns   int            // Options.MaxRuns
 }
 
@@ -98,8 +101,12 @@ func (t *txn) bucket(name []byte) *bolt.Bucket { return t.tx.Bucket(name) }
 // durable once the write's Wait returns nil. If j has a unique that a
 // pending job or schedule holds, nothing is written and the write's
 // Holder names that record: the submission coalesces onto it. j must not
-// change until the write is done.
+// change until the write is done. A job the store cannot hold (see
+// MaxFunctionSize) is refused at once with an error wrapping ErrInvalid.
 func (s *Store) Put(j *Job) *Write {
+	if err := checkJob(j, false); err != nil {
+		return doneWrite(err)
+	}
 	w := &Write{}
 	return s.queue(op{put: j, w: w}, w)
 }
@@ -112,9 +119,11 @@ func (s *Store) Delete(id uint64) {
 }
 
 // update queues fn to run in the next group-committed transaction. If fn
-// fails the whole transaction fails, so fn returns errors only for
-// corruption and I/O; outcomes such as "not found" go in captured variables
-// or the write.
+// fails, its write fails and nothing it wrote is kept; the other writes of
+// the batch are committed without it (see commit). fn may run more than
+// once, in transactions that roll back, so it sets what it captures afresh
+// each time. It returns errors only for what cannot be written, damage and
+// I/O; outcomes such as "not found" go in captured variables or the write.
 func (s *Store) update(fn func(t *txn) error) *Write {
 	w := &Write{}
 	return s.queue(op{fn: fn, w: w}, w)
@@ -128,7 +137,7 @@ func (s *Store) queue(o op, w *Write) *Write {
 	}
 	s.ops = append(s.ops, o)
 	if w != nil {
-		w.Batch = s.cur
+		w.b = s.cur
 	}
 	s.mu.Unlock()
 	s.signal()
@@ -150,11 +159,14 @@ func (s *Store) signal() {
 	}
 }
 
-// commitLoop owns all writes: it takes whatever has queued up, commits it in
-// one transaction, and releases the waiters. It exits once Close was called
+// commitLoop owns all writes: it takes whatever has queued up, commits it
+// (see commit), and releases the waiters. It exits once Close was called
 // and nothing is left to write.
 func (s *Store) commitLoop() {
 	defer close(s.stopped)
+	// A damaged page can make bbolt read outside the mapped file; on this
+	// goroutine that is a panic that commit recovers, not a crash.
+	debug.SetPanicOnFault(true)
 	var spare []op
 	for range s.wake {
 		for {
@@ -170,22 +182,7 @@ func (s *Store) commitLoop() {
 			s.ops, s.cur = spare[:0], newBatch()
 			s.mu.Unlock()
 
-			t := &txn{pending: map[string]int{}, schedules: map[string]int{}, maxRuns: s.maxRuns}
-			b.err = s.db.Update(func(tx *bolt.Tx) error {
-				t.tx = tx
-				if s.before != nil {
-					if err := s.before(); err != nil {
-						return err
-					}
-				}
-				return apply(t, ops)
-			})
-			if b.err != nil {
-				b.err = fmt.Errorf("store: commit %d writes: %w", len(ops), b.err)
-				s.log.Error("store commit failed", "writes", len(ops), "err", b.err)
-			} else {
-				s.counts.apply(t)
-			}
+			s.commit(ops)
 			close(b.done)
 			clear(ops) // drop references to jobs
 			spare = ops
@@ -193,31 +190,140 @@ func (s *Store) commitLoop() {
 	}
 }
 
-func apply(t *txn, ops []op) error {
-	var key [8]byte
-	for _, o := range ops {
-		switch {
-		case o.fn != nil:
-			if err := o.fn(t); err != nil {
-				return err
-			}
-		case o.put != nil:
-			if err := putReady(t, o.put, o.w); err != nil {
-				return err
-			}
-		default:
-			binary.BigEndian.PutUint64(key[:], o.id)
-			if err := t.bucket(bucketJobs).Delete(key[:]); err != nil {
-				return err
-			}
-			if o.outcome != nil {
-				if err := finishRun(t, o.id, o.outcome); err != nil {
-					return err
-				}
-			}
+// commit writes ops, in queue order, and records each one's outcome in its
+// Write.
+//
+// The common case is one transaction, and so one fsync, for all of them.
+// When it fails, the ops are isolated so that a bad one fails only itself,
+// much as bbolt's DB.Batch does:
+//
+//   - When an op returned the error (bbolt refused a key or value, it read
+//     a damaged record, it panicked), that op alone fails, with that error,
+//     and the rest run again in a new transaction, until one commits. An op
+//     depends only on the database it sees, and the ops before it see the
+//     same database in every run, so each run gets past them again, and the
+//     failed op's error is the one it met in exactly the state it would
+//     meet in sequence. Each run is a rolled-back transaction: no fsync.
+//   - A failure no op returned (the commit's write or fsync, BeforeCommit)
+//     cannot be pinned on one op. Then every op is committed alone, in
+//     order: only the ones that cannot be written fail (one too large for
+//     the space left, say). When diskFailures ops in a row fail alone so,
+//     the disk itself is at fault, and the rest fail with its error
+//     untried: a full disk must not cost a transaction per queued write.
+//
+// Each transaction gathers its own changes to the in-memory counts, which
+// are applied only when it commits. A Write's outcome is reset before each
+// run, so only the run that commits (or the op's failure) decides it.
+func (s *Store) commit(ops []op) {
+	all, failed := len(ops), 0
+	var firstErr error
+	fail := func(o op, err error) {
+		err = fmt.Errorf("store: commit: %w", err)
+		if o.w != nil {
+			o.w.err = err
+		} else {
+			s.log.Error("store: delete of a finished job failed; it may run again after a restart", "id", o.id, "err", err)
+		}
+		if failed++; firstErr == nil {
+			firstErr = err
 		}
 	}
-	return nil
+	for len(ops) > 0 {
+		bad, err := s.run(ops)
+		if err == nil {
+			break
+		}
+		if bad < 0 {
+			streak := 0
+			for i := range ops {
+				if streak < diskFailures {
+					bad, err = s.run(ops[i : i+1])
+					switch {
+					case err == nil:
+						streak = 0
+						continue
+					case bad < 0:
+						streak++
+					default:
+						streak = 0
+					}
+				}
+				fail(ops[i], err)
+			}
+			break
+		}
+		fail(ops[bad], err)
+		ops = append(ops[:bad], ops[bad+1:]...)
+	}
+	if failed > 0 {
+		s.log.Error("store writes failed", "failed", failed, "of", all, "err", firstErr)
+	}
+}
+
+// diskFailures is how many ops in a row must fail alone, for a reason none
+// of them returned, before commit takes the disk to be at fault.
+const diskFailures = 8
+
+// run applies ops in one write transaction. When an op fails, bad is its
+// index; a failure of the transaction itself has bad -1.
+func (s *Store) run(ops []op) (bad int, err error) {
+	bad = -1
+	for _, o := range ops {
+		if o.w != nil {
+			o.w.created, o.w.holder = false, Holder{}
+		}
+	}
+	t := &txn{pending: map[string]int{}, schedules: map[string]int{}, damaged: s.damaged, maxRuns: s.maxRuns}
+	defer func() {
+		// A panic inside bbolt's commit; bbolt has rolled back.
+		if r := recover(); r != nil {
+			err = panicError(r)
+		}
+	}()
+	start := time.Now()
+	defer func() { s.stats.record(len(ops), time.Since(start), err) }()
+	err = s.db.Update(func(tx *bolt.Tx) error {
+		t.tx = tx
+		if s.before != nil {
+			if err := s.before(); err != nil {
+				return err
+			}
+		}
+		if err := countCommit(t); err != nil {
+			return err
+		}
+		for i, o := range ops {
+			if err := applyOp(t, o); err != nil {
+				bad = i
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		s.counts.apply(t)
+	}
+	return bad, err
+}
+
+// applyOp applies one op; a panic in it (bbolt on a damaged page) is its
+// error.
+func applyOp(t *txn, o op) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = panicError(r)
+		}
+	}()
+	switch {
+	case o.fn != nil:
+		return o.fn(t)
+	case o.put != nil:
+		return putReady(t, o.put, o.w)
+	}
+	if err := t.bucket(bucketJobs).Delete(idKey(o.id)); err != nil || o.outcome == nil {
+		return err
+	}
+	return finishRun(t, o.id, o.outcome)
 }
 
 // putReady writes a ready job unless a pending job or schedule holds its

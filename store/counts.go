@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"maps"
 	"slices"
 	"sync"
@@ -21,28 +20,24 @@ type counts struct {
 }
 
 // load reads the counts of a freshly opened database: pending jobs from
-// their bucket, schedules (few: they are configuration) by counting.
-func (c *counts) load(tx *bolt.Tx) error {
+// their bucket, schedules (few: they are configuration) by counting, but
+// for the damaged ones, which go to damaged.
+func (c *counts) load(tx *bolt.Tx, damaged damageFunc) error {
 	c.pending, c.schedules = map[string]int{}, map[string]int{}
 	err := tx.Bucket(bucketCounts).ForEach(func(k, v []byte) error {
 		if len(v) == 8 {
-			c.pending[string(k)] = int(binary.BigEndian.Uint64(v))
+			c.pending[countsFunction(k)] = int(binary.BigEndian.Uint64(v))
 		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
-	return tx.Bucket(bucketSchedules).ForEach(func(k, v []byte) error {
-		var sc struct {
-			Function string `json:"function"`
-		}
-		if err := json.Unmarshal(v, &sc); err != nil {
-			return err
-		}
+	all, err := allSchedules(tx, damaged)
+	for _, sc := range all {
 		c.schedules[sc.Function]++
-		return nil
-	})
+	}
+	return err
 }
 
 // apply adds the deltas of a committed transaction.
@@ -65,19 +60,38 @@ func (c *counts) apply(t *txn) {
 	add(c.schedules, t.schedules)
 }
 
+// countsKey is function's key in the counts bucket. bbolt takes no empty
+// key, but "" is a valid function name (gearmand serves it), so it is
+// stored as a single NUL, which no function name contains: NUL separates
+// a packet's arguments, and checkFunction refuses it.
+func countsKey(function string) []byte {
+	if function == "" {
+		return []byte{0}
+	}
+	return []byte(function)
+}
+
+// countsFunction is the function whose counts key is k.
+func countsFunction(k []byte) string {
+	if len(k) == 1 && k[0] == 0 {
+		return ""
+	}
+	return string(k)
+}
+
 // addPending changes function's durable count of pending jobs by delta.
 func addPending(t *txn, function string, delta int) error {
 	t.pending[function] += delta
-	b := t.bucket(bucketCounts)
+	b, key := t.bucket(bucketCounts), countsKey(function)
 	var n int64
-	if v := b.Get([]byte(function)); len(v) == 8 {
+	if v := b.Get(key); len(v) == 8 {
 		n = int64(binary.BigEndian.Uint64(v))
 	}
 	n += int64(delta)
 	if n <= 0 {
-		return b.Delete([]byte(function))
+		return b.Delete(key)
 	}
-	return b.Put([]byte(function), binary.BigEndian.AppendUint64(nil, uint64(n)))
+	return b.Put(key, binary.BigEndian.AppendUint64(nil, uint64(n)))
 }
 
 // PendingCount returns how many jobs of function wait for their due time
@@ -89,17 +103,16 @@ func (s *Store) PendingCount(function string) int {
 }
 
 // PendingCounts returns how many jobs wait for their due time, by function.
-func (s *Store) PendingCounts() map[string]int {
-	s.counts.mu.Lock()
-	defer s.counts.mu.Unlock()
-	return maps.Clone(s.counts.pending)
-}
+func (s *Store) PendingCounts() map[string]int { return s.counts.copyOf(s.counts.pending) }
 
 // ScheduleCounts returns how many recurring schedules each function has.
-func (s *Store) ScheduleCounts() map[string]int {
-	s.counts.mu.Lock()
-	defer s.counts.mu.Unlock()
-	return maps.Clone(s.counts.schedules)
+func (s *Store) ScheduleCounts() map[string]int { return s.counts.copyOf(s.counts.schedules) }
+
+// copyOf returns a copy of m, one of c's maps.
+func (c *counts) copyOf(m map[string]int) map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(m)
 }
 
 // Functions returns, sorted, the functions that have pending jobs or

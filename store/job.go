@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -44,13 +43,14 @@ const (
 
 // Record versions: 2 adds the sidecar trailer, so that a binary that
 // predates it refuses such a record instead of running a trigger job as a
-// job; plain jobs stay version 1.
+// job; plain jobs stay version 1. The recordSealed bit marks a record that
+// ends with a seal (see seal); binaries that predate seals refuse them the
+// same way, and records written before them still decode, unchecked.
 const (
 	recordVersion        = 1
 	recordVersionTrailer = 2
+	recordSealed         = 0x80
 )
-
-var errCorrupt = errors.New("store: corrupt job record")
 
 func (j *Job) encodedSize() int {
 	n := 1 + 1 + binary.MaxVarintLen64
@@ -60,17 +60,19 @@ func (j *Job) encodedSize() int {
 	for _, w := range j.Watch {
 		n += binary.MaxVarintLen64 + len(w)
 	}
-	return n + 1 + 2*binary.MaxVarintLen64
+	return n + 1 + 2*binary.MaxVarintLen64 + sealSize
 }
 
 // appendTo appends j's encoding: version, priority, when, then the handle,
-// function, unique, reducer and data, each prefixed by its length.
+// function, unique, reducer and data, each prefixed by its length, the
+// sidecar trailer if any, and the seal.
 func (j *Job) appendTo(b []byte) []byte {
+	start := len(b)
 	version := byte(recordVersion)
 	if j.hasTrailer() {
 		version = recordVersionTrailer
 	}
-	b = append(b, version, j.Priority)
+	b = append(b, version|recordSealed, j.Priority)
 	b = binary.AppendVarint(b, j.Due)
 	for _, s := range []string{j.Handle, j.Function, j.Unique, j.Reducer} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
@@ -79,7 +81,7 @@ func (j *Job) appendTo(b []byte) []byte {
 	b = binary.AppendUvarint(b, uint64(len(j.Data)))
 	b = append(b, j.Data...)
 	if !j.hasTrailer() {
-		return b
+		return seal(b, start)
 	}
 	// Sidecar trailer: kind, when, upstream, then the watched handles.
 	b = append(b, j.Kind)
@@ -91,7 +93,7 @@ func (j *Job) appendTo(b []byte) []byte {
 		b = binary.AppendUvarint(b, uint64(len(w)))
 		b = append(b, w...)
 	}
-	return b
+	return seal(b, start)
 }
 
 func (j *Job) hasTrailer() bool {
@@ -140,10 +142,21 @@ func (j *Job) decodeTrailer(b []byte) error {
 }
 
 func decodeJob(id uint64, b []byte) (*Job, error) {
-	if len(b) < 2 || (b[0] != recordVersion && b[0] != recordVersionTrailer) {
+	if len(b) == 0 {
 		return nil, errCorrupt
 	}
-	trailer := b[0] == recordVersionTrailer
+	version := b[0]
+	if version&recordSealed != 0 {
+		var err error
+		if b, err = unseal(b); err != nil {
+			return nil, err
+		}
+		version &^= recordSealed
+	}
+	if len(b) < 2 || (version != recordVersion && version != recordVersionTrailer) {
+		return nil, errCorrupt
+	}
+	trailer := version == recordVersionTrailer
 	j := &Job{ID: id, Priority: b[1]}
 	b = b[2:]
 	due, n := binary.Varint(b)
@@ -174,16 +187,28 @@ func decodeJob(id uint64, b []byte) (*Job, error) {
 // Jobs calls fn for every job that is ready to run (not waiting for its
 // due time) in ID order, which is submission order. It reads one consistent
 // snapshot; fn must not write to the store.
+//
+// A damaged record (one that does not decode or fails its seal, or has a
+// priority no job has) is logged and skipped rather than failing the
+// whole read: refusing to start would hold up every other job for one,
+// and the record stays in the file for `gearsched salvage` to report. It
+// is never handed to fn, so it cannot run as another job. A damaged page
+// that bbolt cannot walk fails the read with ErrDamaged: what is behind it
+// is unknown.
 func (s *Store) Jobs(fn func(*Job) error) error {
-	return s.db.View(func(tx *bolt.Tx) error {
+	return s.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
 			if len(k) != 8 {
-				return fmt.Errorf("store: job key of %d bytes: %w", len(k), errCorrupt)
+				s.damaged(string(bucketJobs), k, errCorrupt)
+				return nil
 			}
-			id := binary.BigEndian.Uint64(k)
-			j, err := decodeJob(id, v)
+			j, err := decodeJob(binary.BigEndian.Uint64(k), v)
+			if err == nil && j.Priority > 2 {
+				err = fmt.Errorf("priority %d: %w", j.Priority, errCorrupt)
+			}
 			if err != nil {
-				return fmt.Errorf("store: job %d: %w", id, err)
+				s.damaged(string(bucketJobs), k, err)
+				return nil
 			}
 			return fn(j)
 		})

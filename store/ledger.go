@@ -100,6 +100,16 @@ type ForwardResult struct {
 // fired: never both, never neither. A schedule advances only if its plan
 // is not stale (see advanceSchedule).
 func (s *Store) Forwarded(f Forward) (ForwardResult, error) {
+	// A trigger only wakes workers sooner, so one the store cannot hold
+	// is left out rather than failing the ledger's commit.
+	triggers := make([]*Job, 0, len(f.Triggers))
+	for _, tr := range f.Triggers {
+		if err := checkJob(tr, true); err != nil {
+			s.log.Error("store: trigger job not stored", "handle", tr.Handle, "err", err)
+			continue
+		}
+		triggers = append(triggers, tr)
+	}
 	var res ForwardResult
 	err := s.update(func(t *txn) error {
 		res = ForwardResult{}
@@ -143,7 +153,7 @@ func (s *Store) Forwarded(f Forward) (ForwardResult, error) {
 				res.Cancelled = append(res.Cancelled, sc.ID)
 			}
 		}
-		for _, tr := range f.Triggers {
+		for _, tr := range triggers {
 			if err := joinTrigger(t, tr); err != nil {
 				return err
 			}
@@ -221,10 +231,38 @@ func joinTrigger(t *txn, tr *Job) error {
 	return t.bucket(bucketSched).Put(idKey(id), old.appendTo(nil))
 }
 
+// PutTriggers stores trigger jobs found by a watcher of an upstream's
+// persistent queue (gearman/sidecar/queuewatch), in one transaction of the
+// committer. Each is created only if no trigger for its (upstream,
+// function, second) is pending; otherwise its watched entries join the
+// pending one, as the forwarder's own triggers do (joinTrigger). It returns
+// how many it created. Every trigger needs Kind JobTrigger and Upstream
+// set: the upstream is part of the key.
+func (s *Store) PutTriggers(triggers []*Job) (created int, err error) {
+	for _, tr := range triggers {
+		if tr.Kind != JobTrigger || tr.Upstream == "" || !indexed(tr.Unique) {
+			return 0, fmt.Errorf("store: PutTriggers: job %d is not a trigger with an upstream and a unique", tr.ID)
+		}
+	}
+	err = s.update(func(t *txn) error {
+		created = 0
+		for _, tr := range triggers {
+			if v := t.bucket(bucketUniq).Get(pendingKey(tr)); len(v) != 8 {
+				created++
+			}
+			if err := joinTrigger(t, tr); err != nil {
+				return err
+			}
+		}
+		return nil
+	}).Wait()
+	return created, err
+}
+
 // FiredJob returns the ledger entry of job id, or nil.
 func (s *Store) FiredJob(id uint64) (*Fired, error) {
 	var f *Fired
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
+	err := s.view(func(tx *bolt.Tx) (err error) {
 		if v := tx.Bucket(bucketFired).Get(idKey(id)); v != nil {
 			f, err = decodeFired(id, v)
 		}

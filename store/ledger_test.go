@@ -23,6 +23,16 @@ func legacyEncoding(j *Job) []byte {
 	return b
 }
 
+// sealedLegacy is a plain job's record now: the legacy encoding with the
+// sealed bit in its version, then its seal.
+func sealedLegacy(j *Job) []byte {
+	b := legacyEncoding(j)
+	b[0] |= recordSealed
+	return seal(b, 0)
+}
+
+// TestPlainJobHasNoTrailer: a plain job is the legacy encoding, sealed;
+// records written before seals still decode.
 func TestPlainJobHasNoTrailer(t *testing.T) {
 	for _, j := range []*Job{
 		{ID: 1},
@@ -30,17 +40,19 @@ func TestPlainJobHasNoTrailer(t *testing.T) {
 		{ID: 3, Function: "f", Kind: JobPlain, Watch: []string{}}, // empty, not nil: still no trailer
 	} {
 		t.Run(fmt.Sprint(j.ID), func(t *testing.T) {
-			got, want := j.appendTo(nil), legacyEncoding(j)
+			got, want := j.appendTo(nil), sealedLegacy(j)
 			if !bytes.Equal(got, want) {
-				t.Fatalf("plain job encodes as\n %x\nwant the legacy encoding\n %x", got, want)
+				t.Fatalf("plain job encodes as\n %x\nwant the legacy encoding, sealed\n %x", got, want)
 			}
-			d, err := decodeJob(j.ID, got)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d.Kind != JobPlain || d.When != 0 || d.Upstream != "" || d.Watch != nil {
-				t.Errorf("legacy record decoded with sidecar fields Kind=%d When=%d Upstream=%q Watch=%q",
-					d.Kind, d.When, d.Upstream, d.Watch)
+			for _, b := range [][]byte{got, legacyEncoding(j)} {
+				d, err := decodeJob(j.ID, b)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.Kind != JobPlain || d.When != 0 || d.Upstream != "" || d.Watch != nil {
+					t.Errorf("legacy record decoded with sidecar fields Kind=%d When=%d Upstream=%q Watch=%q",
+						d.Kind, d.When, d.Upstream, d.Watch)
+				}
 			}
 		})
 	}
@@ -73,8 +85,9 @@ func TestJobTrailerRoundTrip(t *testing.T) {
 				t.Errorf("encoded %d bytes, encodedSize says at most %d", len(b), j.encodedSize())
 			}
 			plain := legacyEncoding(&j)
-			if b[0] != recordVersionTrailer || !bytes.HasPrefix(b[1:], plain[1:]) || len(b) == len(plain) {
-				t.Fatalf("encoding %x is not the legacy encoding %x under version %d followed by a trailer", b, plain, recordVersionTrailer)
+			if b[0] != recordVersionTrailer|recordSealed || !bytes.HasPrefix(b[1:], plain[1:]) || len(b) <= len(plain)+sealSize {
+				t.Fatalf("encoding %x is not the legacy encoding %x under version %d followed by a trailer and a seal",
+					b, plain, recordVersionTrailer|recordSealed)
 			}
 			got, err := decodeJob(j.ID, b)
 			if err != nil {
@@ -87,9 +100,8 @@ func TestJobTrailerRoundTrip(t *testing.T) {
 			if !reflect.DeepEqual(got, &want) {
 				t.Errorf("round trip:\n got %+v\nwant %+v", got, &want)
 			}
-			// Cutting the trailer short must be detected; cutting it off
-			// entirely leaves a valid plain record.
-			for cut := len(plain) + 1; cut < len(b); cut++ {
+			// Cutting the record short must be detected.
+			for cut := range len(b) {
 				if _, err := decodeJob(j.ID, b[:cut]); err == nil {
 					t.Fatalf("record cut to %d of %d bytes decoded without error", cut, len(b))
 				}
@@ -588,5 +600,45 @@ func TestDeferMovesDueTime(t *testing.T) {
 	}
 	if got := pendingCounts(t, s); got["f"] != 2 {
 		t.Errorf("PendingCounts = %v, want f: 2", got)
+	}
+}
+
+// TestPutTriggers: a watcher's triggers are created once per (upstream,
+// function, second); a second one for the same key joins its watch list
+// (up to MaxWatch), another upstream or second is a trigger of its own,
+// and a trigger the forwarder already sent is created anew.
+func TestPutTriggers(t *testing.T) {
+	s, _ := openTemp(t, Options{})
+	tr := func(id uint64, up, unique, watch string) *Job {
+		return &Job{ID: id, Function: "f", Unique: unique, Kind: JobTrigger, Upstream: up, Watch: []string{watch}}
+	}
+	n, err := s.PutTriggers([]*Job{tr(1, "a:1", "t@100", "u1"), tr(2, "a:1", "t@100", "u2"), tr(3, "b:1", "t@100", "u3"), tr(4, "a:1", "t@101", "u4")})
+	if err != nil || n != 3 {
+		t.Fatalf("PutTriggers = %d, %v; want 3 created", n, err)
+	}
+	if j := scheduled(t, s, 1); j == nil || !slices.Equal(j.Watch, []string{"u1", "u2"}) {
+		t.Errorf("trigger 1 = %+v, want watching [u1 u2]", j)
+	}
+	if j := scheduled(t, s, 2); j != nil {
+		t.Errorf("trigger 2 stored on its own: %+v", j)
+	}
+	var more []*Job
+	for i := range MaxWatch + 2 {
+		more = append(more, tr(uint64(10+i), "a:1", "t@100", fmt.Sprint("w", i)))
+	}
+	if n, err := s.PutTriggers(more); err != nil || n != 0 {
+		t.Fatalf("PutTriggers on a pending key = %d, %v; want 0 created", n, err)
+	}
+	if j := scheduled(t, s, 1); j == nil || len(j.Watch) != MaxWatch {
+		t.Errorf("trigger 1 = %+v, want %d watched entries", j, MaxWatch)
+	}
+	if _, err := s.Forwarded(Forward{Done: []uint64{1}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.PutTriggers([]*Job{tr(20, "a:1", "t@100", "u9")}); err != nil || n != 1 {
+		t.Fatalf("PutTriggers after the trigger was sent = %d, %v; want 1 created", n, err)
+	}
+	if _, err := s.PutTriggers([]*Job{{ID: 30, Function: "f", Unique: "x", Kind: JobTrigger}}); err == nil {
+		t.Error("PutTriggers took a trigger without an upstream")
 	}
 }

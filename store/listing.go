@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"errors"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -37,7 +38,7 @@ type DuePage struct {
 // alone: a filter costs one record lookup per entry it passes over.
 func (s *Store) ListDue(from DueCursor, limit, scan int, match func(*DueItem) bool) (DuePage, error) {
 	var p DuePage
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		p = DuePage{}
 		c := tx.Bucket(bucketDue).Cursor()
 		var k, v []byte
@@ -46,11 +47,21 @@ func (s *Store) ListDue(from DueCursor, limit, scan int, match func(*DueItem) bo
 		} else {
 			k, v = seekAfter(c, from.Due, from.ID)
 		}
-		for ; len(k) == 16 && len(p.Items) < limit && p.Scanned < scan; k, v = c.Next() {
+		for ; k != nil && len(p.Items) < limit && p.Scanned < scan; k, v = c.Next() {
 			p.Scanned++
+			if len(k) != 16 {
+				s.damaged(string(bucketDue), k, errCorrupt)
+				continue
+			}
 			due, id := int64(binary.BigEndian.Uint64(k)), binary.BigEndian.Uint64(k[8:])
 			p.Next = DueCursor{Due: due, ID: id}
 			it, err := loadItem(tx, due, id, v)
+			if errors.Is(err, ErrDamaged) {
+				// Listed as the scheduler reads: past a damaged record.
+				s.markBadDue(k)
+				s.damaged(string(bucketDue), k, err)
+				continue
+			}
 			if err != nil {
 				return err
 			}
@@ -58,7 +69,7 @@ func (s *Store) ListDue(from DueCursor, limit, scan int, match func(*DueItem) bo
 				p.Items = append(p.Items, it)
 			}
 		}
-		p.More = len(k) == 16
+		p.More = k != nil
 		return nil
 	})
 	return p, err

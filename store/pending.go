@@ -2,6 +2,7 @@ package store
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 
@@ -60,8 +61,12 @@ func counted(j *Job) bool { return j.Kind != JobTrigger }
 // (function, unique). If a pending job or schedule holds that key already,
 // or request (a client request's idempotency key; may be empty) made a
 // record that is still known, nothing is written and the write's Holder
-// names that record.
+// names that record. A job the store cannot hold (see MaxFunctionSize) is
+// refused at once with an error wrapping ErrInvalid.
 func (s *Store) PutPending(j *Job, request string) *Write {
+	if err := errors.Join(checkJob(j, true), checkRequest(request)); err != nil {
+		return doneWrite(err)
+	}
 	return s.create(j.Function, j.Unique, request, func(t *txn) (Holder, error) {
 		return Holder{ID: j.ID, Due: j.Due}, putPending(t, j)
 	}, j.ID)
@@ -221,9 +226,6 @@ func (s *Store) Cancel(id uint64) (CancelResult, error) {
 type Occurrence struct {
 	Job      *Job
 	Schedule *Schedule
-	// Due is when the occurrence was due to fire (unix ns, jitter
-	// included), for its run record.
-	Due int64
 }
 
 // Fire records a release in one transaction: the pending jobs ids move
@@ -273,8 +275,8 @@ func (s *Store) Fire(at int64, ids []uint64, occs []Occurrence) (moved, fired []
 			if err := jobs.Put(idKey(o.Job.ID), o.Job.appendTo(nil)); err != nil {
 				return err
 			}
-			run := &Run{Item: o.Schedule.ID, ID: o.Job.ID, Handle: o.Job.Handle, Function: o.Job.Function, Due: o.Due,
-				Released: at}
+			run := &Run{Item: o.Schedule.ID, ID: o.Job.ID, Handle: o.Job.Handle, Function: o.Job.Function,
+				Due: o.Job.Due, Released: at}
 			if err := addRun(t, run); err != nil {
 				return err
 			}
@@ -287,7 +289,7 @@ func (s *Store) Fire(at int64, ids []uint64, occs []Occurrence) (moved, fired []
 
 // Lookup returns the pending job or schedule id, if there is one.
 func (s *Store) Lookup(id uint64) (h Holder, ok bool, err error) {
-	err = s.db.View(func(tx *bolt.Tx) (err error) {
+	err = s.view(func(tx *bolt.Tx) (err error) {
 		h, ok, err = pendingHolder(tx, id)
 		return err
 	})
@@ -302,7 +304,7 @@ func (s *Store) FindUnique(unique string) (h Holder, ok bool, err error) {
 		return Holder{}, false, nil
 	}
 	fns := s.Functions()
-	err = s.db.View(func(tx *bolt.Tx) (err error) {
+	err = s.view(func(tx *bolt.Tx) (err error) {
 		for _, fn := range fns {
 			if h, ok, err = heldBy(tx, fn, unique); err != nil || ok {
 				return err
@@ -316,7 +318,7 @@ func (s *Store) FindUnique(unique string) (h Holder, ok bool, err error) {
 // Scheduled returns the pending job with that id, or nil.
 func (s *Store) Scheduled(id uint64) (*Job, error) {
 	var j *Job
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
+	err := s.view(func(tx *bolt.Tx) (err error) {
 		if v := tx.Bucket(bucketSched).Get(idKey(id)); v != nil {
 			j, err = decodeJob(id, v)
 		}
@@ -325,11 +327,17 @@ func (s *Store) Scheduled(id uint64) (*Job, error) {
 	return j, err
 }
 
-// NextDue returns the earliest due time in the index.
+// NextDue returns the earliest due time in the index, passing over the
+// entries whose record a read found damaged: they never fall due, or the
+// scheduler would wake for them again and again.
 func (s *Store) NextDue() (due int64, ok bool, err error) {
-	err = s.db.View(func(tx *bolt.Tx) error {
-		if k, _ := tx.Bucket(bucketDue).Cursor().First(); len(k) == 16 {
-			due, ok = int64(binary.BigEndian.Uint64(k)), true
+	err = s.view(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketDue).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			if len(k) == 16 && !s.badDueKey(k) {
+				due, ok = int64(binary.BigEndian.Uint64(k)), true
+				return nil
+			}
 		}
 		return nil
 	})
@@ -365,10 +373,12 @@ func (s *Store) ForEachDue(fn func(DueItem) bool) error {
 }
 
 // dueItems returns up to max entries strictly after (due, id), from the
-// start when due < 0, with due <= until.
+// start when due < 0, with due <= until. An entry whose record is damaged
+// or missing is logged and passed over (see NextDue); it does not count
+// towards max, so fewer than max items means the range is exhausted.
 func (s *Store) dueItems(due int64, id uint64, until int64, max int) ([]DueItem, error) {
 	var items []DueItem
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketDue).Cursor()
 		var k, v []byte
 		if due < 0 {
@@ -376,12 +386,21 @@ func (s *Store) dueItems(due int64, id uint64, until int64, max int) ([]DueItem,
 		} else {
 			k, v = seekAfter(c, due, id)
 		}
-		for ; len(k) == 16 && len(items) < max; k, v = c.Next() {
+		for ; k != nil && len(items) < max; k, v = c.Next() {
+			if len(k) != 16 {
+				s.damaged(string(bucketDue), k, errCorrupt)
+				continue
+			}
 			at := int64(binary.BigEndian.Uint64(k))
 			if at > until {
 				break
 			}
 			it, err := loadItem(tx, at, binary.BigEndian.Uint64(k[8:]), v)
+			if errors.Is(err, ErrDamaged) {
+				s.markBadDue(k)
+				s.damaged(string(bucketDue), k, err)
+				continue
+			}
 			if err != nil {
 				return err
 			}

@@ -277,7 +277,7 @@ func (s *Store) Finish(id uint64, o Outcome) {
 // first: a one-shot job's own, or a schedule's occurrences'.
 func (s *Store) Runs(item uint64) ([]Run, error) {
 	var runs []Run
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		ids := scheduleRuns(tx, item)
 		if len(ids) == 0 {
 			ids = []uint64{item}
@@ -302,7 +302,7 @@ func (s *Store) Runs(item uint64) ([]Run, error) {
 // released first.
 func (s *Store) RecentRuns(n int) ([]Run, error) {
 	var runs []Run
-	err := s.db.View(func(tx *bolt.Tx) error {
+	err := s.view(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketRunsAt).Cursor()
 		for k, v := c.Last(); len(k) == 16 && len(runs) < n; k, v = c.Prev() {
 			if len(v) != 8 {

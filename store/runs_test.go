@@ -41,8 +41,8 @@ func fireOccurrence(t *testing.T, s *Store, sc *Schedule, id uint64, due, at int
 		t.Fatalf("GetSchedule(%d): %v %v", sc.ID, cur, err)
 	}
 	cur.Next, cur.FireAt, cur.Last = due+10, due+10, due
-	job := &Job{ID: id, Handle: fmt.Sprintf("H:t:%d", id), Function: sc.Function}
-	if _, fired, err := s.Fire(at, nil, []Occurrence{{Job: job, Schedule: cur, Due: due}}); err != nil || len(fired) != 1 {
+	job := &Job{ID: id, Handle: fmt.Sprintf("H:t:%d", id), Function: sc.Function, Due: due}
+	if _, fired, err := s.Fire(at, nil, []Occurrence{{Job: job, Schedule: cur}}); err != nil || len(fired) != 1 {
 		t.Fatalf("Fire: %v, fired %d", err, len(fired))
 	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	bolt "go.etcd.io/bbolt"
@@ -69,16 +70,42 @@ func timingOf(sc *Schedule) [7]any {
 // next run. Only active schedules are in the due index.
 func (sc *Schedule) Active() bool { return sc.Enabled && !sc.Paused && sc.Next > 0 }
 
+// encodeSchedule is sc's record: its JSON, then a NUL and the seal of the
+// JSON. JSON never holds a raw NUL, so the NUL tells a sealed record from
+// one written before seals, which is the JSON alone.
+func encodeSchedule(sc *Schedule) ([]byte, error) {
+	v, err := json.Marshal(sc)
+	if err != nil {
+		return nil, err
+	}
+	return seal(append(v, 0), 0), nil
+}
+
+// decodeSchedule reads the record of schedule id.
+func decodeSchedule(id uint64, v []byte) (*Schedule, error) {
+	if n := len(v) - sealSize - 1; n >= 0 && v[n] == 0 {
+		body, err := unseal(v)
+		if err != nil {
+			return nil, fmt.Errorf("store: schedule %d: %w", id, err)
+		}
+		v = body[:n]
+	}
+	sc := new(Schedule)
+	if err := json.Unmarshal(v, sc); err != nil {
+		return nil, fmt.Errorf("store: schedule %d: %w: %w", id, err, errCorrupt)
+	}
+	if sc.ID != id {
+		return nil, fmt.Errorf("store: schedule %d holds the record of %d: %w", id, sc.ID, errCorrupt)
+	}
+	return sc, nil
+}
+
 func getSchedule(tx *bolt.Tx, id uint64) (*Schedule, error) {
 	v := tx.Bucket(bucketSchedules).Get(idKey(id))
 	if v == nil {
 		return nil, nil
 	}
-	sc := new(Schedule)
-	if err := json.Unmarshal(v, sc); err != nil {
-		return nil, fmt.Errorf("store: schedule %d: %w", id, err)
-	}
-	return sc, nil
+	return decodeSchedule(id, v)
 }
 
 // putSchedule writes sc and keeps its due entry, unique entry and count
@@ -99,7 +126,7 @@ func putSchedule(t *txn, sc *Schedule) error {
 			t.schedules[sc.Function]++
 		}
 	}
-	v, err := json.Marshal(sc)
+	v, err := encodeSchedule(sc)
 	if err != nil {
 		return err
 	}
@@ -183,8 +210,13 @@ func deleteSchedule(t *txn, sc *Schedule) error {
 // PutSchedule stores a new schedule unless a pending job or schedule holds
 // its (function, unique), or request (a client request's idempotency key;
 // may be empty) made a record that is still known: then nothing is written
-// and the write's Holder names that record.
+// and the write's Holder names that record. A schedule the store cannot
+// hold (see MaxFunctionSize) is refused at once with an error wrapping
+// ErrInvalid.
 func (s *Store) PutSchedule(sc *Schedule, request string) *Write {
+	if err := errors.Join(checkSchedule(sc), checkRequest(request)); err != nil {
+		return doneWrite(err)
+	}
 	return s.create(sc.Function, sc.Unique, request, func(t *txn) (Holder, error) {
 		return Holder{ID: sc.ID, Due: sc.Next}, defineSchedule(t, sc)
 	}, sc.ID)
@@ -196,12 +228,18 @@ type ScheduleEdit struct{ t *txn }
 
 // Schedules returns every schedule, in id order, as it is in this
 // transaction.
-func (e *ScheduleEdit) Schedules() ([]*Schedule, error) { return allSchedules(e.t.tx) }
+func (e *ScheduleEdit) Schedules() ([]*Schedule, error) { return allSchedules(e.t.tx, e.t.damaged) }
 
 // Put writes a definition of sc, new or replacing the one with its id. A
 // change of when it fires (spec, zone, jitter, enabled, next run) moves it
-// to a new generation.
-func (e *ScheduleEdit) Put(sc *Schedule) error { return defineSchedule(e.t, sc) }
+// to a new generation. A schedule the store cannot hold is refused with an
+// error wrapping ErrInvalid, and nothing is written.
+func (e *ScheduleEdit) Put(sc *Schedule) error {
+	if err := checkSchedule(sc); err != nil {
+		return err
+	}
+	return defineSchedule(e.t, sc)
+}
 
 // Delete removes schedule id, if there is one.
 func (e *ScheduleEdit) Delete(id uint64) error {
@@ -219,6 +257,8 @@ func (e *ScheduleEdit) Delete(id uint64) error {
 // they are then, and commits what it puts and deletes together: nothing
 // can change a schedule between fn reading it and fn's writes. fn runs on
 // the committer, so it must only compute: no I/O, no waiting on the store.
+// It may run more than once, in transactions that roll back (see update),
+// so it sets what it captures afresh each time.
 func (s *Store) EditSchedules(fn func(*ScheduleEdit) error) error {
 	return s.update(func(t *txn) error { return fn(&ScheduleEdit{t: t}) }).Wait()
 }
@@ -226,7 +266,7 @@ func (s *Store) EditSchedules(fn func(*ScheduleEdit) error) error {
 // GetSchedule returns the schedule with that id, or nil.
 func (s *Store) GetSchedule(id uint64) (*Schedule, error) {
 	var sc *Schedule
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
+	err := s.view(func(tx *bolt.Tx) (err error) {
 		sc, err = getSchedule(tx, id)
 		return err
 	})
@@ -235,21 +275,29 @@ func (s *Store) GetSchedule(id uint64) (*Schedule, error) {
 
 // Schedules returns every recurring schedule, in id order. Schedules are
 // few (they are configuration, not jobs), so they are read whole.
+// A damaged schedule is left out, and logged.
 func (s *Store) Schedules() ([]*Schedule, error) {
 	var all []*Schedule
-	err := s.db.View(func(tx *bolt.Tx) (err error) {
-		all, err = allSchedules(tx)
+	err := s.view(func(tx *bolt.Tx) (err error) {
+		all, err = allSchedules(tx, s.damaged)
 		return err
 	})
 	return all, err
 }
 
-func allSchedules(tx *bolt.Tx) ([]*Schedule, error) {
+// allSchedules reads every schedule but the damaged ones, which go to
+// damaged.
+func allSchedules(tx *bolt.Tx, damaged damageFunc) ([]*Schedule, error) {
 	var all []*Schedule
 	err := tx.Bucket(bucketSchedules).ForEach(func(k, v []byte) error {
-		sc := new(Schedule)
-		if err := json.Unmarshal(v, sc); err != nil {
-			return fmt.Errorf("store: schedule %x: %w", k, err)
+		if len(k) != 8 {
+			damaged(string(bucketSchedules), k, errCorrupt)
+			return nil
+		}
+		sc, err := decodeSchedule(binary.BigEndian.Uint64(k), v)
+		if err != nil {
+			damaged(string(bucketSchedules), k, err)
+			return nil
 		}
 		all = append(all, sc)
 		return nil

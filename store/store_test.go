@@ -2,9 +2,12 @@ package store
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -157,11 +160,30 @@ func TestConcurrentPutsAllDurable(t *testing.T) {
 	}
 }
 
+// TestOpenLockedFileFails: a database in use is refused, by Open, Verify
+// and Salvage alike, with an error that says so and names the holder (here
+// this process; the cmd tests check another process's pid).
 func TestOpenLockedFileFails(t *testing.T) {
 	_, path := openTemp(t, Options{})
-	if s, err := Open(path, Options{}); err == nil {
-		s.Close()
-		t.Fatal("a second Open of a database in use succeeded")
+	for name, open := range map[string]func() error{
+		"Open": func() error {
+			s, err := Open(path, Options{})
+			if err == nil {
+				s.Close()
+			}
+			return err
+		},
+		"Verify":  func() error { _, err := Verify(path); return err },
+		"Salvage": func() error { _, err := Salvage(path, path+".new"); return err },
+	} {
+		var inUse *InUseError
+		if err := open(); !errors.As(err, &inUse) || inUse.PID != os.Getpid() ||
+			!strings.Contains(err.Error(), "already open in this process") {
+			t.Errorf("%s of a database in use: %v, want an *InUseError naming this process", name, err)
+		}
+	}
+	if _, err := os.Stat(path + ".new"); err == nil {
+		t.Error("Salvage of a database in use created its destination")
 	}
 }
 
@@ -197,4 +219,51 @@ func BenchmarkPut(b *testing.B) {
 			}
 		})
 	})
+}
+
+// TestSealFindsDamage: flipping any bit of a job's or a schedule's record
+// makes it fail to decode, with ErrDamaged, instead of decoding as another
+// record; records written before seals still decode.
+func TestSealFindsDamage(t *testing.T) {
+	sc := &Schedule{ID: 9, Handle: "H:t:9", Source: SourceProtocol, Spec: "@hourly", Zone: "UTC", Function: "f",
+		Unique: "u", Data: []byte("payload"), Enabled: true, Next: 100, FireAt: 100}
+	scRecord, err := encodeSchedule(sc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	legacySchedule, _ := json.Marshal(sc)
+	tests := []struct {
+		name   string
+		record []byte
+		legacy []byte
+		decode func([]byte) error
+	}{
+		{"job", (&Job{ID: 7, Handle: "H:t:7", Function: "f", Unique: "u", Data: []byte("payload")}).appendTo(nil),
+			legacyEncoding(&Job{ID: 7, Handle: "H:t:7", Function: "f", Unique: "u", Data: []byte("payload")}),
+			func(b []byte) error { _, err := decodeJob(7, b); return err }},
+		{"trigger job", (&Job{ID: 7, Function: "f", Kind: JobTrigger, Upstream: "gm:4730", Watch: []string{"H:up:1"}}).appendTo(nil),
+			nil, func(b []byte) error { _, err := decodeJob(7, b); return err }},
+		{"schedule", scRecord, legacySchedule, func(b []byte) error { _, err := decodeSchedule(9, b); return err }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.decode(tt.record); err != nil {
+				t.Fatal(err)
+			}
+			if tt.legacy != nil {
+				if err := tt.decode(tt.legacy); err != nil {
+					t.Errorf("record written before seals: %v", err)
+				}
+			}
+			for i := range tt.record {
+				for bit := range 8 {
+					b := bytes.Clone(tt.record)
+					b[i] ^= 1 << bit
+					if err := tt.decode(b); !errors.Is(err, ErrDamaged) {
+						t.Fatalf("bit %d of byte %d flipped: %v, want ErrDamaged", bit, i, err)
+					}
+				}
+			}
+		})
+	}
 }

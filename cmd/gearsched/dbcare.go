@@ -74,27 +74,17 @@ func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 // runCompact implements `gearsched compact SRC DST`.
 func runCompact(args []string, stdout, stderr io.Writer) error {
-	fs := pflag.NewFlagSet("gearsched compact", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: gearsched compact SRC DST\n\n"+
-			"Copies the database SRC into the new file DST without its free pages, which bbolt\n"+
-			"keeps after a backlog drained. Offline: stop gearsched first (or compact a backup),\n"+
-			"then serve DST in SRC's place.\n")
+	src, dst, err := parseSrcDst("compact", "Copies the database SRC into the new file DST without its free pages, which bbolt\n"+
+		"keeps after a backlog drained. Offline: stop gearsched first (or compact a backup),\n"+
+		"then serve DST in SRC's place.\n", args, stderr)
+	if err != nil {
+		return err
 	}
-	if err := fs.Parse(args); err != nil {
-		return flagError(err)
-	}
-	if fs.NArg() != 2 || fs.Arg(0) == "" || fs.Arg(1) == "" {
-		fs.Usage()
-		return usageError{errors.New("compact takes SRC DST")}
-	}
-	src, dst := fs.Arg(0), fs.Arg(1)
 	if _, err := os.Stat(src); err != nil {
 		return usageError{err}
 	}
 	before, after, err := store.Compact(src, dst)
-	if errors.Is(err, store.ErrInUse) {
+	if errors.As(err, new(*store.InUseError)) {
 		return fmt.Errorf("%s is in use by a running gearsched: stop it first, or compact a copy taken with `gearsched backup`", src)
 	}
 	if err != nil {
@@ -102,6 +92,22 @@ func runCompact(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "compacted %s (%s) into %s (%s)\n", src, byteSize(before), dst, byteSize(after))
 	return nil
+}
+
+// parseSrcDst parses the command line of a command that takes SRC DST
+// and no flags.
+func parseSrcDst(name, about string, args []string, stderr io.Writer) (src, dst string, err error) {
+	fs := pflag.NewFlagSet("gearsched "+name, pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintf(stderr, "Usage: gearsched %s SRC DST\n\n%s", name, about) }
+	if err := fs.Parse(args); err != nil {
+		return "", "", flagError(err)
+	}
+	if fs.NArg() != 2 || fs.Arg(0) == "" || fs.Arg(1) == "" {
+		fs.Usage()
+		return "", "", usageError{errors.New(name + " takes SRC DST")}
+	}
+	return fs.Arg(0), fs.Arg(1), nil
 }
 
 // byteSize shows n bytes in binary units.

@@ -29,8 +29,8 @@ var handleCommands = map[string]handleCommand{
 func runHandleCommand(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error {
 	hc := handleCommands[name]
 	fs, cf := newClientFlags(name, name+" [flags] HANDLE\n\n"+hc.about, stderr)
-	if err := fs.Parse(args); err != nil {
-		return flagError(err)
+	if err := cf.parse(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 || fs.Arg(0) == "" || strings.ContainsAny(fs.Arg(0), " \r\n") {
 		fs.Usage()

@@ -11,7 +11,9 @@ import (
 	"sync"
 
 	"github.com/gearsched/gearsched/gearman/httpapi"
+	"github.com/gearsched/gearsched/gearman/metrics"
 	"github.com/gearsched/gearsched/gearman/server"
+	"github.com/gearsched/gearsched/scheduler"
 	"github.com/gearsched/gearsched/store"
 )
 
@@ -59,31 +61,46 @@ type httpFace struct {
 	once sync.Once
 }
 
-// startHTTP listens on --http and serves the HTTP face until stopHTTP. A
-// nil *httpFace is no HTTP (--http "").
-func startHTTP(c *serveConfig, st *store.Store, srv *server.Server, side *sidecarParts, log *slog.Logger) (*httpFace, error) {
+// httpParts are what the HTTP face serves from.
+type httpParts struct {
+	st      *store.Store
+	srv     *server.Server
+	sched   *scheduler.Scheduler
+	side    *sidecarParts // nil in job-server mode
+	version string
+}
+
+// startHTTP listens on --http and serves the HTTP face, /metrics included,
+// until stopHTTP. A nil *httpFace is no HTTP (--http "").
+func startHTTP(c *serveConfig, p httpParts, log *slog.Logger) (*httpFace, error) {
 	if c.httpAddr == "" {
 		return nil, nil
 	}
 	mode := "server"
 	ready := []httpapi.Check{
-		{Name: "store", Fn: st.Ping},
+		{Name: "store", Fn: p.st.Ping},
 		{Name: "listener", Fn: func() error {
-			if !srv.Listening() {
+			if !p.srv.Listening() {
 				return errors.New("the Gearman listener is not accepting connections")
 			}
 			return nil
 		}},
 	}
+	mcfg := metrics.Config{Store: p.st, Server: p.srv, Scheduler: p.sched, Version: p.version, Logger: log}
 	var upstreams func() []httpapi.Upstream
-	if side != nil {
-		mode, upstreams = "sidecar", side.upstreamRows
-		ready = append(ready, httpapi.Check{Name: "upstream", Fn: side.reachable})
+	if p.side != nil {
+		mode, upstreams = "sidecar", p.side.upstreamRows
+		ready = append(ready, httpapi.Check{Name: "upstream", Fn: p.side.reachable})
+		mcfg.Forwarder, mcfg.Watcher = p.side.fwd, p.side
+	}
+	m, err := metrics.New(mcfg)
+	if err != nil {
+		return nil, err
 	}
 	api, err := httpapi.New(httpapi.Config{
-		Store: st, Jobs: srv, Upstreams: upstreams, Ready: ready,
+		Store: p.st, Jobs: p.srv, Upstreams: upstreams, Ready: ready, Metrics: m,
 		Token: c.httpToken, Loopback: httpapi.IsLoopback(c.httpAddr),
-		Version: server.Version, Mode: mode, Logger: log,
+		Version: p.version, Mode: mode, Logger: log,
 	})
 	if err != nil {
 		return nil, err
@@ -119,19 +136,23 @@ func (h *httpFace) stopHTTP() {
 
 // upstreamRows reports the forwarder's upstream servers to the API.
 func (s *sidecarParts) upstreamRows() []httpapi.Upstream {
-	reps := s.fwd.Report()
-	out := make([]httpapi.Upstream, len(reps))
-	for i, r := range reps {
+	ups := s.fwd.Stats().Upstreams
+	out := make([]httpapi.Upstream, len(ups))
+	for i, r := range ups {
 		out[i] = httpapi.Upstream{Addr: r.Addr, Up: r.Up, Submitted: r.Submitted, Refused: r.Refused,
-			Failures: r.Failures, Late: r.Late, MaxLate: r.MaxLate, Triggers: r.Triggers,
+			Failures: r.Failures, Late: r.Late, MaxLate: r.MaxLate, Triggers: r.TriggersSent,
 			TriggersCancelled: r.TriggersCancelled}
 	}
 	return out
 }
 
+// WatchedQueues is how many gearmand queues the sidecar watches
+// (--watch-queue), for the metrics.
+func (s *sidecarParts) WatchedQueues() int { return len(s.watchers) }
+
 // reachable is the sidecar's readiness: at least one upstream is up.
 func (s *sidecarParts) reachable() error {
-	for _, r := range s.fwd.Report() {
+	for _, r := range s.fwd.Stats().Upstreams {
 		if r.Up {
 			return nil
 		}

@@ -178,6 +178,9 @@ func TestHTTPEndToEnd(t *testing.T) {
 	if !ready.Ready {
 		t.Error("readyz: not ready")
 	}
+	if status, m := apiCall(t, "GET", base+"/metrics", "", ""); status != 200 || !strings.Contains(string(m), "gearsched_build_info") {
+		t.Errorf("/metrics on the HTTP listener: status %d, %.200s", status, m)
+	}
 	if status, page := apiCall(t, "GET", base+"/", "", ""); status != 200 || !strings.Contains(string(page), sched) {
 		t.Errorf("web page: status %d, lists the schedule: %v", status, strings.Contains(string(page), sched))
 	}

@@ -9,7 +9,9 @@
 //	gearsched pause|resume HANDLE        pause or resume a schedule
 //	gearsched backup FILE                copy the running server's database
 //	gearsched compact SRC DST            compact a database offline
-//	gearsched version                    print the version
+//	gearsched check [--db FILE]          check a database for damage
+//	gearsched salvage SRC DST            copy what is readable of a damaged database
+//	gearsched version                    print the version (from the build info)
 //
 // Each command takes --help.
 package main
@@ -28,7 +30,6 @@ import (
 	// zone rules apply; this copy is only the fallback.
 	_ "time/tzdata"
 
-	"github.com/gearsched/gearsched/gearman/server"
 	"github.com/spf13/pflag"
 )
 
@@ -59,8 +60,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runBackup(ctx, args, stdout, stderr)
 	case "compact":
 		err = runCompact(args, stdout, stderr)
+	case "check":
+		err = runCheck(args, stdout, stderr)
+	case "salvage":
+		err = runSalvage(args, stdout, stderr)
 	case "version":
-		fmt.Fprintln(stdout, "gearsched", server.Version)
+		readBuildInfo().writeVersion(stdout)
 	case "help":
 		usage(stdout)
 	default:
@@ -95,6 +100,8 @@ Usage:
   gearsched pause|resume HANDLE         pause or resume a recurring schedule
   gearsched backup FILE                 copy the running server's database (through --http)
   gearsched compact SRC DST             copy a stopped server's database without its free pages
+  gearsched check [--db FILE]           check a database for damage
+  gearsched salvage SRC DST             copy what is readable of a damaged database into a new one
   gearsched version                     print the version
   gearsched help                        show this help
 

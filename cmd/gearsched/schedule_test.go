@@ -208,11 +208,28 @@ func TestSchedulesFile(t *testing.T) {
 	if rows := listRows(t, admin(t, s.Addr, "show schedules")); len(rows) != 1 || !strings.Contains(rows[0], "* * * * * *") {
 		t.Fatalf("after an invalid reload: %q", rows)
 	}
+	// An empty file is more likely half written than meant: refused.
 	write("")
+	s.cmd.Process.Signal(syscall.SIGHUP)
+	eventually(t, 10*time.Second, func() string {
+		if strings.Contains(s.Stderr(), "is empty; to remove every schedule, leave a comment in it") {
+			return ""
+		}
+		return "the empty file was not rejected"
+	})
+	if rows := listRows(t, admin(t, s.Addr, "show schedules")); len(rows) != 1 {
+		t.Fatalf("after an empty file: %q, want the schedule kept", rows)
+	}
+	// A file of comments removes every schedule, with a warning.
+	write("# no schedules any more\n")
 	s.cmd.Process.Signal(syscall.SIGHUP)
 	eventually(t, 10*time.Second, func() string {
 		if rows := listRows(t, admin(t, s.Addr, "show schedules")); len(rows) != 0 {
 			return fmt.Sprintf("still listed: %q", rows)
+		}
+		// The warning follows the commit that removed the schedule.
+		if !strings.Contains(s.Stderr(), "every file schedule was removed") {
+			return "removing every schedule logged no warning"
 		}
 		return ""
 	})

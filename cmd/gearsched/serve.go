@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"github.com/gearsched/gearsched/gearman"
 	"github.com/gearsched/gearsched/gearman/server"
 	"github.com/gearsched/gearsched/gearman/sidecar"
+	"github.com/gearsched/gearsched/gearman/sidecar/queuewatch"
 	"github.com/gearsched/gearsched/scheduler"
 	"github.com/gearsched/gearsched/store"
 	"github.com/lmittmann/tint"
@@ -41,6 +43,7 @@ type serveConfig struct {
 	schedules       string
 	schedZone       *time.Location
 	schedWeekdays   string
+	tls             tlsFiles // --ssl...: the Gearman port over TLS
 
 	// Sidecar mode.
 	upstreams       []string
@@ -50,6 +53,8 @@ type serveConfig struct {
 	controlCancel   string
 	upstreamTimeout time.Duration
 	ledgerRetention time.Duration
+	upstreamTLS     tlsFiles // --upstream-ssl...
+	watchQueues     []queuewatch.Spec
 
 	// HTTP face (http.go).
 	httpAddr      string
@@ -89,7 +94,12 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.controlCancel, "control-cancel-function", sidecar.DefaultCancelFunction, "sidecar: function registered upstream to cancel a scheduled job by handle")
 	fs.DurationVar(&c.upstreamTimeout, "upstream-timeout", 5*time.Second, "sidecar: bound on each dial and request to an upstream server")
 	fs.DurationVar(&c.ledgerRetention, "ledger-retention", sidecar.DefaultLedgerRetention, "sidecar: how long forwarded jobs are remembered for GET_STATUS")
-	fs.StringVar(&c.httpAddr, "http", defaultHTTP, `HTTP address of the JSON API, /healthz, /readyz and the web page; "" serves no HTTP`)
+	registerServerTLS(fs, &c.tls)
+	registerUpstreamTLS(fs, &c.upstreamTLS)
+	watchQueues := fs.StringArray("watch-queue", nil, "sidecar: wake the epoch jobs in an upstream's persistent queue, UPSTREAM=URL with URL "+
+		"sqlite:///path/queue.db, postgres://user:pass@host:5432/db or mysql://user:pass@tcp(host:3306)/db, "+
+		"each with an optional ?table= (default gearmand's: gearman_queue, queue, gearman_queue); repeatable")
+	fs.StringVar(&c.httpAddr, "http", defaultHTTP, `HTTP address of /metrics, the JSON API, /healthz, /readyz and the web page; "" serves no HTTP`)
 	fs.StringVar(&c.httpTokenFile, "http-token-file", "", "file holding the bearer token that HTTP changes (POST, DELETE) and backups need; required off loopback")
 	// gearmand options that have no meaning here, accepted so that service
 	// files written for gearmand keep working.
@@ -137,6 +147,15 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	if err := c.checkSidecar(fs); err != nil {
 		return nil, usageError{err}
 	}
+	if err := c.checkWatchQueues(*watchQueues); err != nil {
+		return nil, usageError{err}
+	}
+	if err := c.tls.check(fs, "ssl", "ssl-certificate", "ssl-key", "ssl-ca-file"); err != nil {
+		return nil, usageError{err}
+	}
+	if err := c.upstreamTLS.check(fs, "upstream-ssl", "upstream-ssl-certificate", "upstream-ssl-key", "upstream-ssl-ca-file"); err != nil {
+		return nil, usageError{err}
+	}
 	if err := c.checkHTTP(); err != nil {
 		return nil, usageError{err}
 	}
@@ -147,7 +166,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 // addresses without a port with gearmand's 4730.
 func (c *serveConfig) checkSidecar(fs *pflag.FlagSet) error {
 	if len(c.upstreams) == 0 {
-		for _, name := range []string{"epoch-passthrough", "trigger-payload", "control-function", "control-cancel-function", "upstream-timeout", "ledger-retention"} {
+		for _, name := range []string{"epoch-passthrough", "trigger-payload", "control-function", "control-cancel-function", "upstream-timeout", "ledger-retention", "watch-queue", "upstream-ssl"} {
 			if fs.Changed(name) {
 				return fmt.Errorf("--%s needs --upstream", name)
 			}
@@ -200,7 +219,12 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	level := new(slog.LevelVar)
 	level.Set(logLevels[c.verbose])
 	log := newLogger(c.logFormat, level, os.Stderr)
+	version := readBuildInfo().String()
 
+	stls, err := newServerTLS(&c.tls)
+	if err != nil {
+		return err
+	}
 	st, err := store.Open(c.db, store.Options{Logger: log})
 	if err != nil {
 		return err
@@ -212,7 +236,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	var sched *scheduler.Scheduler
 	wake := func() { sched.Wake() }
-	side, err := newSidecar(c, st, handles, log, wake)
+	side, err := newSidecar(c, st, handles, log, wake, func(due int64) { sched.WakeFor(due) })
 	if err != nil {
 		return err
 	}
@@ -226,6 +250,8 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Exceptions:        c.exceptions,
 		MaxPacketSize:     c.maxPacketSize,
 		MaxConnections:    connectionLimit(c.maxConnections, log),
+		Version:           version,
+		TLS:               stls.config(),
 		LogLevel:          func() string { return c.verbose },
 		Wake:              func(due int64) { sched.WakeFor(due) },
 		SchedZone:         c.schedZone,
@@ -234,7 +260,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 		Passthrough:       c.passthrough,
 	})
 	if err != nil {
-		return err
+		return damageHint(err, c.db)
 	}
 	var sink scheduler.Sink = srv
 	if side != nil {
@@ -243,16 +269,16 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	sched = scheduler.New(scheduler.Config{Store: st, Sink: sink, Logger: log})
 	if c.schedules != "" {
 		if err := loadSchedules(c.schedules, st, handles, log); err != nil {
-			return err
+			return damageHint(err, c.db)
 		}
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(c.listen, strconv.Itoa(c.port)))
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	log.Info("gearsched serving", "version", server.Version, "addr", ln.Addr().String(), "db", c.db, "pid", os.Getpid(),
-		"upstreams", c.upstreams)
-	web, err := startHTTP(c, st, srv, side, log)
+	log.Info("gearsched serving", "version", version, "addr", ln.Addr().String(), "db", c.db, "pid", os.Getpid(),
+		"upstreams", c.upstreams, "tls", c.tls.enabled)
+	web, err := startHTTP(c, httpParts{st: st, srv: srv, sched: sched, side: side, version: version}, log)
 	if err != nil {
 		ln.Close()
 		return err
@@ -275,13 +301,32 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	// The store is open and the listener up: systemd may start what
+	// depends on this unit. The watchdog pings until serve returns.
+	sd := systemd{log: log}
+	sd.ready(ln.Addr().String())
+	wdCtx, stopWatchdog := context.WithCancel(context.Background())
+	var watchdog sync.WaitGroup
+	sd.watchdog(wdCtx, &watchdog)
+	defer func() {
+		stopWatchdog()
+		watchdog.Wait()
+	}()
 	for done := false; !done; {
 		select {
 		case err = <-served:
+			sd.stopping()
 			stopSched()
 			srv.Shutdown(context.Background())
 			return err
 		case <-hup:
+			if stls != nil {
+				if err := stls.reload(); err != nil {
+					log.Error("TLS files rejected; keeping the certificates in use", "err", err)
+				} else {
+					log.Info("TLS certificate, key and CA files read again")
+				}
+			}
 			if c.schedules == "" {
 				log.Info("SIGHUP: no --schedules file to reload")
 			} else if err := loadSchedules(c.schedules, st, handles, log); err != nil {
@@ -293,6 +338,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 			done = true
 		}
 	}
+	sd.stopping()
 	log.Info("shutting down", "timeout", c.shutdownTimeout)
 	stopSched()
 	sctx, cancel := context.WithTimeout(context.Background(), c.shutdownTimeout)
@@ -307,6 +353,15 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// damageHint adds to an error that a damaged database caused at start-up
+// (a page bbolt cannot read, met after Open's checks) what to do about it.
+func damageHint(err error, db string) error {
+	if !errors.Is(err, store.ErrDamaged) {
+		return err
+	}
+	return fmt.Errorf("%w. Run `gearsched check --db %s`, then `gearsched salvage %s NEW.db` and serve NEW.db", err, db, db)
 }
 
 // fdReserve is how many file descriptors the automatic connection limit

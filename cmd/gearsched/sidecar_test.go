@@ -1,9 +1,7 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"net"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -35,7 +33,11 @@ type collector struct {
 // collect starts a collector for fn on addr; it stops when the test ends.
 func collect(t *testing.T, addr, fn string) *collector {
 	t.Helper()
-	c := dialServer(t, addr)
+	return collectOn(dialServer(t, addr), fn)
+}
+
+// collectOn starts a collector for fn on a connected client.
+func collectOn(c *gearman.Client, fn string) *collector {
 	col := &collector{got: map[string]int{}, first: map[string]time.Time{}, unique: map[string]string{},
 		change: make(chan struct{}, 1), errc: make(chan error, 1)}
 	go func() { col.errc <- col.run(c, fn) }()
@@ -292,20 +294,7 @@ func TestTriggerWakesEpochJobs(t *testing.T) {
 		}
 		// The submission's NOOP wakes the worker, which finds nothing due
 		// and sleeps again; after that nothing may arrive.
-		if p, err := w.Recv(); err != nil || p.Type != gearman.Noop {
-			t.Fatalf("after the submission: %v %v, want NOOP", p, err)
-		}
-		w.Send(gearman.GrabJobUniq)
-		if p, err := w.Recv(); err != nil || p.Type != gearman.NoJob {
-			t.Fatalf("grab before the due time: %v %v, want NO_JOB", p, err)
-		}
-		w.Send(gearman.PreSleep)
-		w.SetDeadline(due.Add(5 * time.Second))
-		p, err := w.Recv()
-		var ne net.Error
-		if !errors.As(err, &ne) || !ne.Timeout() {
-			t.Fatalf("gearmand alone woke the sleeping worker: %v %v", p, err)
-		}
+		expectNoJob(t, w, due.Add(5*time.Second))
 		if rows := listRows(t, admin(t, gd.Addr, "status")); !strings.Contains(strings.Join(rows, "\n"), "trig_alone\t1\t0\t1") {
 			t.Errorf("5 s after its time gearmand status is %q, want the job still queued", rows)
 		}

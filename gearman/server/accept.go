@@ -67,7 +67,14 @@ func (s *Server) Serve(ln net.Listener) error {
 			if n, ok := refusing.due(time.Now()); ok {
 				s.log.Warn("refusing connections: --max-connections reached", "max", max, "refused", n)
 			}
-			refuse(nc, max)
+			s.stats.refused.Add(1)
+			if s.cfg.TLS != nil {
+				// A TLS client would read a plain ERROR packet as a
+				// broken handshake: it only learns of the close.
+				nc.Close()
+			} else {
+				refuse(nc, max)
+			}
 			continue
 		}
 		// Add under lnMu, where Shutdown cancels ctx before it waits, so
@@ -81,11 +88,16 @@ func (s *Server) Serve(ln net.Listener) error {
 		s.wg.Add(1)
 		s.lnMu.Unlock()
 		s.open.Add(1)
-		c := s.newConn(nc)
+		s.stats.accepted.Add(1)
 		go func() {
 			defer s.wg.Done()
 			defer s.open.Add(-1)
-			c.serve()
+			if s.cfg.TLS != nil {
+				if nc = s.handshake(nc); nc == nil {
+					return
+				}
+			}
+			s.newConn(nc).serve()
 		}()
 	}
 }

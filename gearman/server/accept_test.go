@@ -104,4 +104,7 @@ func TestMaxConnections(t *testing.T) {
 	waitFor(t, "the closed connection to be released", func() bool { return ts.srv.open.Load() < 2 })
 	c := dialT(t, ts.addr)
 	c.sync()
+	if st := ts.srv.Stats(); st.Refused != 1 || st.Accepted != 3 || st.Connections != 2 {
+		t.Errorf("Stats: refused %d, accepted %d, open %d; want 1, 3, 2", st.Refused, st.Accepted, st.Connections)
+	}
 }

@@ -29,8 +29,12 @@ const (
 // SplitAdminLine. The reply is built first and queued whole, so it leaves
 // in one write; `show schedules` streams page by page instead.
 func (s *Server) admin(c *conn, words [][]byte) {
-	if len(words) == 2 && strings.EqualFold(string(words[0]), "show") && strings.EqualFold(string(words[1]), "schedules") {
-		s.showSchedules(c)
+	if (len(words) == 2 || len(words) == 3) && strings.EqualFold(string(words[0]), "show") && strings.EqualFold(string(words[1]), "schedules") {
+		function := ""
+		if len(words) == 3 {
+			function = string(words[2])
+		}
+		s.showSchedules(c, function)
 		return
 	}
 	c.scratch = s.answer(c.scratch[:0], words)
@@ -44,6 +48,11 @@ func (s *Server) answer(b []byte, words [][]byte) []byte {
 	switch {
 	case len(words) == 2 && is(0, "show") && is(1, "upstreams") && s.cfg.Upstreams != nil:
 		return append(s.cfg.Upstreams.AppendRows(b), ".\n"...)
+	case len(words) == 2 && is(0, "show") && is(1, "queues") && s.cfg.Upstreams != nil:
+		if q, ok := s.cfg.Upstreams.(QueueLister); ok {
+			b = q.AppendQueueRows(b)
+		}
+		return append(b, ".\n"...)
 	case len(words) == 3 && is(0, "cancel") && is(1, "job"):
 		if found, _ := s.Cancel(string(words[2])); found {
 			return append(b, adminOK...)
@@ -111,7 +120,7 @@ func (s *Server) adminReply(b []byte, words [][]byte) []byte {
 		s.maxQueue(words[1], words[2:])
 		return append(b, adminOK...)
 	case "version":
-		return append(b, "OK gearsched "+Version+"\n"...)
+		return append(b, "OK gearsched "+s.cfg.Version+"\n"...)
 	case "getpid":
 		return append(strconv.AppendInt(append(b, "OK "...), int64(os.Getpid()), 10), '\n')
 	case "verbose":

@@ -26,10 +26,13 @@ type ability struct {
 
 // pendingAck is a background submission whose JOB_CREATED waits for a
 // durable write. Replies to a connection keep request order, so every later
-// reply to it waits behind these.
+// reply to it waits behind these; so does an ERROR refusing a later
+// submission at once (w nil, code and text set).
 type pendingAck struct {
 	j *job // the job in memory it is for; nil for what the store alone holds
 	w *store.Write
+
+	code, text string
 }
 
 // conn is one client, worker or admin connection. The fields from clientID
@@ -69,7 +72,7 @@ func (s *Server) newConn(nc net.Conn) *conn {
 	if host, _, err := net.SplitHostPort(nc.RemoteAddr().String()); err == nil {
 		c.ip = host
 	}
-	if sc, ok := nc.(syscall.Conn); ok {
+	if sc, ok := rawConn(nc).(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			raw.Control(func(fd uintptr) { c.fd = int(fd) })
 		}
@@ -111,6 +114,11 @@ func (c *conn) serve() {
 
 	c.out.close()
 	<-writerDone
+	// Counted once the writer is done: until then it may still find the
+	// peer not reading.
+	if _, slow := c.out.isClosed(); slow {
+		s.stats.slow.Add(1)
+	}
 	c.nc.Close()
 }
 
@@ -189,6 +197,17 @@ func (c *conn) sendBytes(t gearman.Type, args ...[]byte) {
 
 func (c *conn) replyError(code, text string) { c.send(gearman.Error, code, text) }
 
+// refuse answers a submission with an ERROR in request order: behind the
+// acknowledgements of earlier submissions that still wait for their
+// writes, if there are any. Called by the reader goroutine.
+func (c *conn) refuse(code, text string) {
+	if len(c.acks) > 0 {
+		c.acks = append(c.acks, pendingAck{code: code, text: text})
+		return
+	}
+	c.replyError(code, text)
+}
+
 // settleAcks waits for the durable writes of this connection's pending
 // background submissions and answers them in order. Called without srv.mu.
 func (c *conn) settleAcks() {
@@ -196,13 +215,20 @@ func (c *conn) settleAcks() {
 		return
 	}
 	for _, a := range c.acks {
-		<-a.w.Done()
+		if a.w != nil {
+			<-a.w.Done()
+		}
 	}
 	s := c.srv
 	s.mu.Lock()
 	for i, a := range c.acks {
 		var handle string
 		var err error
+		if a.w == nil {
+			c.replyError(a.code, a.text)
+			c.acks[i] = pendingAck{}
+			continue
+		}
 		if a.j != nil {
 			handle, err = s.settle(a.j, a.w)
 		} else if err = a.w.Err(); err == nil {

@@ -8,7 +8,8 @@
 //
 // Where things are:
 //
-//   - server.go: Server, Config, accepting connections, shutdown.
+//   - server.go: Server, Config, shutdown; accept.go: accepting connections;
+//     tls.go: the TLS handshake and TLS connections.
 //   - conn.go: one connection: its read loop, pending acknowledgements, output.
 //   - dispatch.go: the job server's packet table (one row per packet type),
 //     worker registration, status queries; hold.go: the sidecar listener's.

@@ -60,19 +60,22 @@ func (s *Server) hold(c *conn, p *gearman.Packet) {
 	s.mu.Lock()
 	if s.draining {
 		s.mu.Unlock()
-		c.replyError(gearman.CodeQueueError, txtShuttingDown)
+		c.refuse(gearman.CodeQueueError, txtShuttingDown)
 		return
 	}
 	f := s.function(string(sub.function))
 	full := f.maxQueue[sub.Priority] > 0 && s.store.PendingCount(f.name) >= f.maxQueue[sub.Priority]
+	if !full {
+		f.count.submitted++
+	}
 	s.mu.Unlock()
 	if full {
-		c.replyError(gearman.CodeQueueError, txtQueueFull)
+		c.refuse(gearman.CodeQueueError, txtQueueFull)
 		return
 	}
 	id, handle, err := s.handles.TryNext()
 	if err != nil {
-		c.replyError(gearman.CodeQueueError, err.Error())
+		c.refuse(gearman.CodeQueueError, err.Error())
 		return
 	}
 	due := now.UnixNano()

@@ -164,8 +164,12 @@ func (o *outbox) drain(limit int) bool {
 func (o *outbox) writeQueued() (wrote, more, closed bool) {
 	o.mu.Lock()
 	if o.writing {
+		// Whoever writes picks up what is left. Report a close all the
+		// same: the writer goroutine must not wait for a wake-up that
+		// already came.
+		closed = o.closed
 		o.mu.Unlock()
-		return false, false, false
+		return false, false, closed
 	}
 	buf := o.buf
 	closed = o.closed

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/gearsched/gearsched/gearman"
 	"github.com/gearsched/gearsched/store"
@@ -151,6 +153,8 @@ func TestPipelinedRepliesNotRead(t *testing.T) {
 	if n := len(logs.slowConsumerLogs()); n != 1 {
 		t.Errorf("%d slow-consumer warnings, want 1", n)
 	}
+	// Counted once its connection's goroutines are done.
+	waitFor(t, "the slow consumer to be counted", func() bool { return ts.srv.Stats().SlowConsumers == 1 })
 }
 
 // TestForwardedOutputNotRead: a foreground client that reads nothing while
@@ -186,4 +190,32 @@ func TestForwardedOutputNotRead(t *testing.T) {
 	}
 	worker.send(gearman.WorkComplete, h, "done")
 	worker.sync()
+}
+
+// TestWriterStopsWhileAnotherWrites: the outbox closes while another
+// goroutine (a shutdown flushing it) is in the middle of a write; the
+// writer goroutine, woken by the close, must stop rather than wait for a
+// wake-up that already came.
+func TestWriterStopsWhileAnotherWrites(t *testing.T) {
+	server, client := net.Pipe()
+	defer client.Close()
+	sc := &stallConn{Conn: server, started: make(chan int, 1), result: make(chan error, 1), closed: make(chan struct{})}
+	sc.stalled.Store(true)
+	o := newOutbox(sc, slog.New(slog.DiscardHandler))
+	writerDone := make(chan struct{})
+	go func() { defer close(writerDone); o.run() }()
+
+	o.dispatch() // queue without waking the writer
+	o.add(func(b []byte) []byte { return append(b, "reply"...) })
+	flushed := make(chan struct{})
+	go func() { defer close(flushed); o.drain(0) }() // another goroutine writes...
+	<-sc.started                                     // ...and is blocked in the write
+	o.close()
+	select {
+	case <-writerDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the writer goroutine did not stop after the close")
+	}
+	sc.result <- errors.New("peer gone")
+	<-flushed
 }

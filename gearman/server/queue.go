@@ -93,6 +93,11 @@ type function struct {
 	// the WORKERS count and for NOOP wake-ups.
 	workers   []*conn
 	wakeStart int // rotates the first worker -w wakes
+
+	// runningBy splits running by priority, for metrics; count is the
+	// function's counters, which outlive it (Server.counters).
+	runningBy [gearman.NumPriorities]int
+	count     *funcCounters
 }
 
 func newFunction(name string) *function {

@@ -1,5 +1,11 @@
 package server
 
+import (
+	"fmt"
+
+	"github.com/gearsched/gearsched/store"
+)
+
 // ERROR texts, as gearmand 1.1.20 sends them with their codes, plus the
 // ones gearsched adds where gearmand stays silent.
 const (
@@ -15,6 +21,12 @@ const (
 	txtPacketTooLarge   = "Packet larger than the server's --max-packet-size"
 	txtShuttingDown     = "Server is shutting down"
 )
+
+// txtFunctionTooLarge answers a submission whose function name is longer
+// than the store can key. No real name comes near it: libgearman refuses
+// names over 512 bytes, and gearmand closes the connection on names of
+// 8 KiB (D21).
+var txtFunctionTooLarge = fmt.Sprintf("Function name too large (at most %d bytes)", store.MaxFunctionSize)
 
 // maxClientID is where SET_CLIENT_ID values are cut, as gearmand does.
 const maxClientID = 127

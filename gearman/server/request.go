@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gearsched/gearsched/gearman"
+	"github.com/gearsched/gearsched/store"
 )
 
 // ScheduleRequest is a job to hold until its time, or a recurring
@@ -70,6 +71,8 @@ func ParseScheduleRequest(payload []byte, now time.Time) (ScheduleRequest, error
 		return req, errors.New(`"function" and "unique" must not contain NUL`)
 	case len(in.Unique) > gearman.MaxUniqueSize:
 		return req, fmt.Errorf(`"unique" is longer than %d bytes`, gearman.MaxUniqueSize)
+	case len(in.Function) > store.MaxFunctionSize:
+		return req, fmt.Errorf(`"function" is longer than %d bytes`, store.MaxFunctionSize)
 	case in.Data != nil && in.DataBase64 != nil:
 		return req, errors.New(`give "data" or "data_base64", not both`)
 	}

@@ -2,12 +2,14 @@ package server
 
 import (
 	"bytes"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 	_ "time/tzdata" // "tz" cases must not depend on the host's zoneinfo
 
 	"github.com/gearsched/gearsched/gearman"
+	"github.com/gearsched/gearsched/store"
 )
 
 // controlNow is the fixed "now" every ParseScheduleRequest case runs at.
@@ -214,6 +216,8 @@ func TestParseScheduleRequestErrors(t *testing.T) {
 			name: "in reaching past 2262", payload: `{"function":"f","in":"2562047h"}`, mention: []string{`"in"`},
 		},
 		{name: "unique longer than 64 bytes", payload: `{"function":"f","in":"1s","unique":"` + strings.Repeat("u", gearman.MaxUniqueSize+1) + `"}`, mention: []string{`"unique"`, `64`}},
+		{name: "function longer than the store keys", payload: `{"function":"` + strings.Repeat("f", store.MaxFunctionSize+1) + `","in":"1s"}`,
+			mention: []string{`"function"`, strconv.Itoa(store.MaxFunctionSize)}},
 		{name: "NUL in function", payload: `{"function":"a\u0000b","in":"1s"}`, mention: []string{`"function"`, `NUL`}},
 		{name: "NUL in unique", payload: `{"function":"f","unique":"a\u0000b","in":"1s"}`, mention: []string{`"unique"`, `NUL`}},
 		{name: "trailing object", payload: `{"function":"f","in":"1s"} {}`, mention: []string{`after`}},

@@ -26,6 +26,10 @@ var errDraining = errors.New("server: server is shutting down")
 // jobs with the schedule's function and data.
 func (s *Server) submitSched(c *conn, p *gearman.Packet) {
 	fnName, unique, data := string(p.Args[0]), string(p.Args[1]), p.Args[7]
+	if len(fnName) > store.MaxFunctionSize {
+		c.replyError(gearman.CodeArgumentTooLarge, txtFunctionTooLarge)
+		return
+	}
 	if len(unique) > gearman.MaxUniqueSize {
 		c.replyError(gearman.CodeArgumentTooLarge, txtUniqueTooLarge)
 		return
@@ -51,7 +55,7 @@ func (s *Server) submitSched(c *conn, p *gearman.Packet) {
 		c.replyError(gearman.CodeQueueError, txtShuttingDown)
 		return
 	}
-	s.function(fnName)
+	s.function(fnName).count.submitted++
 	s.mu.Unlock()
 	id, handle, err := s.handles.TryNext()
 	if err != nil {
@@ -106,14 +110,22 @@ func (s *Server) Release(ctx context.Context, jobs []*store.Job, occs []schedule
 			return err
 		}
 		sc := o.Schedule
+		// Due is the occurrence's fire time (its jitter included), from
+		// which its lateness is measured.
 		socc[i].Job = &store.Job{ID: id, Handle: handle, Function: sc.Function, Unique: o.Unique,
-			Priority: sc.Priority, Data: sc.Data}
-		socc[i].Due = o.At.Add(scheduler.JitterFor(sc)).UnixNano()
+			Priority: sc.Priority, Due: o.At.Add(scheduler.JitterFor(sc)).UnixNano(), Data: sc.Data}
 		sc.LastHandle = handle
 	}
-	moved, fired, err := s.store.Fire(s.cfg.Now().UnixNano(), ids, socc)
+	now := s.cfg.Now()
+	moved, fired, err := s.store.Fire(now.UnixNano(), ids, socc)
 	if err != nil {
 		return err
+	}
+	for _, rec := range moved {
+		s.stats.released.ObserveLateness(now, rec.Due)
+	}
+	for _, rec := range fired {
+		s.stats.released.ObserveLateness(now, rec.Due)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -150,8 +162,9 @@ func (s *Server) admit(rec *store.Job) {
 // showSchedules answers `show schedules`: one tab-separated row per pending
 // scheduled job and per recurring schedule (handle, function, unique or
 // name, next run in RFC 3339 UTC, spec, zone), in due order, then ".".
-// Rows are read from the store page by page, never all at once.
-func (s *Server) showSchedules(c *conn) {
+// Rows are read from the store page by page, never all at once. A
+// function name (`show schedules FUNCTION`) lists only its rows.
+func (s *Server) showSchedules(c *conn, function string) {
 	var b []byte
 	// Each page is written before the next is read, so a listing of
 	// millions of rows holds one page in memory, and a slow reader slows
@@ -165,10 +178,16 @@ func (s *Server) showSchedules(c *conn) {
 	listed := map[uint64]bool{}
 	err := s.store.ForEachDue(func(it store.DueItem) bool {
 		if it.Job != nil {
+			if function != "" && it.Job.Function != function {
+				return true
+			}
 			b = appendScheduleRow(b, it.Job.Handle, it.Job.Function, it.Job.Unique, it.Due, "once", "UTC")
 		} else {
 			sc := it.Schedule
 			listed[sc.ID] = true
+			if function != "" && sc.Function != function {
+				return true
+			}
 			b = appendScheduleRow(b, sc.Handle, sc.Function, scheduleLabel(sc), it.Due, sc.Spec, sc.Zone)
 		}
 		if len(b) > 64<<10 {
@@ -180,7 +199,7 @@ func (s *Server) showSchedules(c *conn) {
 		var all []*store.Schedule
 		if all, err = s.store.Schedules(); err == nil {
 			for _, sc := range all { // disabled or finished: not in the due index
-				if !listed[sc.ID] {
+				if !listed[sc.ID] && (function == "" || sc.Function == function) {
 					b = appendScheduleRow(b, sc.Handle, sc.Function, scheduleLabel(sc), 0, sc.Spec, sc.Zone)
 				}
 			}
@@ -235,6 +254,9 @@ func (s *Server) Schedule(req ScheduleRequest) (handle string, next time.Time, e
 	if len(req.Unique) > gearman.MaxUniqueSize {
 		return "", time.Time{}, &InvalidError{fmt.Errorf("unique longer than %d bytes", gearman.MaxUniqueSize)}
 	}
+	if len(req.Function) > store.MaxFunctionSize {
+		return "", time.Time{}, fmt.Errorf("function name longer than %d bytes", store.MaxFunctionSize)
+	}
 
 	s.mu.Lock()
 	if s.draining {
@@ -242,6 +264,7 @@ func (s *Server) Schedule(req ScheduleRequest) (handle string, next time.Time, e
 		return "", time.Time{}, ErrShuttingDown
 	}
 	f := s.function(req.Function)
+	f.count.submitted++
 	if j := f.lookupUnique([]byte(req.Unique), req.Data); j != nil {
 		handle, due, w := j.Handle, j.Due, j.write
 		s.mu.Unlock()
@@ -282,6 +305,7 @@ func (s *Server) Cancel(handle string) (bool, error) {
 	live := s.cancelLive(handle)
 	s.mu.Unlock()
 	if live {
+		s.stats.cancelledLive.Add(1)
 		return true, nil
 	}
 	id, ok := s.handles.Parse(handle)
@@ -295,6 +319,10 @@ func (s *Server) Cancel(handle string) (bool, error) {
 		return false, err
 	case res == store.FileSchedule:
 		return false, ErrFileSchedule
+	case res == store.CancelledJob:
+		s.stats.cancelledPending.Add(1)
+	case res == store.CancelledSchedule:
+		s.stats.cancelledSchedules.Add(1)
 	}
 	return res != store.NotFound, nil
 }

@@ -48,6 +48,10 @@ func TestScheduledJobs(t *testing.T) {
 		rows[0] != h+"\tf_s\tu1\t"+due.Format(time.RFC3339)+"\tonce\tUTC" {
 		t.Errorf("show schedules: %q", rows)
 	}
+	if got := a.admin("show schedules f_s"); !strings.HasPrefix(got, h+"\tf_s\t") || !strings.HasSuffix(got, "\n.\n") {
+		t.Errorf("show schedules f_s: %q", got)
+	}
+	a.adminExpect("show schedules other_function", ".\n")
 
 	w.canDo("f_s")
 	w.expectNoJob()

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,7 +15,8 @@ import (
 	"github.com/gearsched/gearsched/store"
 )
 
-// Version is the gearsched release the admin `version` command reports.
+// Version is the admin `version` command's answer when Config.Version is
+// empty; the daemon sets Config.Version from its build info.
 const Version = "0.1.0"
 
 // Config configures a Server. Zero values mean gearmand's defaults.
@@ -45,6 +47,14 @@ type Config struct {
 	// MaxConnections bounds the open connections; above it a new one gets
 	// an ERROR and is closed. 0 means no bound.
 	MaxConnections int
+	// Version is what the admin `version` command reports after
+	// "OK gearsched ": one word, no spaces. Default Version.
+	Version string
+	// TLS, when set, serves every connection over TLS with this
+	// configuration (certificate, and client certificates to require):
+	// the handshake runs in the connection's goroutine before anything
+	// is read, and a peer that fails it is logged once and closed.
+	TLS *tls.Config
 	// LogLevel names the current log level for the admin `verbose` command.
 	LogLevel func() string
 	// Now returns the current time; default time.Now. Tests inject clocks.
@@ -80,6 +90,12 @@ type Upstreams interface {
 	AppendRows(b []byte) []byte
 }
 
+// QueueLister is implemented by Upstreams that watch gearmand's persistent
+// queues: it appends the `show queues` rows.
+type QueueLister interface {
+	AppendQueueRows(b []byte) []byte
+}
+
 // Server is a Gearman job server. Each connection is served by its own
 // goroutine. The jobs in memory (queues, running jobs, workers) are owned
 // by one mutex, as gearmand processes commands on a single thread; it is
@@ -102,6 +118,12 @@ type Server struct {
 	conns    map[*conn]struct{}
 	draining bool // shutting down: hand out no more jobs
 	idle     chan struct{}
+
+	// counters holds each function's counters by name, under mu; an
+	// entry is never removed, so `drop function` does not reset them.
+	counters map[string]*funcCounters
+	// stats are the counts made without mu.
+	stats *serverStats
 
 	open atomic.Int64 // connections being served
 
@@ -130,6 +152,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Version == "" {
+		cfg.Version = Version
+	}
 	if cfg.LogLevel == nil {
 		cfg.LogLevel = func() string { return "INFO" }
 	}
@@ -154,6 +179,8 @@ func New(cfg Config) (*Server, error) {
 		handlers:  &jobServerHandlers,
 		committed: store.Committed(),
 		funcs:     make(map[string]*function),
+		counters:  make(map[string]*funcCounters),
+		stats:     newServerStats(),
 		jobs:      make(map[string]*job),
 		conns:     make(map[*conn]struct{}),
 		ctx:       ctx,
@@ -175,7 +202,10 @@ func New(cfg Config) (*Server, error) {
 // restore requeues the stored background jobs that are ready to run. A
 // job that was running when the server stopped is queued again: delivery
 // is at least once. Jobs waiting for their due time stay in the store; only
-// their number per function is loaded.
+// their number per function is loaded. A damaged job record is skipped
+// and logged by the store (see store.Store.Jobs) rather than refused: one
+// damaged job must not hold up all the others, and it is never run as
+// something it is not.
 func (s *Server) restore() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -240,6 +270,11 @@ func (s *Server) function(name string) *function {
 	f := s.funcs[name]
 	if f == nil {
 		f = newFunction(name)
+		f.count = s.counters[name]
+		if f.count == nil {
+			f.count = new(funcCounters)
+			s.counters[name] = f.count
+		}
 		s.funcs[name] = f
 	}
 	return f

@@ -77,21 +77,25 @@ func (s *Server) parseSubmission(c *conn, p *gearman.Packet, kind gearman.Submis
 	case kind.Epoch:
 		var ok bool
 		if sub.when, ok = parseEpoch(p.Args[2]); !ok {
-			c.replyError(gearman.CodeInvalidArgument, txtBadEpoch)
+			c.refuse(gearman.CodeInvalidArgument, txtBadEpoch)
 			return sub, false
 		}
 		sub.data = p.Args[3]
 	case kind.Reduce:
 		sub.reducer, sub.data = p.Args[2], p.Args[4]
 		if len(sub.reducer) > maxReducerSize {
-			c.replyError(gearman.CodeArgumentTooLarge, "Reducer name too large")
+			c.refuse(gearman.CodeArgumentTooLarge, "Reducer name too large")
 			return sub, false
 		}
 	default:
 		sub.data = p.Args[2]
 	}
+	if len(sub.function) > store.MaxFunctionSize {
+		c.refuse(gearman.CodeArgumentTooLarge, txtFunctionTooLarge)
+		return sub, false
+	}
 	if len(sub.unique) > gearman.MaxUniqueSize {
-		c.replyError(gearman.CodeArgumentTooLarge, txtUniqueTooLarge)
+		c.refuse(gearman.CodeArgumentTooLarge, txtUniqueTooLarge)
 		return sub, false
 	}
 	return sub, true
@@ -131,21 +135,23 @@ func (s *Server) submit(c *conn, p *gearman.Packet) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.draining {
-		c.replyError(gearman.CodeQueueError, txtShuttingDown)
+		c.refuse(gearman.CodeQueueError, txtShuttingDown)
 		return
 	}
 	f := s.function(string(sub.function))
 	if j := f.lookupUnique(sub.unique, sub.data); j != nil {
+		f.count.submitted++
 		s.coalesce(c, j, sub.Background)
 		return
 	}
 	if limit := f.maxQueue[sub.Priority]; limit > 0 && f.total+s.store.PendingCount(f.name) >= limit {
-		c.replyError(gearman.CodeQueueError, txtQueueFull)
+		c.refuse(gearman.CodeQueueError, txtQueueFull)
 		return
 	}
+	f.count.submitted++
 	id, handle, err := s.handles.TryNext()
 	if err != nil {
-		c.replyError(gearman.CodeQueueError, err.Error())
+		c.refuse(gearman.CodeQueueError, err.Error())
 		return
 	}
 	if future {

@@ -79,11 +79,16 @@ func appendFields(b []byte, fields ...string) []byte {
 }
 
 func (s *Server) assign(c *conn, j *job, timeout time.Duration) {
+	now := s.cfg.Now()
 	j.state = stateRunning
 	j.worker = c
-	j.assignedAt = s.cfg.Now().UnixNano()
+	j.assignedAt = now.UnixNano()
 	c.assigned = append(c.assigned, j)
 	j.fn.running++
+	j.fn.runningBy[j.Priority]++
+	if j.Due != 0 && j.retries == 0 { // a scheduled job's first hand-out
+		s.stats.assigned.ObserveLateness(now, j.Due)
+	}
 	j.assignGen++
 	if timeout > 0 {
 		gen := j.assignGen
@@ -192,12 +197,15 @@ func (s *Server) applyResult(j *job, p *gearman.Packet) {
 	case gearman.WorkData, gearman.WorkWarning:
 		s.forward(j, p)
 	case gearman.WorkComplete:
+		j.fn.count.completed++
 		s.forward(j, p)
 		s.finish(j, store.ResultCompleted)
 	case gearman.WorkFail:
+		j.fn.count.failed++
 		s.failListeners(j)
 		s.finish(j, store.ResultFailed)
 	case gearman.WorkException:
+		j.fn.count.failed++
 		for _, l := range j.listeners {
 			if l.exceptions {
 				l.sendBytes(gearman.WorkException, p.Args...)
@@ -232,6 +240,7 @@ func (s *Server) finish(j *job, result string) {
 	j.worker.assigned = removeJob(j.worker.assigned, j)
 	j.worker = nil
 	j.fn.running--
+	j.fn.runningBy[j.Priority]--
 	s.forget(j)
 	s.jobEnded()
 }
@@ -246,11 +255,13 @@ func (s *Server) requeue(j *job) {
 		j.worker = nil
 	}
 	j.fn.running--
+	j.fn.runningBy[j.Priority]--
 	j.retries++
 	j.num, j.den = "", ""
 	switch {
 	case s.cfg.JobRetries > 0 && j.retries >= s.cfg.JobRetries:
 		s.log.Info("job failed: retries exhausted", "handle", j.Handle, "function", j.Function, "attempts", j.retries)
+		j.fn.count.failed++
 		s.failListeners(j)
 		if j.bg {
 			s.store.Finish(j.ID, s.outcome(j, last, store.ResultRetriesExhausted, j.retries))
@@ -259,6 +270,7 @@ func (s *Server) requeue(j *job) {
 	case j.ignore || (!j.bg && len(j.listeners) == 0):
 		s.forget(j)
 	default:
+		j.fn.count.retried++
 		s.enqueue(j)
 	}
 	s.jobEnded()

@@ -32,6 +32,8 @@ type ControlConfig struct {
 	// MinBackoff and MaxBackoff bound reconnection waits; default 100 ms
 	// and 2 s.
 	MinBackoff, MaxBackoff time.Duration
+	// Dial connects to an upstream server; default gearman.Dial.
+	Dial Dialer
 }
 
 // Holder keeps what the control functions schedule; *Server is one.
@@ -60,6 +62,9 @@ func NewControl(cfg ControlConfig) *Control {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Dial == nil {
+		cfg.Dial = gearman.Dial
 	}
 	cfg.MinBackoff, cfg.MaxBackoff = backoffLimits(cfg.MinBackoff, cfg.MaxBackoff)
 	log := cfg.Logger
@@ -102,7 +107,7 @@ func (c *Control) Run(ctx context.Context) {
 
 // serve runs one worker connection: grab, run, report, sleep when idle.
 func (c *Control) serve(ctx context.Context, addr string) error {
-	cl, err := gearman.Dial(ctx, addr)
+	cl, err := c.cfg.Dial(ctx, addr)
 	if err != nil {
 		return err
 	}

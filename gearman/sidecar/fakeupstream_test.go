@@ -124,6 +124,14 @@ func (f *fakeUpstream) Conns() int {
 	return f.nconn
 }
 
+// Take stands for a worker taking job h: GET_STATUS no longer knows it,
+// nor does `cancel job`.
+func (f *fakeUpstream) Take(h string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.queued, h)
+}
+
 // Close stops the fake: it closes the listener and every connection,
 // releases stalled actions, and waits for its goroutines. It runs at test
 // cleanup; calling it earlier is allowed.

@@ -453,14 +453,17 @@ func TestFaultStalledReply(t *testing.T) {
 }
 
 // TestFaultLedgerCommitFails: upstream acknowledges a batch, then the
-// commit recording it fails. The forwarder keeps the acknowledged batch,
-// and its next pass commits it before it submits anything else: no
-// acknowledged job is submitted again.
+// commit recording it fails (the disk fails every commit until the test
+// lifts it; the store retries each write alone before it gives up). The
+// forwarder keeps the acknowledged batch, and its next pass commits it
+// before it submits anything else: no acknowledged job is submitted again.
 func TestFaultLedgerCommitFails(t *testing.T) {
-	var failNext atomic.Bool
+	var failing atomic.Bool
+	var failed atomic.Int32
 	errDiskFull := errors.New("injected: disk full")
 	r := newFaultRig(t, &store.Options{NoSync: true, BeforeCommit: func() error {
-		if failNext.CompareAndSwap(true, false) {
+		if failing.Load() {
+			failed.Add(1)
 			return errDiskFull
 		}
 		return nil
@@ -472,16 +475,17 @@ func TestFaultLedgerCommitFails(t *testing.T) {
 	// commit is the one that records the batch.
 	r.fake.SetScript(func(s fakeSubmission) fakeAction {
 		if s.Seq == len(jobs)-1 {
-			failNext.Store(true)
+			failing.Store(true)
 		}
 		return fakeAction{Kind: fakeReply}
 	})
 
 	err := r.tick(t, now)
+	failing.Store(false) // the disk recovers
 	if !errors.Is(err, errDiskFull) {
 		t.Fatalf("the pass whose commit failed returned %v; want the commit's error", err)
 	}
-	if failNext.Load() {
+	if failed.Load() == 0 {
 		t.Fatal("the injected failure was not used")
 	}
 	checkPending(t, r.st, jobs, due)
@@ -490,6 +494,10 @@ func TestFaultLedgerCommitFails(t *testing.T) {
 	}
 	if st := r.up.Stats()[0]; st.Submitted != 10 || st.Failures != 0 {
 		t.Errorf("upstream stats %+v; want 10 submitted, no failure", st)
+	}
+	// Acknowledged, not yet released: nothing recorded them as fired.
+	if st := r.fwd.Stats(); st.AckLateness.Count != 10 || st.ReleaseLateness.Count != 0 {
+		t.Errorf("lateness observed %d acknowledged, %d released; want 10, 0", st.AckLateness.Count, st.ReleaseLateness.Count)
 	}
 
 	// A job that falls due meanwhile must wait for the earlier commit.
@@ -503,6 +511,9 @@ func TestFaultLedgerCommitFails(t *testing.T) {
 	}
 	checkFired(t, r, jobs)
 	checkPending(t, r.st, late, due)
+	if got := r.fwd.Stats().ReleaseLateness.Count; got != 10 {
+		t.Errorf("released lateness observed %d times after the delayed commit; want 10", got)
+	}
 
 	if err := r.tick(t, now); err != nil {
 		t.Fatal(err)

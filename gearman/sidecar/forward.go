@@ -14,6 +14,7 @@ import (
 
 	"github.com/gearsched/gearsched/gearman"
 	"github.com/gearsched/gearsched/gearman/server"
+	"github.com/gearsched/gearsched/gearman/stats"
 	"github.com/gearsched/gearsched/scheduler"
 	"github.com/gearsched/gearsched/store"
 )
@@ -64,6 +65,9 @@ type Forwarder struct {
 	log     *slog.Logger
 
 	stats map[string]*forwardStats // by upstream address; fixed at creation
+	// released and acked measure lateness (ns): due time to the commit
+	// recording an item as fired, and to gearmand's JOB_CREATED.
+	released, acked *stats.Histogram
 
 	// unsaved is a release upstream acknowledged whose commit failed;
 	// owned by the scheduler's goroutine (Release).
@@ -80,6 +84,7 @@ type forwardStats struct {
 	maxLateMs atomic.Int64
 	triggers  atomic.Uint64 // trigger jobs acknowledged
 	cancelled atomic.Uint64 // triggers cancelled before a worker took them
+	delivered atomic.Uint64 // triggers seen taken by a worker
 }
 
 // NewForwarder returns a forwarder: the scheduler's sink, and the
@@ -99,7 +104,8 @@ func NewForwarder(cfg ForwarderConfig) (*Forwarder, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	f := &Forwarder{cfg: cfg, st: cfg.Store, up: cfg.Upstream, handles: cfg.Handles, log: log,
-		stats: map[string]*forwardStats{}, signal: make(chan struct{}, 1)}
+		stats: map[string]*forwardStats{}, signal: make(chan struct{}, 1),
+		released: stats.NewHistogram(stats.LatenessBounds), acked: stats.NewHistogram(stats.LatenessBounds)}
 	for _, a := range cfg.Upstream.Addrs() {
 		f.stats[a] = &forwardStats{}
 	}
@@ -127,6 +133,16 @@ func (it *forwardItem) item() uint64 {
 		return it.occ.Schedule.ID
 	}
 	return it.id
+}
+
+// fireAt is when the item was due to run (unix ns): for an occurrence its
+// time plus its schedule's jitter, which is a delay by design, not
+// lateness.
+func (it *forwardItem) fireAt() int64 {
+	if it.occ != nil {
+		return it.occ.At.Add(scheduler.JitterFor(it.occ.Schedule)).UnixNano()
+	}
+	return it.due
 }
 
 // refused reports whether an item failed on its own (gearmand answered
@@ -179,6 +195,7 @@ func (f *Forwarder) Release(ctx context.Context, jobs []*store.Job, occs []sched
 			continue
 		}
 		forwarded++
+		f.acked.ObserveLateness(now, it.fireAt())
 		if it.job != nil {
 			fw.Done = append(fw.Done, it.id)
 		}
@@ -192,7 +209,7 @@ func (f *Forwarder) Release(ctx context.Context, jobs []*store.Job, occs []sched
 			fw.Ledger = append(fw.Ledger, store.Fired{ID: it.id, Upstream: it.up.Server,
 				UpstreamHandle: it.up.Handle, Due: it.due, At: now.UnixNano()})
 			fw.Runs = append(fw.Runs, store.Run{Item: it.item(), ID: it.id, Handle: it.handle, Function: it.up.Function,
-				Due: it.due, Released: now.UnixNano(), Upstream: it.up.Server, UpstreamHandle: it.up.Handle})
+				Due: it.fireAt(), Released: now.UnixNano(), Upstream: it.up.Server, UpstreamHandle: it.up.Handle})
 		}
 		if it.trigger != nil {
 			it.trigger.Upstream = it.up.Server
@@ -259,8 +276,7 @@ func (f *Forwarder) items(jobs []*store.Job, occs []scheduler.Occurrence) ([]for
 			return nil, err
 		}
 		sc := o.Schedule
-		due := o.At.Add(scheduler.JitterFor(sc)).UnixNano() // jitter is not lateness
-		items = append(items, forwardItem{occ: o, id: id, handle: handle, due: due, up: UpstreamJob{
+		items = append(items, forwardItem{occ: o, id: id, handle: handle, due: o.At.UnixNano(), up: UpstreamJob{
 			Type: bgType(sc.Priority), Function: sc.Function, Unique: o.Unique, Data: sc.Data}})
 	}
 	return items, nil
@@ -335,6 +351,12 @@ func (f *Forwarder) commit(fw store.Forward, items []forwardItem) error {
 	if err != nil {
 		f.unsaved = &unsaved{fw: fw, items: items}
 		return fmt.Errorf("sidecar: recording %d forwarded jobs: %w", len(fw.Ledger), err)
+	}
+	now := f.cfg.Now()
+	for i := range items {
+		if items[i].up.Err == nil {
+			f.released.ObserveLateness(now, items[i].fireAt())
+		}
 	}
 	f.cancelOrphans(items, res.Cancelled)
 	return nil
@@ -515,46 +537,21 @@ func (f *Forwarder) prune() {
 	}
 }
 
-// UpstreamReport is one upstream server's state and counters, as `show
-// upstreams` and the HTTP API show them.
-type UpstreamReport struct {
-	UpstreamStats
-	Late    uint64        // jobs forwarded lateThreshold or more after due
-	MaxLate time.Duration // the worst lateness, to the millisecond
-	// Triggers counts the trigger jobs acknowledged; TriggersCancelled
-	// those cancelled before a worker took them.
-	Triggers, TriggersCancelled uint64
-}
-
-// Report returns every upstream server's state and counters, in
-// configuration order.
-func (f *Forwarder) Report() []UpstreamReport {
-	stats := f.up.Stats()
-	out := make([]UpstreamReport, len(stats))
-	for i, s := range stats {
-		fs := f.stats[s.Addr]
-		out[i] = UpstreamReport{UpstreamStats: s, Late: fs.late.Load(),
-			MaxLate:  time.Duration(fs.maxLateMs.Load()) * time.Millisecond,
-			Triggers: fs.triggers.Load(), TriggersCancelled: fs.cancelled.Load()}
-	}
-	return out
-}
-
 // AppendRows appends `show upstreams` rows: address, state, jobs
 // submitted, refused, connection failures, jobs forwarded late, the worst
 // lateness in ms, trigger jobs sent, and triggers cancelled before a
 // worker took them. It implements Upstreams.
 func (f *Forwarder) AppendRows(b []byte) []byte {
-	for _, r := range f.Report() {
+	for _, s := range f.Stats().Upstreams {
 		state := "down"
-		if r.Up {
+		if s.Up {
 			state = "up"
 		}
-		b = append(b, r.Addr...)
+		b = append(b, s.Addr...)
 		b = append(b, '\t')
 		b = append(b, state...)
-		for _, n := range []uint64{r.Submitted, r.Refused, r.Failures, r.Late, uint64(r.MaxLate.Milliseconds()),
-			r.Triggers, r.TriggersCancelled} {
+		for _, n := range []uint64{s.Submitted, s.Refused, s.Failures, s.Late, uint64(s.MaxLate.Milliseconds()),
+			s.TriggersSent, s.TriggersCancelled} {
 			b = append(b, '\t')
 			b = strconv.AppendUint(b, n, 10)
 		}

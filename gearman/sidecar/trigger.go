@@ -11,9 +11,11 @@ package sidecar
 import (
 	"context"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gearsched/gearsched/gearman"
+	"github.com/gearsched/gearsched/scheduler"
 	"github.com/gearsched/gearsched/store"
 )
 
@@ -39,6 +41,37 @@ const (
 // can recognise and skip trigger jobs.
 const TriggerUniquePrefix = "gearsched-trigger:"
 
+// watchByUnique marks an entry of a trigger's watch list (store.Job.Watch)
+// that names an epoch job by its unique rather than by its upstream
+// handle: jobs found in gearmand's persistent queue (package queuewatch)
+// have no handle the sidecar knows. A handle from JOB_CREATED never holds
+// a NUL, so the marker cannot be mistaken for one.
+const watchByUnique = "\x00unique:"
+
+// UniqueWatch returns the watch-list entry for the epoch job with that
+// unique, and false when the unique cannot be watched: empty, or 64 bytes
+// or more (gearmand never answers GET_STATUS_UNIQUE for those, D10). A
+// trigger that watches nothing is simply left to a worker.
+func UniqueWatch(unique string) (string, bool) {
+	if unique == "" || len(unique) > scheduler.MaxUnique {
+		return "", false
+	}
+	return watchByUnique + unique, true
+}
+
+// NewTrigger returns a trigger job for the epoch jobs of function due at
+// second when on upstream server addr, watching the given entries (handles,
+// or UniqueWatch entries). id and handle come from the sidecar's handle
+// allocator. Its due time and unique are those of the forwarder's own
+// triggers, so a trigger for the same (server, function, second) from
+// either source is one record in the store.
+func NewTrigger(id uint64, handle, addr, function string, when int64, payload []byte, watch []string) *store.Job {
+	return &store.Job{ID: id, Handle: handle, Function: function,
+		Unique:   TriggerUniquePrefix + strconv.FormatInt(when, 10),
+		Priority: uint8(gearman.Normal), Due: when*int64(time.Second) + int64(triggerDelay), Data: payload,
+		Kind: store.JobTrigger, When: when, Upstream: addr, Watch: watch}
+}
+
 // watch follows one trigger job until its epoch jobs were taken.
 type watch struct {
 	addr    string
@@ -48,6 +81,8 @@ type watch struct {
 	until   time.Time
 	retries int
 	retryAt time.Time
+	// delivered is set once the current trigger was seen taken.
+	delivered bool
 }
 
 // trigger returns the trigger job that will wake passthrough job j once
@@ -60,10 +95,7 @@ func (f *Forwarder) trigger(j *store.Job) (*store.Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &store.Job{ID: id, Handle: handle, Function: j.Function,
-		Unique:   TriggerUniquePrefix + strconv.FormatInt(j.When, 10),
-		Priority: uint8(gearman.Normal), Due: j.When*int64(time.Second) + int64(triggerDelay), Data: f.cfg.TriggerPayload,
-		Kind: store.JobTrigger, When: j.When}, nil
+	return NewTrigger(id, handle, "", j.Function, j.When, f.cfg.TriggerPayload, nil), nil
 }
 
 // pollWatches cancels each trigger whose epoch job was taken (running, or
@@ -101,9 +133,13 @@ func (f *Forwarder) checkWatch(ctx context.Context, w *watch) (done bool, err er
 		return true, err
 	}
 	triggerTaken := !st.Known || st.Running
+	if triggerTaken && !w.delivered {
+		w.delivered = true
+		f.stats[w.addr].delivered.Add(1)
+	}
 	waiting := false
 	for _, h := range w.epochs {
-		es, err := f.up.Status(ctx, w.addr, h)
+		es, err := f.epochStatus(ctx, w.addr, h)
 		if err != nil {
 			return true, err
 		}
@@ -144,6 +180,21 @@ func (f *Forwarder) checkWatch(ctx context.Context, w *watch) (done bool, err er
 		return true, j.Err
 	}
 	f.stats[w.addr].triggers.Add(1)
-	w.trigger = j.Handle
+	w.trigger, w.delivered = j.Handle, false
 	return false, nil
+}
+
+// epochStatus asks upstream addr about one watched epoch job: by handle
+// (GET_STATUS), or for an entry made by UniqueWatch by its unique
+// (GET_STATUS_UNIQUE). gearmand looks a unique up across all functions, so
+// a job of another function with the same unique answers for it; the cost
+// of that mistake is a trigger cancelled early or kept, never a lost job.
+// A unique gearmand does not hold (a row written into its queue table
+// while it ran, which it never reads until a restart) is known=0: nothing
+// there to wake, so the trigger is cancelled like that of a taken job.
+func (f *Forwarder) epochStatus(ctx context.Context, addr, entry string) (gearman.JobStatus, error) {
+	if u, ok := strings.CutPrefix(entry, watchByUnique); ok {
+		return f.up.StatusUnique(ctx, addr, u)
+	}
+	return f.up.Status(ctx, addr, entry)
 }

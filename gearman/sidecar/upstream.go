@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gearsched/gearsched/gearman"
+	"github.com/gearsched/gearsched/scheduler"
 )
 
 // ErrNoUpstream is the error of a submission no upstream server can take
@@ -35,7 +36,13 @@ type UpstreamConfig struct {
 	// reachable, so held work can drain at once; at start-up once, with
 	// an empty address, after every server was dialled.
 	OnUp func(addr string)
+	// Dial connects to a server; default gearman.Dial (plain TCP). A
+	// sidecar whose upstreams speak TLS dials with gearman.DialTLS.
+	Dial Dialer
 }
+
+// Dialer connects a Gearman client to a server at addr within ctx.
+type Dialer func(ctx context.Context, addr string) (*gearman.Client, error)
 
 // UpstreamJob is one background submission to an upstream server, and its
 // outcome once Submit returns.
@@ -96,6 +103,9 @@ func NewUpstream(cfg UpstreamConfig) (*Upstream, error) {
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = 5 * time.Second
+	}
+	if cfg.Dial == nil {
+		cfg.Dial = gearman.Dial
 	}
 	cfg.MinBackoff, cfg.MaxBackoff = backoffLimits(cfg.MinBackoff, cfg.MaxBackoff)
 	log := cfg.Logger
@@ -190,7 +200,7 @@ func (u *Upstream) connect(ctx context.Context, p *peer) bool {
 		return false
 	}
 	dctx, cancel := context.WithTimeout(ctx, u.cfg.Timeout)
-	cl, err := gearman.Dial(dctx, p.addr)
+	cl, err := u.cfg.Dial(dctx, p.addr)
 	cancel()
 	if err != nil {
 		wait := p.backoff.fail()
@@ -400,6 +410,26 @@ func (u *Upstream) Status(ctx context.Context, addr, handle string) (gearman.Job
 	var st gearman.JobStatus
 	err := u.do(ctx, p, func(cl *gearman.Client) (err error) {
 		st, err = cl.Status(handle)
+		return err
+	})
+	return st, err
+}
+
+// StatusUnique asks server addr, with GET_STATUS_UNIQUE, for the status of
+// the job with that unique (1 to 63 bytes), whatever its function.
+func (u *Upstream) StatusUnique(ctx context.Context, addr, unique string) (gearman.JobStatus, error) {
+	p := u.peerAt(addr)
+	if p == nil {
+		return gearman.JobStatus{}, fmt.Errorf("sidecar: %s is not an upstream server", addr)
+	}
+	if unique == "" || len(unique) > scheduler.MaxUnique {
+		// Refused before the request: gearmand would never answer it, and
+		// the timeout would take the connection down.
+		return gearman.JobStatus{}, fmt.Errorf("sidecar: no status by a unique of %d bytes", len(unique))
+	}
+	var st gearman.JobStatus
+	err := u.do(ctx, p, func(cl *gearman.Client) (err error) {
+		st, err = cl.StatusUnique(unique)
 		return err
 	})
 	return st, err

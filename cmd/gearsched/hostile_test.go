@@ -267,7 +267,8 @@ func startGearschedOn(t *testing.T, db string, extraArgs ...string) *daemon {
 		t.Fatal(gearschedBuildErr)
 	}
 	return startProcess(t, "gearsched", gearschedBin, 0, func(port int) []string {
-		return append([]string{"serve", "--listen", "127.0.0.1", "--port", strconv.Itoa(port), "--db", db}, extraArgs...)
+		return append([]string{"serve", "--listen", "127.0.0.1", "--port", strconv.Itoa(port), "--db", db, "--http", ""},
+			extraArgs...)
 	})
 }
 

@@ -34,7 +34,7 @@ func TestSystemdNotify(t *testing.T) {
 	}
 	defer ln.Close()
 
-	cmd := exec.Command(gearschedBin, "serve", "--port", "0", "--db", filepath.Join(t.TempDir(), "s.db"))
+	cmd := exec.Command(gearschedBin, "serve", "--port", "0", "--db", filepath.Join(t.TempDir(), "s.db"), "--http", "")
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=400000") // ping every 200 ms
 	_, done := startBackground(t, cmd)
 

@@ -47,10 +47,11 @@ func decodeCursor(s string) (store.DueCursor, error) {
 
 // listQuery is a listing's parameters.
 type listQuery struct {
-	from     store.DueCursor
-	first    bool   // no cursor: the first page
-	filter   bool   // function given, even empty (a valid name)
-	function string //
+	from  store.DueCursor
+	first bool // no cursor: the first page
+	// filter: a function was given, even "" (a valid name).
+	filter   bool
+	function string
 	limit    int
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 
@@ -162,25 +163,42 @@ func addRun(t *txn, r *Run) error {
 			n--
 		}
 	}
-	// The oldest runs of all go beyond the bound, read off the time index
-	// alone.
-	c := t.bucket(bucketRunsAt).Cursor()
-	for k, v := c.First(); n > t.maxRuns && len(k) == 16 && len(v) == 8; k, v = c.First() {
-		id, item := binary.BigEndian.Uint64(k[8:]), binary.BigEndian.Uint64(v)
-		if err := runs.Delete(idKey(id)); err != nil {
+	if n > t.maxRuns {
+		pruned, err := pruneOldest(t, n-t.maxRuns)
+		if err != nil {
 			return err
+		}
+		n -= pruned
+	}
+	return setRunCount(t, n)
+}
+
+// pruneOldest deletes up to k of the oldest runs of all, read off the time
+// index alone, and returns how many it deleted. The keys are gathered
+// first and deleted after: a cursor seeking the first entry again after
+// each delete would walk every leaf emptied before it, each time.
+func pruneOldest(t *txn, k int) (int, error) {
+	type entry struct{ key, item []byte }
+	old := make([]entry, 0, k)
+	c := t.bucket(bucketRunsAt).Cursor()
+	for key, v := c.First(); len(old) < k && len(key) == 16 && len(v) == 8; key, v = c.Next() {
+		old = append(old, entry{bytes.Clone(key), bytes.Clone(v)})
+	}
+	for _, e := range old {
+		id, item := binary.BigEndian.Uint64(e.key[8:]), binary.BigEndian.Uint64(e.item)
+		if err := t.bucket(bucketRuns).Delete(idKey(id)); err != nil {
+			return 0, err
 		}
 		if item != id {
 			if err := t.bucket(bucketItemRuns).Delete(itemRunKey(item, id)); err != nil {
-				return err
+				return 0, err
 			}
 		}
-		if err := c.Delete(); err != nil {
-			return err
+		if err := t.bucket(bucketRunsAt).Delete(e.key); err != nil {
+			return 0, err
 		}
-		n--
 	}
-	return setRunCount(t, n)
+	return len(old), nil
 }
 
 // scheduleRuns returns the ids of a schedule's runs, oldest first.

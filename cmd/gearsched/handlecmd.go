@@ -16,18 +16,23 @@ type handleCommand struct {
 	done  string // what stdout says once it is done
 }
 
-var handleCommands = map[string]handleCommand{
-	"cancel": {"Cancels a scheduled job, a queued job or a SUBMIT_JOB_SCHED schedule.", "cancel job", "cancelled"},
-	"pause": {"Pauses a recurring schedule: it keeps its next run but fires nothing until resumed.",
-		"pause job", "paused"},
-	"resume": {"Resumes a paused schedule. The runs that fell due while it was paused follow its\n" +
-		"missed-run policy (SUBMIT_JOB_SCHED schedules: the latest one, if within the hour).", "resume job", "resumed"},
+// handleCommandFor describes the command name: cancel, pause or resume.
+func handleCommandFor(name string) handleCommand {
+	switch name {
+	case "pause":
+		return handleCommand{"Pauses a recurring schedule: it keeps its next run but fires nothing until resumed.",
+			"pause job", "paused"}
+	case "resume":
+		return handleCommand{"Resumes a paused schedule. The runs that fell due while it was paused follow its\n" +
+			"missed-run policy (SUBMIT_JOB_SCHED schedules: the latest one, if within the hour).", "resume job", "resumed"}
+	}
+	return handleCommand{"Cancels a scheduled job, a queued job or a SUBMIT_JOB_SCHED schedule.", "cancel job", "cancelled"}
 }
 
 // runHandleCommand implements `gearsched cancel|pause|resume HANDLE`
 // through the Gearman port's admin protocol.
 func runHandleCommand(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error {
-	hc := handleCommands[name]
+	hc := handleCommandFor(name)
 	fs, cf := newClientFlags(name, name+" [flags] HANDLE\n\n"+hc.about, stderr)
 	if err := cf.parse(fs, args); err != nil {
 		return err

@@ -2,7 +2,6 @@ package store
 
 import (
 	"encoding/binary"
-	"errors"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -49,23 +48,15 @@ func (s *Store) ListDue(from DueCursor, limit, scan int, match func(*DueItem) bo
 		}
 		for ; k != nil && len(p.Items) < limit && p.Scanned < scan; k, v = c.Next() {
 			p.Scanned++
-			if len(k) != 16 {
-				s.damaged(string(bucketDue), k, errCorrupt)
-				continue
+			if len(k) == 16 {
+				p.Next = DueCursor{Due: int64(binary.BigEndian.Uint64(k)), ID: binary.BigEndian.Uint64(k[8:])}
 			}
-			due, id := int64(binary.BigEndian.Uint64(k)), binary.BigEndian.Uint64(k[8:])
-			p.Next = DueCursor{Due: due, ID: id}
-			it, err := loadItem(tx, due, id, v)
-			if errors.Is(err, ErrDamaged) {
-				// Listed as the scheduler reads: past a damaged record.
-				s.markBadDue(k)
-				s.damaged(string(bucketDue), k, err)
-				continue
-			}
+			// Listed as the scheduler reads: past a damaged record.
+			it, ok, err := s.dueEntry(tx, k, v)
 			if err != nil {
 				return err
 			}
-			if match == nil || match(&it) {
+			if ok && (match == nil || match(&it)) {
 				p.Items = append(p.Items, it)
 			}
 		}

@@ -387,28 +387,37 @@ func (s *Store) dueItems(due int64, id uint64, until int64, max int) ([]DueItem,
 			k, v = seekAfter(c, due, id)
 		}
 		for ; k != nil && len(items) < max; k, v = c.Next() {
-			if len(k) != 16 {
-				s.damaged(string(bucketDue), k, errCorrupt)
-				continue
-			}
-			at := int64(binary.BigEndian.Uint64(k))
-			if at > until {
+			if len(k) == 16 && int64(binary.BigEndian.Uint64(k)) > until {
 				break
 			}
-			it, err := loadItem(tx, at, binary.BigEndian.Uint64(k[8:]), v)
-			if errors.Is(err, ErrDamaged) {
-				s.markBadDue(k)
-				s.damaged(string(bucketDue), k, err)
-				continue
-			}
+			it, ok, err := s.dueEntry(tx, k, v)
 			if err != nil {
 				return err
 			}
-			items = append(items, it)
+			if ok {
+				items = append(items, it)
+			}
 		}
 		return nil
 	})
 	return items, err
+}
+
+// dueEntry reads the record of one entry of the due index. ok is false for
+// an entry that reads pass over: a malformed key, or a damaged record,
+// which is reported and remembered.
+func (s *Store) dueEntry(tx *bolt.Tx, k, v []byte) (it DueItem, ok bool, err error) {
+	if len(k) != 16 {
+		s.damaged(string(bucketDue), k, errCorrupt)
+		return it, false, nil
+	}
+	it, err = loadItem(tx, int64(binary.BigEndian.Uint64(k)), binary.BigEndian.Uint64(k[8:]), v)
+	if errors.Is(err, ErrDamaged) {
+		s.markBadDue(k)
+		s.damaged(string(bucketDue), k, err)
+		return it, false, nil
+	}
+	return it, err == nil, err
 }
 
 // seekAfter moves c to the first entry of the due index after (due, id).

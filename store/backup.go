@@ -23,7 +23,7 @@ import (
 // lets the file grow meanwhile.
 func (s *Store) Backup(w io.Writer, size func(n int64)) (int64, error) {
 	var n int64
-	err := s.view(func(tx *bolt.Tx) error {
+	err := s.snapshot(func(tx *bolt.Tx) error {
 		if size != nil {
 			size(tx.Size())
 		}
@@ -58,6 +58,19 @@ const compactTxSize = 64 << 20
 func Compact(src, dst string) (before, after int64, err error) {
 	if _, err := os.Lstat(dst); err == nil {
 		return 0, 0, fmt.Errorf("store: compact: %s exists; give a new file", dst)
+	}
+	// Acknowledged writes a crash left in the journal go into the file
+	// first: opening the store applies them.
+	if n, err := journalRecords(src); err != nil {
+		return 0, 0, fmt.Errorf("store: compact: %w", err)
+	} else if n > 0 {
+		st, err := Open(src, Options{})
+		if err != nil {
+			return 0, 0, fmt.Errorf("store: compact: apply the journal of %s: %w", src, err)
+		}
+		if err := st.Close(); err != nil {
+			return 0, 0, fmt.Errorf("store: compact: apply the journal of %s: %w", src, err)
+		}
 	}
 	f, err := lockFile(src, false)
 	if err != nil {

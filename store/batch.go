@@ -83,19 +83,58 @@ type op struct {
 	outcome *Outcome           // with a delete: how the job ended (Finish)
 	fn      func(t *txn) error // a general update
 	w       *Write             // receives the outcome; nil for deletes
+	// A read (see view) or a checkpoint (see snapshot) instead of a
+	// write: its result goes to done.
+	read       func(tx *bolt.Tx) error
+	checkpoint bool
+	done       chan error
 }
+
+// isWrite reports whether o changes the database.
+func (o *op) isWrite() bool { return o.read == nil && !o.checkpoint }
 
 // txn is one write transaction of the committer, with the changes it makes
 // to the in-memory counts; they are applied only when it commits.
 type txn struct {
 	tx        *bolt.Tx
+	jr        *journal       // records what the transaction writes
 	pending   map[string]int // pending-job count deltas by function
 	schedules map[string]int // schedule count deltas by function
 	damaged   damageFunc     // reports the damaged records a write skips
 	maxRuns   int            // Options.MaxRuns
 }
 
-func (t *txn) bucket(name []byte) *bolt.Bucket { return t.tx.Bucket(name) }
+// bucket returns one of the transaction's buckets, whose writes go to the
+// journal as well.
+func (t *txn) bucket(name []byte) bucket {
+	return bucket{Bucket: t.tx.Bucket(name), name: name, jr: t.jr}
+}
+
+// bucket is a bucket of the committer's transaction: what it writes is
+// also added to the journal record of the group being applied.
+type bucket struct {
+	*bolt.Bucket
+	name []byte
+	jr   *journal
+}
+
+// Put writes key and value, journaled.
+func (b bucket) Put(key, value []byte) error {
+	if err := b.Bucket.Put(key, value); err != nil {
+		return err
+	}
+	b.jr.put(b.name, key, value)
+	return nil
+}
+
+// Delete removes key, journaled.
+func (b bucket) Delete(key []byte) error {
+	if err := b.Bucket.Delete(key); err != nil {
+		return err
+	}
+	b.jr.del(b.name, key)
+	return nil
+}
 
 // Put queues j to be written as a ready job and returns its write; j is
 // durable once the write's Wait returns nil. If j has a unique that a
@@ -159,22 +198,41 @@ func (s *Store) signal() {
 	}
 }
 
-// commitLoop owns all writes: it takes whatever has queued up, commits it
-// (see commit), and releases the waiters. It exits once Close was called
-// and nothing is left to write.
+// checkpointInterval is how long the committer keeps one bbolt
+// transaction open, applying journaled groups to it, before it commits it
+// (see journal.go).
+const checkpointInterval = 100 * time.Millisecond
+
+// commitLoop owns the database: it takes whatever has queued up, commits
+// the writes (see commit) and releases their waiters, then serves the
+// reads, and checkpoints every checkpointInterval. It exits once Close was
+// called and nothing is left to do, after a last checkpoint.
 func (s *Store) commitLoop() {
 	defer close(s.stopped)
 	// A damaged page can make bbolt read outside the mapped file; on this
 	// goroutine that is a panic that commit recovers, not a crash.
 	debug.SetPanicOnFault(true)
-	var spare []op
-	for range s.wake {
+	var spare, writes []op
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		if s.tx != nil {
+			timer.Reset(max(checkpointInterval-time.Since(s.txStart), 0))
+		}
+		select {
+		case <-s.wake:
+		case <-timer.C:
+			s.checkpoint()
+			continue
+		}
+		timer.Stop()
 		for {
 			s.mu.Lock()
 			ops, b, closed := s.ops, s.cur, s.closed
 			if len(ops) == 0 {
 				s.mu.Unlock()
 				if closed {
+					s.checkpoint()
 					return
 				}
 				break
@@ -182,12 +240,110 @@ func (s *Store) commitLoop() {
 			s.ops, s.cur = spare[:0], newBatch()
 			s.mu.Unlock()
 
-			s.commit(ops)
+			writes = writes[:0]
+			for _, o := range ops {
+				if o.isWrite() {
+					writes = append(writes, o)
+				}
+			}
+			if len(writes) > 0 {
+				s.commit(writes)
+			}
 			close(b.done)
+			// Reads see every write queued with them, once durable.
+			for _, o := range ops {
+				switch {
+				case o.read != nil:
+					o.done <- s.serveRead(o.read)
+				case o.checkpoint:
+					o.done <- s.checkpoint()
+				}
+			}
+			if s.tx != nil && time.Since(s.txStart) >= checkpointInterval {
+				s.checkpoint()
+			}
 			clear(ops) // drop references to jobs
+			clear(writes)
 			spare = ops
 		}
 	}
+}
+
+// openTx returns the committer's write transaction, beginning one (with
+// the journal's records, after a rollback) when none is open.
+func (s *Store) openTx() (*bolt.Tx, error) {
+	if s.tx != nil {
+		return s.tx, nil
+	}
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return nil, err
+	}
+	if s.needReplay {
+		if _, err := s.jr.replay(tx); err != nil {
+			tx.Rollback()
+			return nil, err
+		}
+		s.needReplay = false
+	}
+	s.tx, s.txStart = tx, time.Now()
+	return tx, nil
+}
+
+// dropTx rolls back the open transaction: what it held beyond the
+// journal's records is gone, and the next one starts from the journal.
+func (s *Store) dropTx() {
+	if s.tx != nil {
+		s.tx.Rollback()
+		s.tx = nil
+	}
+	s.needReplay = true
+}
+
+// checkpoint commits the open transaction, so that everything journaled
+// is in the database, and starts the journal over. If the commit fails,
+// bbolt has rolled the transaction back and the journal still holds every
+// acknowledged write, so nothing is lost: the next transaction starts
+// from it, and the next checkpoint tries again.
+func (s *Store) checkpoint() (err error) {
+	if s.tx == nil {
+		return nil
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = panicError(r)
+			s.dropTx()
+		}
+	}()
+	tx := s.tx
+	s.tx = nil
+	if err := countCommit(tx); err != nil {
+		tx.Rollback()
+		s.needReplay = true
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		s.needReplay = true
+		s.log.Error("store: checkpoint failed; the journal keeps the writes", "err", err)
+		return fmt.Errorf("store: checkpoint: %w", err)
+	}
+	if err := s.jr.restart(); err != nil {
+		// The database has the records: replaying them again (after a
+		// crash) changes nothing.
+		s.log.Error("store: restarting the journal failed", "err", err)
+		return err
+	}
+	return nil
+}
+
+// serveRead runs a read on the committer's transaction, protected (see
+// protect).
+func (s *Store) serveRead(fn func(tx *bolt.Tx) error) error {
+	tx, err := s.openTx()
+	if err != nil {
+		return err
+	}
+	return protect(func() error { return fn(tx) })
 }
 
 // commit writes ops, in queue order, and records each one's outcome in its
@@ -264,8 +420,10 @@ func (s *Store) commit(ops []op) {
 // of them returned, before commit takes the disk to be at fault.
 const diskFailures = 8
 
-// run applies ops in one write transaction. When an op fails, bad is its
-// index; a failure of the transaction itself has bad -1.
+// run applies ops to the committer's transaction and journals them. When
+// an op fails, bad is its index; a failure no op returned (the journal's
+// write or sync, BeforeCommit) has bad -1. On failure the transaction goes
+// back to what the journal holds: nothing of ops is kept.
 func (s *Store) run(ops []op) (bad int, err error) {
 	bad = -1
 	for _, o := range ops {
@@ -273,37 +431,37 @@ func (s *Store) run(ops []op) (bad int, err error) {
 			o.w.created, o.w.holder = false, Holder{}
 		}
 	}
-	t := &txn{pending: map[string]int{}, schedules: map[string]int{}, damaged: s.damaged, maxRuns: s.maxRuns}
+	start := time.Now()
+	defer func() { s.stats.record(len(ops), time.Since(start), err) }()
+	tx, err := s.openTx()
+	if err != nil {
+		return -1, err
+	}
+	t := &txn{tx: tx, jr: s.jr, pending: map[string]int{}, schedules: map[string]int{}, damaged: s.damaged, maxRuns: s.maxRuns}
 	defer func() {
-		// A panic inside bbolt's commit; bbolt has rolled back.
 		if r := recover(); r != nil {
 			err = panicError(r)
 		}
+		if err != nil {
+			s.dropTx()
+		}
 	}()
-	start := time.Now()
-	defer func() { s.stats.record(len(ops), time.Since(start), err) }()
-	err = s.db.Update(func(tx *bolt.Tx) error {
-		t.tx = tx
-		if s.before != nil {
-			if err := s.before(); err != nil {
-				return err
-			}
+	if s.before != nil {
+		if err := s.before(); err != nil {
+			return -1, err
 		}
-		if err := countCommit(t); err != nil {
-			return err
-		}
-		for i, o := range ops {
-			if err := applyOp(t, o); err != nil {
-				bad = i
-				return err
-			}
-		}
-		return nil
-	})
-	if err == nil {
-		s.counts.apply(t)
 	}
-	return bad, err
+	s.jr.begin()
+	for i, o := range ops {
+		if err := applyOp(t, o); err != nil {
+			return i, err
+		}
+	}
+	if err := s.jr.commit(); err != nil {
+		return -1, err
+	}
+	s.counts.apply(t)
+	return -1, nil
 }
 
 // applyOp applies one op; a panic in it (bbolt on a damaged page) is its

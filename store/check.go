@@ -70,6 +70,9 @@ type Report struct {
 	// Copied counts, by bucket, the records Salvage copied (index
 	// entries, which it rebuilds, aside).
 	Copied map[string]int
+	// Journal counts the journal's records not yet in the database file
+	// (a crash left them: Open applies them, Salvage copies them).
+	Journal int
 }
 
 // Clean reports whether nothing is wrong.
@@ -96,6 +99,9 @@ func Verify(path string) (*Report, error) {
 	rep.Records, rep.Damage = cat.records, append(rep.Damage, cat.damage...)
 	if cat.sound && !raw.fileDamage() {
 		rep.Damage = append(rep.Damage, boltCheck(path, f)...)
+	}
+	if rep.Journal, err = journalRecords(path); err != nil {
+		rep.Damage = append(rep.Damage, Damage{Why: err.Error()})
 	}
 	return rep, nil
 }

@@ -147,8 +147,40 @@ func (s *Store) damaged(bucket string, key []byte, err error) {
 	}
 }
 
-// view runs fn in a read transaction, protected (see protect).
+// view runs fn on the database as the committer has it: reads go to the
+// committer, which serves them on its open transaction once the writes
+// queued before them are durable (see journal.go), so that they see every
+// acknowledged write. fn must only read, and must not be called from the
+// committer itself.
 func (s *Store) view(fn func(tx *bolt.Tx) error) error {
+	done := make(chan error, 1)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.ops = append(s.ops, op{read: fn, done: done})
+	s.mu.Unlock()
+	s.signal()
+	return <-done
+}
+
+// snapshot checkpoints (everything acknowledged reaches the database
+// file), then runs fn in a bbolt read transaction of its own, which does
+// not hold up the committer: for long reads such as a backup.
+func (s *Store) snapshot(fn func(tx *bolt.Tx) error) error {
+	done := make(chan error, 1)
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	s.ops = append(s.ops, op{checkpoint: true, done: done})
+	s.mu.Unlock()
+	s.signal()
+	if err := <-done; err != nil {
+		return err
+	}
 	return protect(func() error { return s.db.View(fn) })
 }
 

@@ -3,8 +3,6 @@ package store
 import (
 	"encoding/binary"
 	"fmt"
-
-	bolt "go.etcd.io/bbolt"
 )
 
 // keyNextID is the meta key of the job-id high-water mark.
@@ -65,7 +63,7 @@ func (s *Store) ReserveIDs(n uint64) *Reservation {
 // every write, would hang. A seek past the largest id and a step back do
 // not loop; on such a bucket they may find nothing, which is right, or
 // miss a key, which the stored high-water mark covers.
-func lastKey(b *bolt.Bucket) []byte {
+func lastKey(b bucket) []byte {
 	c := b.Cursor()
 	if k, _ := c.Seek([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}); k != nil {
 		return k

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 
@@ -293,7 +294,7 @@ func (s *Store) PruneFired(before int64, max int) (int, error) {
 			if err := dropRuns(t, binary.BigEndian.Uint64(k[8:])); err != nil {
 				return err
 			}
-			if err := c.Delete(); err != nil {
+			if err := index.Delete(bytes.Clone(k)); err != nil {
 				return err
 			}
 			n++

@@ -36,6 +36,10 @@ func Salvage(src, dst string) (*Report, error) {
 	}
 	cat := scan(raw, out)
 	rep.Records, rep.Damage, rep.Copied = cat.records, append(rep.Damage, cat.damage...), out.copied
+	if out.err == nil {
+		// Acknowledged writes a crash left in the journal, on top.
+		rep.Journal, out.err = applyJournal(src, out.db)
+	}
 	if err := errors.Join(out.err, out.db.Close()); err != nil {
 		os.Remove(dst)
 		return rep, fmt.Errorf("store: salvage into %s: %w", dst, err)

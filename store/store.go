@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"sync"
 	"syscall"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -120,6 +121,15 @@ type Store struct {
 	counts *counts
 	stats  *commitStats
 
+	// The committer's own (see journal.go): the journal, the write
+	// transaction kept open between checkpoints, and whether that
+	// transaction must first be given the journal's records (after it was
+	// rolled back).
+	jr         *journal
+	tx         *bolt.Tx
+	txStart    time.Time
+	needReplay bool
+
 	damageMu sync.Mutex
 	reported map[string]bool // damaged records already logged, by bucket NUL key
 	badDue   map[string]bool // due-index keys whose record is damaged
@@ -163,8 +173,14 @@ func Open(path string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
+	jr, err := openJournal(path, opts.NoSync)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	s := &Store{
 		db:       db,
+		jr:       jr,
 		log:      log,
 		before:   opts.BeforeCommit,
 		maxRuns:  cmp.Or(opts.MaxRuns, DefaultMaxRuns),
@@ -177,11 +193,29 @@ func Open(path string, opts Options) (*Store, error) {
 		stopped:  make(chan struct{}),
 	}
 	if err := s.initialise(verified); err != nil {
+		jr.close()
 		db.Close()
 		return nil, fmt.Errorf("store: initialise %s: %w", path, err)
 	}
 	go s.commitLoop()
 	return s, nil
+}
+
+// recoverJournal applies what the journal holds (the groups acknowledged
+// since the last checkpoint before a crash) and starts it over.
+func (s *Store) recoverJournal() error {
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) (err error) {
+		n, err = s.jr.replay(tx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		s.log.Info("store: applied the journal of acknowledged writes", "db", s.db.Path(), "records", n)
+	}
+	return s.jr.restart()
 }
 
 // openBolt has bbolt open the locked file f. bbolt reads the meta and
@@ -233,6 +267,9 @@ func (s *Store) initialise(verified bool) error {
 		if err != nil {
 			return err
 		}
+		if err := s.recoverJournal(); err != nil {
+			return err
+		}
 		if verified {
 			var damage []Damage
 			s.db.View(func(tx *bolt.Tx) error {
@@ -261,7 +298,11 @@ func (s *Store) Close() error {
 	s.mu.Unlock()
 	s.signal()
 	<-s.stopped
-	return s.db.Close()
+	jerr := s.jr.close()
+	if err := s.db.Close(); err != nil {
+		return err
+	}
+	return jerr
 }
 
 // Path returns the database file's path.
@@ -277,8 +318,8 @@ var keyMode = []byte("mode")
 var keyCommit = []byte("commit")
 
 // countCommit counts one more commit.
-func countCommit(t *txn) error {
-	meta := t.bucket(bucketMeta)
+func countCommit(tx *bolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
 	var n uint64
 	if v := meta.Get(keyCommit); len(v) == 8 {
 		n = binary.BigEndian.Uint64(v)

@@ -37,6 +37,10 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if rep.Journal > 0 {
+		fmt.Fprintf(stdout, "%s: its journal holds %d groups of acknowledged writes not yet in the file "+
+			"(a crash left them; the server applies them when it opens the database)\n", *db, rep.Journal)
+	}
 	if rep.Clean() {
 		fmt.Fprintf(stdout, "%s: no damage found (%d records)\n", *db, rep.Records)
 		return nil
@@ -72,7 +76,11 @@ func runSalvage(args []string, stdout, stderr io.Writer) error {
 	for _, b := range slices.Sorted(maps.Keys(rep.Copied)) {
 		fmt.Fprintf(stdout, " %s %d,", b, rep.Copied[b])
 	}
-	fmt.Fprintf(stdout, " indexes rebuilt\nserve it with: gearsched serve --db %s\n", dst)
+	fmt.Fprintf(stdout, " indexes rebuilt")
+	if rep.Journal > 0 {
+		fmt.Fprintf(stdout, ", %d groups of writes applied from the journal", rep.Journal)
+	}
+	fmt.Fprintf(stdout, "\nserve it with: gearsched serve --db %s\n", dst)
 	return nil
 }
 

@@ -198,14 +198,21 @@ func (s *Store) signal() {
 	}
 }
 
-// checkpointInterval is how long the committer keeps one bbolt
+// DefaultCheckpointInterval is how long the committer keeps one bbolt
 // transaction open, applying journaled groups to it, before it commits it
-// (see journal.go).
-const checkpointInterval = 100 * time.Millisecond
+// (see journal.go). Longer gaps write each hot page (the tail of an index)
+// once for many groups; measured with 32 synchronous clients, 1 s gave
+// 1.45 times the rate of 100 ms and a third of the p99.
+const DefaultCheckpointInterval = time.Second
+
+// checkpointBytes bounds the journal, and so the dirty pages the open
+// transaction holds in memory and the replay after a crash: past it the
+// committer checkpoints at once, whatever the interval.
+const checkpointBytes = 64 << 20
 
 // commitLoop owns the database: it takes whatever has queued up, commits
 // the writes (see commit) and releases their waiters, then serves the
-// reads, and checkpoints every checkpointInterval. It exits once Close was
+// reads, and checkpoints every Options.CheckpointInterval. It exits once Close was
 // called and nothing is left to do, after a last checkpoint.
 func (s *Store) commitLoop() {
 	defer close(s.stopped)
@@ -217,7 +224,7 @@ func (s *Store) commitLoop() {
 	timer.Stop()
 	for {
 		if s.tx != nil {
-			timer.Reset(max(checkpointInterval-time.Since(s.txStart), 0))
+			timer.Reset(max(s.checkpointGap-time.Since(s.txStart), 0))
 		}
 		select {
 		case <-s.wake:
@@ -259,7 +266,7 @@ func (s *Store) commitLoop() {
 					o.done <- s.checkpoint()
 				}
 			}
-			if s.tx != nil && time.Since(s.txStart) >= checkpointInterval {
+			if s.tx != nil && (time.Since(s.txStart) >= s.checkpointGap || s.jr.off >= checkpointBytes) {
 				s.checkpoint()
 			}
 			clear(ops) // drop references to jobs
@@ -317,6 +324,8 @@ func (s *Store) checkpoint() (err error) {
 	}()
 	tx := s.tx
 	s.tx = nil
+	start := time.Now()
+	defer func() { s.stats.checkpoint.ObserveDuration(time.Since(start)) }()
 	if err := countCommit(tx); err != nil {
 		tx.Rollback()
 		s.needReplay = true

@@ -19,7 +19,7 @@ import (
 // transaction open, applies each group of writes to it, appends what the
 // group changed (its puts and deletes, byte for byte) to the journal and
 // syncs that: the group is durable, and its writers are answered. Every
-// checkpointInterval, and before a backup or a close, the transaction is
+// Options.CheckpointInterval, and before a backup or a close, the transaction is
 // committed (a checkpoint) and the journal starts over.
 //
 // After a crash, Open replays the journal's records into the database. A
@@ -58,6 +58,10 @@ type journal struct {
 	off    int64 // where the next record goes
 	size   int64 // allocated
 	rec    []byte
+	// slotStale is set while the header slot does not yet hold epoch:
+	// a record tagged with epoch would not be replayed, so none is
+	// written until the slot is.
+	slotStale bool
 }
 
 // journalPath is where the journal of the database at path lives.
@@ -107,13 +111,18 @@ func (j *journal) readSlot(slot int) (uint64, bool) {
 
 // writeSlot writes the current epoch into its slot and syncs it.
 func (j *journal) writeSlot() error {
+	j.slotStale = true
 	b := append([]byte(journalMagic), make([]byte, 12)...)
 	binary.BigEndian.PutUint64(b[len(journalMagic):], j.epoch)
 	binary.BigEndian.PutUint32(b[len(journalMagic)+8:], crc32.Checksum(b[len(journalMagic):len(journalMagic)+8], journalCRC))
 	if _, err := j.f.WriteAt(b, int64(j.epoch%2)*journalSlot); err != nil {
 		return fmt.Errorf("store: journal: %w", err)
 	}
-	return j.sync()
+	if err := j.sync(); err != nil {
+		return err
+	}
+	j.slotStale = false
+	return nil
 }
 
 func (j *journal) sync() error {
@@ -228,6 +237,11 @@ func (j *journal) commit() error {
 	body := j.rec[recordHeaderSize:]
 	if len(body) == 0 {
 		return nil
+	}
+	if j.slotStale {
+		if err := j.writeSlot(); err != nil {
+			return err
+		}
 	}
 	binary.BigEndian.PutUint64(j.rec, j.epoch)
 	binary.BigEndian.PutUint32(j.rec[8:], uint32(len(body)))

@@ -13,15 +13,20 @@ import (
 // the committer writes it, with atomics, so that Stats reads it at any
 // time without touching the write path's lock.
 type commitStats struct {
-	commits  atomic.Uint64
-	errors   atomic.Uint64
-	writes   atomic.Uint64
-	duration *stats.Histogram // ns per commit, fsync included
-	batch    *stats.Histogram // writes per commit
+	commits    atomic.Uint64
+	errors     atomic.Uint64
+	writes     atomic.Uint64
+	duration   *stats.Histogram // ns per commit, fsync included
+	batch      *stats.Histogram // writes per commit
+	checkpoint *stats.Histogram // ns per checkpoint
 }
 
 func newCommitStats() *commitStats {
-	return &commitStats{duration: stats.NewHistogram(stats.CommitBounds), batch: stats.NewHistogram(stats.BatchBounds)}
+	return &commitStats{
+		duration:   stats.NewHistogram(stats.CommitBounds),
+		batch:      stats.NewHistogram(stats.BatchBounds),
+		checkpoint: stats.NewHistogram(stats.CommitBounds),
+	}
 }
 
 // record counts one transaction of writes writes that took d.
@@ -44,8 +49,12 @@ type Stats struct {
 	// CommitDuration is the time of every transaction, failed ones
 	// included, in nanoseconds; CommitWrites the writes in each.
 	CommitDuration, CommitWrites stats.HistogramSnapshot
-	QueuedWrites                 int   // writes waiting for the next transaction
-	FileSize                     int64 // the database file's size in bytes
+	// CheckpointDuration is the time of every checkpoint (the journal's
+	// writes committed to the database file, see journal.go) in
+	// nanoseconds: writes queued meanwhile wait for it.
+	CheckpointDuration stats.HistogramSnapshot
+	QueuedWrites       int   // writes waiting for the next transaction
+	FileSize           int64 // the database file's size in bytes
 	// FreeBytes is space inside the file that bbolt will reuse before it
 	// grows the file: what `gearsched compact` would give back.
 	FreeBytes int64
@@ -55,13 +64,14 @@ type Stats struct {
 // waits for a commit.
 func (s *Store) Stats() (Stats, error) {
 	st := Stats{
-		Commits:        s.stats.commits.Load(),
-		CommitErrors:   s.stats.errors.Load(),
-		Writes:         s.stats.writes.Load(),
-		CommitDuration: s.stats.duration.Snapshot(),
-		CommitWrites:   s.stats.batch.Snapshot(),
-		QueuedWrites:   s.QueuedWrites(),
-		FreeBytes:      int64(s.db.Stats().FreeAlloc),
+		Commits:            s.stats.commits.Load(),
+		CommitErrors:       s.stats.errors.Load(),
+		Writes:             s.stats.writes.Load(),
+		CommitDuration:     s.stats.duration.Snapshot(),
+		CommitWrites:       s.stats.batch.Snapshot(),
+		CheckpointDuration: s.stats.checkpoint.Snapshot(),
+		QueuedWrites:       s.QueuedWrites(),
+		FreeBytes:          int64(s.db.Stats().FreeAlloc),
 	}
 	fi, err := os.Stat(s.db.Path())
 	if err != nil {

@@ -102,6 +102,11 @@ type Options struct {
 	// before serving it; 0 means DefaultVerifyLimit, a negative value
 	// never. Larger files get the cheap checks only (see Open).
 	VerifyLimit int64
+	// CheckpointInterval is how long the committer applies journaled
+	// groups to one bbolt transaction before it commits it (see
+	// journal.go); 0 means DefaultCheckpointInterval. Tests set it long
+	// to keep acknowledged writes in the journal alone.
+	CheckpointInterval time.Duration
 }
 
 // DefaultVerifyLimit is the largest file Open checks in full by default:
@@ -125,10 +130,11 @@ type Store struct {
 	// transaction kept open between checkpoints, and whether that
 	// transaction must first be given the journal's records (after it was
 	// rolled back).
-	jr         *journal
-	tx         *bolt.Tx
-	txStart    time.Time
-	needReplay bool
+	jr            *journal
+	tx            *bolt.Tx
+	txStart       time.Time
+	needReplay    bool
+	checkpointGap time.Duration // Options.CheckpointInterval
 
 	damageMu sync.Mutex
 	reported map[string]bool // damaged records already logged, by bucket NUL key
@@ -179,18 +185,19 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		db:       db,
-		jr:       jr,
-		log:      log,
-		before:   opts.BeforeCommit,
-		maxRuns:  cmp.Or(opts.MaxRuns, DefaultMaxRuns),
-		counts:   new(counts),
-		stats:    newCommitStats(),
-		reported: map[string]bool{},
-		badDue:   map[string]bool{},
-		cur:      newBatch(),
-		wake:     make(chan struct{}, 1),
-		stopped:  make(chan struct{}),
+		db:            db,
+		jr:            jr,
+		log:           log,
+		before:        opts.BeforeCommit,
+		maxRuns:       cmp.Or(opts.MaxRuns, DefaultMaxRuns),
+		checkpointGap: cmp.Or(opts.CheckpointInterval, DefaultCheckpointInterval),
+		counts:        new(counts),
+		stats:         newCommitStats(),
+		reported:      map[string]bool{},
+		badDue:        map[string]bool{},
+		cur:           newBatch(),
+		wake:          make(chan struct{}, 1),
+		stopped:       make(chan struct{}),
 	}
 	if err := s.initialise(verified); err != nil {
 		jr.close()

@@ -21,8 +21,8 @@ type descs struct {
 
 	connections, accepted, refused, slow, cancels *prometheus.Desc
 
-	commitDuration, commitWrites, commitErrors *prometheus.Desc
-	queuedWrites, fileSize, freeBytes, nextDue *prometheus.Desc
+	commitDuration, commitWrites, commitErrors, checkpointDuration *prometheus.Desc
+	queuedWrites, fileSize, freeBytes, nextDue                     *prometheus.Desc
 
 	releaseErrors, skippedRuns *prometheus.Desc
 
@@ -58,13 +58,14 @@ func newDescs() *descs {
 		slow:        d("slow_consumers_closed_total", "Connections closed because the peer did not read its replies."),
 		cancels:     d("cancels_total", "Cancels by what they removed: a job in memory (live), a job waiting for its time (pending), a recurring schedule.", "kind"),
 
-		commitDuration: d("store_commit_duration_seconds", "Time of each store transaction, fsync included (failed ones too)."),
-		commitWrites:   d("store_commit_writes", "Writes (job puts and deletes, other updates) per store transaction."),
-		commitErrors:   d("store_commit_errors_total", "Store transactions that failed; their writes were refused."),
-		queuedWrites:   d("store_queued_writes", "Writes waiting for the next store transaction."),
-		fileSize:       d("store_size_bytes", "Size of the database file."),
-		freeBytes:      d("store_free_bytes", "Free space inside the database file, reused before it grows; what compacting would give back."),
-		nextDue:        d("scheduled_next_due_timestamp_seconds", "Due time of the earliest pending job or schedule (absent when there is none)."),
+		commitDuration:     d("store_commit_duration_seconds", "Time of each store transaction, fsync included (failed ones too)."),
+		commitWrites:       d("store_commit_writes", "Writes (job puts and deletes, other updates) per store transaction."),
+		commitErrors:       d("store_commit_errors_total", "Store transactions that failed; their writes were refused."),
+		checkpointDuration: d("store_checkpoint_duration_seconds", "Time of each checkpoint: the journaled writes committed to the database file. Writes wait meanwhile."),
+		queuedWrites:       d("store_queued_writes", "Writes waiting for the next store transaction."),
+		fileSize:           d("store_size_bytes", "Size of the database file."),
+		freeBytes:          d("store_free_bytes", "Free space inside the database file, reused before it grows; what compacting would give back."),
+		nextDue:            d("scheduled_next_due_timestamp_seconds", "Due time of the earliest pending job or schedule (absent when there is none)."),
 
 		releaseErrors: d("scheduler_release_errors_total", "Releases of due work that failed and were retried (an upstream down, a commit failed)."),
 		skippedRuns:   d("schedule_runs_skipped_total", "Occurrences of recurring schedules not run: the previous one still live (overlap), or missed while down and dropped by policy (missed).", "reason"),
@@ -101,7 +102,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, desc := range []*prometheus.Desc{d.buildInfo,
 		d.queued, d.running, d.workers, d.pending, d.schedules, d.submitted, d.completed, d.failed, d.retried,
 		d.lateness, d.connections, d.accepted, d.refused, d.slow, d.cancels,
-		d.commitDuration, d.commitWrites, d.commitErrors, d.queuedWrites, d.fileSize, d.freeBytes, d.nextDue,
+		d.commitDuration, d.commitWrites, d.commitErrors, d.checkpointDuration, d.queuedWrites, d.fileSize, d.freeBytes, d.nextDue,
 		d.releaseErrors, d.skippedRuns,
 		d.upstreamUp, d.forwarded, d.upstreamRefused, d.upstreamFailures, d.late,
 		d.triggersSent, d.triggersCancelled, d.triggersDelivered, d.watchedQueues} {
@@ -177,6 +178,7 @@ func (c *collector) collectStore(e emitter) {
 	}
 	e.seconds(d.commitDuration, st.CommitDuration)
 	e.histogram(d.commitWrites, st.CommitWrites, 1)
+	e.seconds(d.checkpointDuration, st.CheckpointDuration)
 	e.counter(d.commitErrors, float64(st.CommitErrors))
 	e.gauge(d.queuedWrites, float64(st.QueuedWrites))
 	e.gauge(d.freeBytes, float64(st.FreeBytes))

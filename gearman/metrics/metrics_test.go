@@ -114,6 +114,7 @@ func TestJobServerMetrics(t *testing.T) {
 	if h := histogram(t, fams, "gearsched_store_commit_writes"); h.GetSampleSum() < 5 {
 		t.Errorf("%v writes committed; want at least the 5 submissions", h.GetSampleSum())
 	}
+	histogram(t, fams, "gearsched_store_checkpoint_duration_seconds")
 	if size := value(t, fams, "gearsched_store_size_bytes"); size <= 0 {
 		t.Errorf("store size %v", size)
 	}

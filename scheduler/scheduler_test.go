@@ -45,7 +45,7 @@ func (r *recordingSink) Release(ctx context.Context, jobs []*store.Job, occs []O
 		}
 		socc = append(socc, so)
 	}
-	_, _, err := r.st.Fire(0, ids, socc)
+	_, _, err := r.st.Fire(0, ids, socc, nil)
 	return err
 }
 

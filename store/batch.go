@@ -466,6 +466,11 @@ func (s *Store) run(ops []op) (bad int, err error) {
 			return i, err
 		}
 	}
+	if s.beforeSync != nil {
+		if err := s.beforeSync(); err != nil {
+			return -1, err
+		}
+	}
 	if err := s.jr.commit(); err != nil {
 		return -1, err
 	}

@@ -308,7 +308,7 @@ func exerciseUnverified(t *testing.T, path string) {
 	s.Lookup(1151)
 	s.FindUnique("u1151")
 	s.Cancel(1152)
-	s.Fire(0, []uint64{1153}, nil)
+	s.Fire(0, []uint64{1153}, nil, nil)
 	s.Delete(151)
 	err = s.Put(&Job{ID: 9999, Function: "f", Data: []byte("after the damage")}).Wait()
 	t.Logf("unverified store: a Put after the damage: %v", err)

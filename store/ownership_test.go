@@ -166,7 +166,7 @@ func TestStaleAdvanceRefused(t *testing.T) {
 			mustPutSchedule(t, s, base(), "")
 			p := plan(s)
 			tt.meanwhile(s)
-			_, fired, err := s.Fire(0, nil, occ(p))
+			_, fired, err := s.Fire(0, nil, occ(p), nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -239,7 +239,16 @@ type Occurrence struct {
 // planned: its plan is stale, and the schedule stays as it is now. Each
 // job moved or stored gets a run record (see Run) released at at (unix
 // ns), in the same commit.
-func (s *Store) Fire(at int64, ids []uint64, occs []Occurrence) (moved, fired []*Job, err error) {
+//
+// ready, when not nil, is called on the committer with each job as it is
+// moved or stored, before the commit is synced: the caller may hand the
+// job out at once, a fsync earlier, since the transaction has decided it
+// (a cancel applied before finds it gone, one applied after finds it
+// ready). If the commit then fails, the job stays waiting and is released
+// again: it may run twice, as after a crash. ready may see a job more than
+// once, when a failed transaction is applied again; it must only take
+// locks that are never held while waiting for the store, and do no I/O.
+func (s *Store) Fire(at int64, ids []uint64, occs []Occurrence, ready func(*Job)) (moved, fired []*Job, err error) {
 	err = s.update(func(t *txn) error {
 		moved, fired = moved[:0], fired[:0]
 		jobs := t.bucket(bucketJobs)
@@ -258,6 +267,9 @@ func (s *Store) Fire(at int64, ids []uint64, occs []Occurrence) (moved, fired []
 				return err
 			}
 			moved = append(moved, j)
+			if ready != nil {
+				ready(j)
+			}
 		}
 		advanced := map[*Schedule]bool{}
 		for _, o := range occs {
@@ -281,6 +293,9 @@ func (s *Store) Fire(at int64, ids []uint64, occs []Occurrence) (moved, fired []
 				return err
 			}
 			fired = append(fired, o.Job)
+			if ready != nil {
+				ready(o.Job)
+			}
 		}
 		return nil
 	}).Wait()

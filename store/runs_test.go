@@ -42,7 +42,7 @@ func fireOccurrence(t *testing.T, s *Store, sc *Schedule, id uint64, due, at int
 	}
 	cur.Next, cur.FireAt, cur.Last = due+10, due+10, due
 	job := &Job{ID: id, Handle: fmt.Sprintf("H:t:%d", id), Function: sc.Function, Due: due}
-	if _, fired, err := s.Fire(at, nil, []Occurrence{{Job: job, Schedule: cur}}); err != nil || len(fired) != 1 {
+	if _, fired, err := s.Fire(at, nil, []Occurrence{{Job: job, Schedule: cur}}, nil); err != nil || len(fired) != 1 {
 		t.Fatalf("Fire: %v, fired %d", err, len(fired))
 	}
 }
@@ -54,7 +54,7 @@ func TestRunRecordedWithFireAndOutcomeWithFinish(t *testing.T) {
 	s, path := openTemp(t, Options{})
 	waitBatch(t, s.PutPending(&Job{ID: 5, Handle: "H:t:5", Function: "f", Due: 1000}, ""))
 	waitBatch(t, s.Put(&Job{ID: 6, Handle: "H:t:6", Function: "plain"}))
-	if moved, _, err := s.Fire(1250, []uint64{5}, nil); err != nil || len(moved) != 1 {
+	if moved, _, err := s.Fire(1250, []uint64{5}, nil, nil); err != nil || len(moved) != 1 {
 		t.Fatalf("Fire: %v, moved %d", err, len(moved))
 	}
 	want := Run{Item: 5, ID: 5, Handle: "H:t:5", Function: "f", Due: 1000, Released: 1250}
@@ -102,7 +102,7 @@ func TestRunsBounded(t *testing.T) {
 	for i := range 8 {
 		id := uint64(200 + i)
 		waitBatch(t, s.PutPending(&Job{ID: id, Function: "g", Due: 500}, ""))
-		if _, _, err := s.Fire(int64(1000+i), []uint64{id}, nil); err != nil {
+		if _, _, err := s.Fire(int64(1000+i), []uint64{id}, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -124,7 +124,7 @@ func TestRunsBounded(t *testing.T) {
 	for i := range 7 {
 		id := uint64(300 + i)
 		waitBatch(t, s.PutPending(&Job{ID: id, Function: "g", Due: 500}, ""))
-		if _, _, err := s.Fire(int64(2000+i), []uint64{id}, nil); err != nil {
+		if _, _, err := s.Fire(int64(2000+i), []uint64{id}, nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -193,7 +193,7 @@ func BenchmarkFire(b *testing.B) {
 				b.Fatal(err)
 			}
 			b.StartTimer()
-			if _, _, err := s.Fire(int64(id), ids, nil); err != nil {
+			if _, _, err := s.Fire(int64(id), ids, nil, nil); err != nil {
 				b.Fatal(err)
 			}
 			for _, j := range ids {

@@ -98,6 +98,10 @@ type Options struct {
 	// transaction. Tests use it to hold a commit while other goroutines
 	// act, or to make one fail.
 	BeforeCommit func() error
+	// BeforeSync, when set, runs once the queued writes are applied,
+	// before they are journaled and synced: none is acknowledged yet. An
+	// error fails the transaction as a failed write to the disk would.
+	BeforeSync func() error
 	// VerifyLimit is the largest file Open checks in full, as Verify does,
 	// before serving it; 0 means DefaultVerifyLimit, a negative value
 	// never. Larger files get the cheap checks only (see Open).
@@ -118,10 +122,11 @@ const DefaultVerifyLimit = 32 << 20
 
 // Store is an open database. Its methods are safe for concurrent use.
 type Store struct {
-	db      *bolt.DB
-	log     *slog.Logger
-	before  func() error
-	maxRuns int
+	db         *bolt.DB
+	log        *slog.Logger
+	before     func() error // Options.BeforeCommit
+	beforeSync func() error // Options.BeforeSync
+	maxRuns    int
 
 	counts *counts
 	stats  *commitStats
@@ -189,6 +194,7 @@ func Open(path string, opts Options) (*Store, error) {
 		jr:            jr,
 		log:           log,
 		before:        opts.BeforeCommit,
+		beforeSync:    opts.BeforeSync,
 		maxRuns:       cmp.Or(opts.MaxRuns, DefaultMaxRuns),
 		checkpointGap: cmp.Or(opts.CheckpointInterval, DefaultCheckpointInterval),
 		counts:        new(counts),

@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -353,4 +355,135 @@ func TestStatusUniqueOfPendingJob(t *testing.T) {
 	h := c.submit(gearman.SubmitJobEpoch, "f_su", "pending-u", strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10), "x")
 	c.status(h, "1", "0", "0", "0")
 	c.statusUnique("pending-u", "1", "0", "0", "0", "0")
+}
+
+// syncGate holds the store's commits after their writes are applied and
+// before they are synced, while shut, and answers the held commit with
+// the error it is given; while failing, every commit fails so.
+type syncGate struct {
+	mode    atomic.Int32 // gateOpen, gateShut or gateFailing
+	held    chan struct{}
+	proceed chan error
+}
+
+const (
+	gateOpen int32 = iota
+	gateShut
+	gateFailing
+)
+
+var errInjected = errors.New("injected: the disk failed")
+
+func (g *syncGate) hook() error {
+	switch g.mode.Load() {
+	case gateShut:
+		g.held <- struct{}{}
+		return <-g.proceed
+	case gateFailing:
+		return errInjected
+	}
+	return nil
+}
+
+// TestReleasedJobRunsBeforeItsSync: a due job is handed to a sleeping
+// worker once its release is applied, before it is synced. If the sync
+// then fails (as a crash would end it), the job is still waiting on disk
+// and is released again, at least once; the job already in memory is not
+// queued a second time.
+func TestReleasedJobRunsBeforeItsSync(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	g := &syncGate{held: make(chan struct{}), proceed: make(chan error)}
+	st, err := store.Open(filepath.Join(t.TempDir(), "g.db"), store.Options{NoSync: true, BeforeSync: g.hook})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := serveStore(t, Config{Now: func() time.Time { return now }}, st)
+	sched := scheduler.New(scheduler.Config{Store: ts.st, Sink: ts.srv})
+	c, w, w2, a := dialT(t, ts.addr), dialT(t, ts.addr), dialT(t, ts.addr), dialT(t, ts.addr)
+	due := now.Add(time.Minute)
+	h := c.submit(gearman.SubmitJobEpoch, "f_early", "u", strconv.FormatInt(due.Unix(), 10), "x")
+	w.canDo("f_early")
+	w.send(gearman.PreSleep)
+	w.sync()
+
+	g.mode.Store(gateShut)
+	ticked := make(chan error, 1)
+	go func() { ticked <- sched.Tick(context.Background(), due, now) }()
+	select {
+	case <-g.held:
+	case <-time.After(testTimeout):
+		t.Fatal("the release never reached its sync")
+	}
+	// The release is applied, not synced: the worker is woken and gets it.
+	w.expect(gearman.Noop)
+	if got, _ := w.grabJob(); got != h {
+		t.Fatalf("grabbed %s, want %s", got, h)
+	}
+	// The sync fails, and so does every retry.
+	g.mode.Store(gateFailing)
+	g.proceed <- errInjected
+	if err := <-ticked; err == nil {
+		t.Fatal("Tick succeeded with its release's sync failing")
+	}
+	// Not released on disk: still listed as waiting.
+	if got := a.admin("show schedules f_early"); !strings.HasPrefix(got, h+"\tf_early\t") {
+		t.Fatalf("after the failed sync, show schedules: %q", got)
+	}
+	// Released again: once durable it leaves the list, and the copy the
+	// worker holds is the only one.
+	g.mode.Store(gateOpen)
+	if err := sched.Tick(context.Background(), due, now); err != nil {
+		t.Fatal(err)
+	}
+	a.adminExpect("show schedules f_early", ".\n")
+	w2.canDo("f_early")
+	w2.expectNoJob()
+	w.send(gearman.WorkComplete, h, "done")
+	w.sync()
+	c.status(h, "0", "0", "0", "0")
+}
+
+// TestCancelMeetsRelease: a cancel that looks in memory before a release
+// is applied, and reaches the store after it, finds the job the release
+// queued and cancels it there: it reports success and the job never runs.
+func TestCancelMeetsRelease(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	ts, gate := startGated(t, Config{Now: func() time.Time { return now }})
+	sched := scheduler.New(scheduler.Config{Store: ts.st, Sink: ts.srv})
+	c, w := dialT(t, ts.addr), dialT(t, ts.addr)
+	due := now.Add(time.Minute)
+	h := c.submit(gearman.SubmitJobEpoch, "f_meet", "u", strconv.FormatInt(due.Unix(), 10), "x")
+
+	gate.close()
+	ticked := make(chan error, 1)
+	go func() { ticked <- sched.Tick(context.Background(), due, now) }()
+	gate.awaitHeld(t) // the release, not applied yet
+	cancelled := make(chan bool, 1)
+	go func() {
+		ok, err := ts.srv.Cancel(h)
+		if err != nil {
+			t.Errorf("Cancel: %v", err)
+		}
+		cancelled <- ok
+	}()
+	// The cancel missed the job in memory and waits for the store.
+	deadline := time.Now().Add(testTimeout)
+	for ts.st.QueuedWrites() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the cancel never reached the store")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	gate.release()
+	if err := <-ticked; err != nil {
+		t.Fatal(err)
+	}
+	if !<-cancelled {
+		t.Fatal("Cancel reported no job, and the release queued it")
+	}
+	w.canDo("f_meet")
+	w.expectNoJob()
+	c.status(h, "0", "0", "0", "0")
 }

@@ -83,11 +83,14 @@ func newSchedule(id uint64, handle, source, spec string, zone *time.Location, fu
 }
 
 // Release implements scheduler.Sink: due one-shot jobs and schedule
-// occurrences become ready jobs. The store records them as fired in the
-// same commit that makes them ready, and only then are they queued, so a
-// crash can neither lose nor repeat one; sleeping workers get NOOP at once.
-// An occurrence whose schedule was cancelled or redefined since the
-// scheduler read it is not stored, and so never runs.
+// occurrences become ready jobs. The store records them as fired in one
+// commit, and each is queued, and sleeping workers get NOOP, as soon as
+// that commit has decided it, before its fsync (see store.Store.Fire): a
+// worker may grab a job while its release is still being synced. A crash
+// in between leaves the job waiting on disk, so it runs again after the
+// restart: at least once, never lost. An occurrence whose schedule was
+// cancelled or redefined since the scheduler read it is not stored, and so
+// never runs; nor does a job cancelled before the commit.
 func (s *Server) Release(ctx context.Context, jobs []*store.Job, occs []scheduler.Occurrence) error {
 	s.mu.Lock()
 	draining := s.draining
@@ -117,7 +120,7 @@ func (s *Server) Release(ctx context.Context, jobs []*store.Job, occs []schedule
 		sc.LastHandle = handle
 	}
 	now := s.cfg.Now()
-	moved, fired, err := s.store.Fire(now.UnixNano(), ids, socc)
+	moved, fired, err := s.store.Fire(now.UnixNano(), ids, socc, s.admitReleased)
 	if err != nil {
 		return err
 	}
@@ -127,15 +130,19 @@ func (s *Server) Release(ctx context.Context, jobs []*store.Job, occs []schedule
 	for _, rec := range fired {
 		s.stats.released.ObserveLateness(now, rec.Due)
 	}
+	return nil
+}
+
+// admitReleased queues a job the store is releasing; it runs on the
+// store's committer, which may offer a job twice (see store.Store.Fire).
+// Taking s.mu there is safe: s.mu is never held while waiting for the
+// store.
+func (s *Server) admitReleased(rec *store.Job) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, rec := range moved {
+	if s.jobs[rec.Handle] == nil {
 		s.admit(rec)
 	}
-	for _, rec := range fired {
-		s.admit(rec)
-	}
-	return nil
 }
 
 // Live implements scheduler.Sink: whether the job is queued or running.
@@ -323,8 +330,18 @@ func (s *Server) Cancel(handle string) (bool, error) {
 		s.stats.cancelledPending.Add(1)
 	case res == store.CancelledSchedule:
 		s.stats.cancelledSchedules.Add(1)
+	case res == store.NotFound:
+		// A release the store applied before this cancel has queued the
+		// job (see Release): cancel it there.
+		s.mu.Lock()
+		live = s.cancelLive(handle)
+		s.mu.Unlock()
+		if live {
+			s.stats.cancelledLive.Add(1)
+		}
+		return live, nil
 	}
-	return res != store.NotFound, nil
+	return true, nil
 }
 
 // Errors of Schedule, Cancel, Pause and Resume that callers tell apart:

@@ -9,6 +9,10 @@ GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 # libgearman is built without SSL, over TLS; headless Chromium (with a font
 # to render text) drives the web page's test.
 DEBS := gearman-job-server gearman-tools php-cli php-gearman libgearman-client-perl postgresql mariadb-server time socat chromium fonts-dejavu-core
+# bash with pipefail, so that a benchmark piped through tee still fails
+# the recipe.
+SHELL := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 FUZZTIME ?= 10m
 
@@ -46,22 +50,25 @@ fuzz:
 	$(GO) test ./gearman -run '^$$' -fuzz '^FuzzDecoder$$' -fuzztime $(FUZZTIME)
 	$(GO) test ./gearman/server -run '^$$' -fuzz '^FuzzAdminLine$$' -fuzztime $(FUZZTIME)
 
-# bench measures gearsched against the real gearmand in the same run:
-# background throughput, epoch lateness, durable epoch submissions, the
-# sidecar in front of gearmand (lateness, backlog drain after a 60 s
-# outage, trigger jobs), --watch-queue (lateness per queue backend; CPU,
-# RSS and notice time on a 1M-row SQLite queue), then memory and restart
-# time with 1M pending epoch jobs, store writes, /metrics with 1,000
-# functions, and the HTTP API listing 100 of 100k and 1M pending jobs.
-# GEARSCHED_BENCH_10M=1 adds the 10M-job cases (about 20 minutes more).
+# bench measures gearsched against the real gearmand (in memory, and with
+# its SQLite queue) in the same run: background throughput, epoch
+# lateness, durable epoch submissions, foreground round trips, the sidecar
+# in front of gearmand (lateness, backlog drain after a 60 s outage,
+# trigger jobs), --watch-queue (lateness per queue backend; CPU, RSS and
+# notice time on a 1M-row queue), memory with 1M pending jobs, store
+# writes, /metrics and the HTTP API. It keeps the results in bin/bench.txt
+# and ends with one table of them (cmd/benchtable), from which README's
+# performance section is written.
 bench: deps
-	$(GO) test ./cmd/gearsched -run '^$$' -bench 'BackgroundThroughput|EpochLateness|EpochSubmit|ForegroundRoundTrip' -benchtime 1x -count 3 -timeout 30m
-	$(GO) test ./cmd/gearsched -run '^$$' -bench 'SidecarLateness|SidecarOutageDrain|TriggerDelivery' -benchtime 1x -timeout 30m
-	$(GO) test ./cmd/gearsched -run '^$$' -bench 'WatchQueueLateness|WatchQueueMillionRows' -benchtime 1x -timeout 30m
-	$(GO) test ./cmd/gearsched -run '^$$' -bench 'PendingEpochJobs' -benchtime 1x -timeout 2h
-	$(GO) test ./store -run '^$$' -bench Put -benchtime 2000x
-	$(GO) test ./gearman/metrics -run '^$$' -bench . -benchtime 200x
-	$(GO) test ./gearman/httpapi -run '^$$' -bench ListScheduled -benchtime 2000x -timeout 1h
+	@mkdir -p bin && : > bin/bench.txt
+	$(GO) test ./cmd/gearsched -run '^$$' -bench 'BackgroundThroughput|EpochLateness|EpochSubmit|ForegroundRoundTrip' -benchtime 1x -count 3 -timeout 30m | tee -a bin/bench.txt
+	$(GO) test ./cmd/gearsched -run '^$$' -bench 'SidecarLateness|SidecarOutageDrain|TriggerDelivery' -benchtime 1x -timeout 30m | tee -a bin/bench.txt
+	$(GO) test ./cmd/gearsched -run '^$$' -bench 'WatchQueueLateness|WatchQueueMillionRows' -benchtime 1x -timeout 30m | tee -a bin/bench.txt
+	$(GO) test ./cmd/gearsched -run '^$$' -bench 'PendingEpochJobs' -benchtime 1x -timeout 2h | tee -a bin/bench.txt
+	$(GO) test ./store -run '^$$' -bench Put -benchtime 2000x | tee -a bin/bench.txt
+	$(GO) test ./gearman/metrics -run '^$$' -bench . -benchtime 200x | tee -a bin/bench.txt
+	$(GO) test ./gearman/httpapi -run '^$$' -bench ListScheduled -benchtime 2000x -timeout 1h | tee -a bin/bench.txt
+	@echo; $(GO) run ./cmd/benchtable < bin/bench.txt
 
 clean:
 	rm -rf bin

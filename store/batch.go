@@ -205,10 +205,30 @@ func (s *Store) signal() {
 // 1.45 times the rate of 100 ms and a third of the p99.
 const DefaultCheckpointInterval = time.Second
 
-// checkpointBytes bounds the journal, and so the dirty pages the open
-// transaction holds in memory and the replay after a crash: past it the
-// committer checkpoints at once, whatever the interval.
+// checkpointBytes bounds the journal, and so the replay after a crash:
+// past it the committer checkpoints at once, whatever the interval.
 const checkpointBytes = 64 << 20
+
+// DefaultCheckpointPages is how many of the file's pages the open
+// transaction may have changed, and so hold in memory as bbolt nodes,
+// before the committer checkpoints at once: 64 MiB of 4 KiB pages. Writes
+// in random key order (uniques) change a page each, so the journal's size
+// alone would not bound them; what they add beyond those pages is bounded
+// by the journal's size.
+const DefaultCheckpointPages = 16384
+
+// checkpointDue reports whether the open transaction should be committed
+// now: it is old enough, its journal is large, or it holds many pages.
+func (s *Store) checkpointDue() bool {
+	if s.tx == nil {
+		return false
+	}
+	if time.Since(s.txStart) >= s.checkpointGap || s.jr.off >= checkpointBytes {
+		return true
+	}
+	st := s.tx.Stats()
+	return st.GetNodeCount() >= int64(s.checkpointPages)
+}
 
 // commitLoop owns the database: it takes whatever has queued up, commits
 // the writes (see commit) and releases their waiters, then serves the
@@ -266,7 +286,7 @@ func (s *Store) commitLoop() {
 					o.done <- s.checkpoint()
 				}
 			}
-			if s.tx != nil && (time.Since(s.txStart) >= s.checkpointGap || s.jr.off >= checkpointBytes) {
+			if s.checkpointDue() {
 				s.checkpoint()
 			}
 			clear(ops) // drop references to jobs

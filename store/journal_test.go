@@ -341,3 +341,40 @@ func TestJournalCheckpointsWhenFull(t *testing.T) {
 		t.Errorf("no checkpoint after %d MiB journaled (%d records left)", len(writes), n)
 	}
 }
+
+// The open transaction is bounded by the pages it changed too: writes in
+// random key order touch a page of the tree each, far more memory than
+// their journal records. (bbolt counts a page when a write first changes
+// it, so the tree must have pages: the test fills it first.)
+func TestJournalCheckpointsWhenManyPages(t *testing.T) {
+	put := func(s *Store, from, to uint64) {
+		var writes []*Write
+		for id := from; id < to; id++ {
+			unique := fmt.Sprintf("%016x", id*0x9e3779b97f4a7c15) // scattered keys
+			writes = append(writes, s.PutPending(&Job{ID: id, Function: "f", Unique: unique, Due: int64(id * 7919 % 10007)}, ""))
+		}
+		for _, w := range writes {
+			if err := w.Wait(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		pages int
+		want  bool
+	}{{64, true}, {1 << 30, false}} {
+		s, _ := openTemp(t, Options{CheckpointInterval: neverCheckpoint, CheckpointPages: tc.pages})
+		put(s, 1, 5001)
+		checkpoint(t, s)
+		before := s.stats.checkpoint.Snapshot().Count
+		put(s, 5001, 10001)
+		// A read queued now runs after the round of the last write, and
+		// after that round's check.
+		if err := s.view(func(*bolt.Tx) error { return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if got := s.stats.checkpoint.Snapshot().Count > before; got != tc.want {
+			t.Errorf("CheckpointPages %d: checkpointed %v, want %v", tc.pages, got, tc.want)
+		}
+	}
+}

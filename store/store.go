@@ -111,6 +111,10 @@ type Options struct {
 	// journal.go); 0 means DefaultCheckpointInterval. Tests set it long
 	// to keep acknowledged writes in the journal alone.
 	CheckpointInterval time.Duration
+	// CheckpointPages bounds the pages the open transaction may have
+	// changed, held in memory until the checkpoint; 0 means
+	// DefaultCheckpointPages.
+	CheckpointPages int
 }
 
 // DefaultVerifyLimit is the largest file Open checks in full by default:
@@ -135,11 +139,12 @@ type Store struct {
 	// transaction kept open between checkpoints, and whether that
 	// transaction must first be given the journal's records (after it was
 	// rolled back).
-	jr            *journal
-	tx            *bolt.Tx
-	txStart       time.Time
-	needReplay    bool
-	checkpointGap time.Duration // Options.CheckpointInterval
+	jr              *journal
+	tx              *bolt.Tx
+	txStart         time.Time
+	needReplay      bool
+	checkpointGap   time.Duration // Options.CheckpointInterval
+	checkpointPages int           // Options.CheckpointPages
 
 	damageMu sync.Mutex
 	reported map[string]bool // damaged records already logged, by bucket NUL key
@@ -190,20 +195,21 @@ func Open(path string, opts Options) (*Store, error) {
 		return nil, err
 	}
 	s := &Store{
-		db:            db,
-		jr:            jr,
-		log:           log,
-		before:        opts.BeforeCommit,
-		beforeSync:    opts.BeforeSync,
-		maxRuns:       cmp.Or(opts.MaxRuns, DefaultMaxRuns),
-		checkpointGap: cmp.Or(opts.CheckpointInterval, DefaultCheckpointInterval),
-		counts:        new(counts),
-		stats:         newCommitStats(),
-		reported:      map[string]bool{},
-		badDue:        map[string]bool{},
-		cur:           newBatch(),
-		wake:          make(chan struct{}, 1),
-		stopped:       make(chan struct{}),
+		db:              db,
+		jr:              jr,
+		log:             log,
+		before:          opts.BeforeCommit,
+		beforeSync:      opts.BeforeSync,
+		maxRuns:         cmp.Or(opts.MaxRuns, DefaultMaxRuns),
+		checkpointGap:   cmp.Or(opts.CheckpointInterval, DefaultCheckpointInterval),
+		checkpointPages: cmp.Or(opts.CheckpointPages, DefaultCheckpointPages),
+		counts:          new(counts),
+		stats:           newCommitStats(),
+		reported:        map[string]bool{},
+		badDue:          map[string]bool{},
+		cur:             newBatch(),
+		wake:            make(chan struct{}, 1),
+		stopped:         make(chan struct{}),
 	}
 	if err := s.initialise(verified); err != nil {
 		jr.close()

@@ -378,3 +378,21 @@ func TestJournalCheckpointsWhenManyPages(t *testing.T) {
 		}
 	}
 }
+
+// A clean close checkpoints: the journal is left empty and the database
+// file alone holds every write, as a version without a journal reads it.
+func TestJournalEmptyAfterClose(t *testing.T) {
+	s, path := openTemp(t, Options{CheckpointInterval: neverCheckpoint})
+	putJobs(t, s, 1, 2, 3)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := journalRecords(path); err != nil || n != 0 {
+		t.Errorf("journal after a clean close: %d records, %v; want none", n, err)
+	}
+	alone := filepath.Join(t.TempDir(), "alone.db")
+	copyFile(t, path, alone)
+	if got, want := readyIDs(t, alone), []uint64{1, 2, 3}; !slices.Equal(got, want) {
+		t.Errorf("database file after a clean close: jobs %v, want %v", got, want)
+	}
+}

@@ -100,6 +100,8 @@ type txn struct {
 	jr        *journal       // records what the transaction writes
 	pending   map[string]int // pending-job count deltas by function
 	schedules map[string]int // schedule count deltas by function
+	counts    *counts        // the store's, for early deltas
+	early     map[string]int // pending deltas shown before the commit (see counts.early)
 	damaged   damageFunc     // reports the damaged records a write skips
 	maxRuns   int            // Options.MaxRuns
 }
@@ -466,13 +468,15 @@ func (s *Store) run(ops []op) (bad int, err error) {
 	if err != nil {
 		return -1, err
 	}
-	t := &txn{tx: tx, jr: s.jr, pending: map[string]int{}, schedules: map[string]int{}, damaged: s.damaged, maxRuns: s.maxRuns}
+	t := &txn{tx: tx, jr: s.jr, pending: map[string]int{}, schedules: map[string]int{}, counts: s.counts,
+		damaged: s.damaged, maxRuns: s.maxRuns}
 	defer func() {
 		if r := recover(); r != nil {
 			err = panicError(r)
 		}
 		if err != nil {
 			s.dropTx()
+			s.counts.withdraw(t)
 		}
 	}()
 	if s.before != nil {

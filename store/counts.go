@@ -17,13 +17,20 @@ type counts struct {
 	mu        sync.Mutex
 	pending   map[string]int
 	schedules map[string]int
+	// early holds the pending-job deltas of releases that a transaction
+	// has applied and handed out (see Store.Fire) but not yet committed:
+	// a released job is counted as ready by its taker at once, so it must
+	// stop counting as pending at once too, or `status` counts it twice
+	// until the sync. The commit moves them into pending; a failure
+	// withdraws them.
+	early map[string]int
 }
 
 // load reads the counts of a freshly opened database: pending jobs from
 // their bucket, schedules (few: they are configuration) by counting, but
 // for the damaged ones, which go to damaged.
 func (c *counts) load(tx *bolt.Tx, damaged damageFunc) error {
-	c.pending, c.schedules = map[string]int{}, map[string]int{}
+	c.pending, c.schedules, c.early = map[string]int{}, map[string]int{}, map[string]int{}
 	err := tx.Bucket(bucketCounts).ForEach(func(k, v []byte) error {
 		if len(v) == 8 {
 			c.pending[countsFunction(k)] = int(binary.BigEndian.Uint64(v))
@@ -40,24 +47,63 @@ func (c *counts) load(tx *bolt.Tx, damaged damageFunc) error {
 	return err
 }
 
-// apply adds the deltas of a committed transaction.
+// apply adds the deltas of a committed transaction, and takes back its
+// early deltas, which the committed ones now include.
 func (c *counts) apply(t *txn) {
-	if len(t.pending) == 0 && len(t.schedules) == 0 {
+	if len(t.pending) == 0 && len(t.schedules) == 0 && len(t.early) == 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	add := func(m map[string]int, deltas map[string]int) {
-		for fn, d := range deltas {
-			if n := m[fn] + d; n > 0 {
-				m[fn] = n
-			} else {
-				delete(m, fn)
-			}
+	addCounts(c.pending, t.pending)
+	addCounts(c.schedules, t.schedules)
+	addEarly(c.early, t.early, -1)
+	t.early = nil
+}
+
+// releaseEarly shows function's count one pending job smaller before the
+// transaction commits (see early).
+func (t *txn) releaseEarly(function string) {
+	if t.early == nil {
+		t.early = map[string]int{}
+	}
+	t.early[function]--
+	t.counts.mu.Lock()
+	defer t.counts.mu.Unlock()
+	addEarly(t.counts.early, map[string]int{function: -1}, 1)
+}
+
+// withdraw takes back the early deltas of a transaction that failed.
+func (c *counts) withdraw(t *txn) {
+	if len(t.early) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	addEarly(c.early, t.early, -1)
+	t.early = nil
+}
+
+// addCounts adds deltas to m, dropping the entries that reach 0.
+func addCounts(m, deltas map[string]int) {
+	for fn, d := range deltas {
+		if n := m[fn] + d; n > 0 {
+			m[fn] = n
+		} else {
+			delete(m, fn)
 		}
 	}
-	add(c.pending, t.pending)
-	add(c.schedules, t.schedules)
+}
+
+// addEarly adds sign times each delta to the early deltas m.
+func addEarly(m, deltas map[string]int, sign int) {
+	for fn, d := range deltas {
+		if n := m[fn] + sign*d; n != 0 {
+			m[fn] = n
+		} else {
+			delete(m, fn)
+		}
+	}
 }
 
 // countsKey is function's key in the counts bucket. bbolt takes no empty
@@ -99,11 +145,23 @@ func addPending(t *txn, function string, delta int) error {
 func (s *Store) PendingCount(function string) int {
 	s.counts.mu.Lock()
 	defer s.counts.mu.Unlock()
-	return s.counts.pending[function]
+	return max(s.counts.pending[function]+s.counts.early[function], 0)
 }
 
 // PendingCounts returns how many jobs wait for their due time, by function.
-func (s *Store) PendingCounts() map[string]int { return s.counts.copyOf(s.counts.pending) }
+func (s *Store) PendingCounts() map[string]int {
+	s.counts.mu.Lock()
+	defer s.counts.mu.Unlock()
+	m := maps.Clone(s.counts.pending)
+	for fn, d := range s.counts.early {
+		if n := m[fn] + d; n > 0 {
+			m[fn] = n
+		} else {
+			delete(m, fn)
+		}
+	}
+	return m
+}
 
 // ScheduleCounts returns how many recurring schedules each function has.
 func (s *Store) ScheduleCounts() map[string]int { return s.counts.copyOf(s.counts.schedules) }

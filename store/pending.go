@@ -268,6 +268,9 @@ func (s *Store) Fire(at int64, ids []uint64, occs []Occurrence, ready func(*Job)
 			}
 			moved = append(moved, j)
 			if ready != nil {
+				if counted(j) {
+					t.releaseEarly(j.Function)
+				}
 				ready(j)
 			}
 		}

@@ -415,10 +415,17 @@ func TestReleasedJobRunsBeforeItsSync(t *testing.T) {
 	case <-time.After(testTimeout):
 		t.Fatal("the release never reached its sync")
 	}
-	// The release is applied, not synced: the worker is woken and gets it.
+	// The release is applied, not synced: the worker is woken and gets it,
+	// and `status` counts the job once, as queued, then as running.
 	w.expect(gearman.Noop)
+	if row := adminRow(t, a, "status", "f_early"); row != "f_early\t1\t0\t1" {
+		t.Errorf("status of the job released, not synced: %q", row)
+	}
 	if got, _ := w.grabJob(); got != h {
 		t.Fatalf("grabbed %s, want %s", got, h)
+	}
+	if row := adminRow(t, a, "status", "f_early"); row != "f_early\t1\t1\t1" {
+		t.Errorf("status of the job taken, not synced: %q", row)
 	}
 	// The sync fails, and so does every retry.
 	g.mode.Store(gateFailing)
@@ -426,9 +433,13 @@ func TestReleasedJobRunsBeforeItsSync(t *testing.T) {
 	if err := <-ticked; err == nil {
 		t.Fatal("Tick succeeded with its release's sync failing")
 	}
-	// Not released on disk: still listed as waiting.
+	// Not released on disk: still listed and counted as waiting, besides
+	// the copy the worker runs.
 	if got := a.admin("show schedules f_early"); !strings.HasPrefix(got, h+"\tf_early\t") {
 		t.Fatalf("after the failed sync, show schedules: %q", got)
+	}
+	if row := adminRow(t, a, "status", "f_early"); row != "f_early\t2\t1\t1" {
+		t.Errorf("status after the failed sync: %q", row)
 	}
 	// Released again: once durable it leaves the list, and the copy the
 	// worker holds is the only one.

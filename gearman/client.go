@@ -18,12 +18,22 @@ const clientBufferSize = 64 << 10
 // Client is one connection to a Gearman server for submitting jobs, asking
 // for their status, raw packet exchange and admin commands. It is not safe
 // for concurrent use.
+//
+// Requests and replies stay in step only if every byte written is a
+// request whose reply the caller reads: out holds exactly the requests
+// queued and not yet written, and every write empties it, so no request is
+// ever sent twice.
 type Client struct {
 	nc  net.Conn
 	br  *bufio.Reader
 	dec *Decoder
 	out []byte
 }
+
+// ErrNotSent marks an error for a request the Client refused before
+// writing anything (a bad argument): the connection is as it was, still in
+// step, and may go on being used.
+var ErrNotSent = errors.New("request not sent")
 
 // Dial connects to a Gearman server at addr ("host:port").
 func Dial(ctx context.Context, addr string) (*Client, error) {
@@ -60,11 +70,11 @@ func (c *Client) Close() error { return c.nc.Close() }
 // SetDeadline bounds every following read and write.
 func (c *Client) SetDeadline(t time.Time) error { return c.nc.SetDeadline(t) }
 
-// Send writes one request packet with the given arguments.
+// Send writes one request packet with the given arguments, after any
+// packets queued before it.
 func (c *Client) Send(t Type, args ...[]byte) error {
-	c.out = AppendPacket(c.out[:0], MagicReq, t, args...)
-	_, err := c.nc.Write(c.out)
-	return err
+	c.Queue(t, args...)
+	return c.Flush()
 }
 
 // Queue adds one request packet to the output without sending it; Flush
@@ -74,8 +84,13 @@ func (c *Client) Queue(t Type, args ...[]byte) {
 	c.out = AppendPacket(c.out, MagicReq, t, args...)
 }
 
-// Flush writes the packets queued since the last Send or Flush.
+// Flush writes the packets queued since the last Send or Flush, and
+// forgets them whatever the outcome: after a failed write the connection
+// is out of step anyway, and a request must never be written twice.
 func (c *Client) Flush() error {
+	if len(c.out) == 0 {
+		return nil
+	}
 	_, err := c.nc.Write(c.out)
 	c.out = c.out[:0]
 	return err
@@ -104,7 +119,7 @@ func (e *ServerError) Error() string { return "gearman: server error " + e.Code 
 func (c *Client) Submit(t Type, function, unique string, args ...[]byte) (string, error) {
 	all := append([][]byte{[]byte(function), []byte(unique)}, args...)
 	if len(all) != t.NArgs() {
-		return "", fmt.Errorf("gearman: %s takes %d arguments, got %d", t, t.NArgs(), len(all))
+		return "", fmt.Errorf("gearman: %s takes %d arguments, got %d: %w", t, t.NArgs(), len(all), ErrNotSent)
 	}
 	if err := c.Send(t, all...); err != nil {
 		return "", err
@@ -151,7 +166,7 @@ func (c *Client) Status(handle string) (JobStatus, error) {
 // such a unique is refused here rather than sent.
 func (c *Client) StatusUnique(unique string) (JobStatus, error) {
 	if unique == "" || len(unique) >= 64 {
-		return JobStatus{}, fmt.Errorf("gearman: GET_STATUS_UNIQUE needs a unique of 1 to 63 bytes, got %d", len(unique))
+		return JobStatus{}, fmt.Errorf("gearman: GET_STATUS_UNIQUE needs a unique of 1 to 63 bytes, got %d: %w", len(unique), ErrNotSent)
 	}
 	if err := c.Send(GetStatusUnique, []byte(unique)); err != nil {
 		return JobStatus{}, err
@@ -171,9 +186,11 @@ func (c *Client) StatusUnique(unique string) (JobStatus, error) {
 // OK/ERR line, or a list up to and including its closing ".\n".
 func (c *Client) Admin(command string) (string, error) {
 	if strings.ContainsAny(command, "\r\n") {
-		return "", errors.New("gearman: admin command contains a line break")
+		return "", fmt.Errorf("gearman: admin command contains a line break: %w", ErrNotSent)
 	}
-	if _, err := c.nc.Write([]byte(command + "\n")); err != nil {
+	// Through the output buffer, behind anything queued, like a packet.
+	c.out = append(append(c.out, command...), '\n')
+	if err := c.Flush(); err != nil {
 		return "", err
 	}
 	var b strings.Builder
@@ -205,9 +222,11 @@ func (e *AdminError) Error() string { return "gearman: admin reply " + e.Reply }
 // connection should then be closed).
 func (c *Client) AdminList(command string, row func(line string) error) error {
 	if strings.ContainsAny(command, "\r\n") {
-		return errors.New("gearman: admin command contains a line break")
+		return fmt.Errorf("gearman: admin command contains a line break: %w", ErrNotSent)
 	}
-	if _, err := c.nc.Write([]byte(command + "\n")); err != nil {
+	// Through the output buffer, behind anything queued, as Admin does.
+	c.out = append(append(c.out, command...), '\n')
+	if err := c.Flush(); err != nil {
 		return err
 	}
 	for first := true; ; first = false {

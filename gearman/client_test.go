@@ -146,3 +146,80 @@ func TestClientAdminList(t *testing.T) {
 		t.Error("an admin command with a line break was sent")
 	}
 }
+
+// TestClientSendThenQueue: a request written by Send is not written again
+// by the next Flush. Send used to leave its packet in the output buffer,
+// so a Queue and Flush after it sent it a second time and every reply
+// after that answered the request before (the sidecar read ECHO_RES in
+// reply to SUBMIT_JOB_BG after a ping). Admin lines go through the same
+// buffer.
+func TestClientSendThenQueue(t *testing.T) {
+	var reqs []string // owned by the server goroutine until the replies are read
+	c := servePipe(t, func(p *Packet, line []byte) []byte {
+		if line != nil {
+			reqs = append(reqs, string(line))
+			return []byte("OK\r\n")
+		}
+		reqs = append(reqs, p.Type.String())
+		switch p.Type {
+		case EchoReq:
+			return AppendPacketString(nil, MagicRes, EchoRes, string(p.Args[0]))
+		case GetStatusUnique:
+			return AppendPacketString(nil, MagicRes, StatusResUnique, string(p.Args[0]), "0", "0", "0", "0", "0")
+		}
+		return AppendPacketString(nil, MagicRes, JobCreated, "H:x:"+string(p.Args[1]))
+	})
+	if err := c.Send(EchoReq, []byte("e")); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := c.Recv(); err != nil || p.Type != EchoRes {
+		t.Fatalf("ECHO_REQ: %v %v", p, err)
+	}
+	c.Queue(SubmitJobBg, []byte("f"), []byte("a"), nil)
+	c.Queue(SubmitJobBg, []byte("f"), []byte("b"), nil)
+	if err := c.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"H:x:a", "H:x:b"} {
+		if p, err := c.Recv(); err != nil || p.Type != JobCreated || string(p.Args[0]) != want {
+			t.Fatalf("reply to the submission of %s: %v %v, want JOB_CREATED", want, p, err)
+		}
+	}
+	if _, err := c.StatusUnique("u"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Admin("cancel job H:x:a"); err != nil || got != "OK\r\n" {
+		t.Fatalf("Admin: %q %v", got, err)
+	}
+	if h, err := c.Submit(SubmitJobBg, "f", "c", nil); err != nil || h != "H:x:c" {
+		t.Fatalf("Submit after Admin: %q %v", h, err)
+	}
+	want := []string{"ECHO_REQ", "SUBMIT_JOB_BG", "SUBMIT_JOB_BG", "GET_STATUS_UNIQUE", "cancel job H:x:a", "SUBMIT_JOB_BG"}
+	if !slices.Equal(reqs, want) {
+		t.Errorf("the server read %q, want %q", reqs, want)
+	}
+}
+
+// TestClientNotSent: a request refused before anything is written says
+// so (ErrNotSent), and the connection goes on in step.
+func TestClientNotSent(t *testing.T) {
+	c := servePipe(t, func(p *Packet, _ []byte) []byte {
+		return AppendPacketString(nil, MagicRes, EchoRes, string(p.Args[0]))
+	})
+	for what, err := range map[string]error{
+		"a 64-byte unique":  func() error { _, err := c.StatusUnique(strings.Repeat("u", 64)); return err }(),
+		"an empty unique":   func() error { _, err := c.StatusUnique(""); return err }(),
+		"too few arguments": func() error { _, err := c.Submit(SubmitJobEpoch, "f", "u", []byte("x")); return err }(),
+		"a line break":      func() error { _, err := c.Admin("a\nb"); return err }(),
+	} {
+		if !errors.Is(err, ErrNotSent) {
+			t.Errorf("%s: %v, want ErrNotSent", what, err)
+		}
+	}
+	if err := c.Send(EchoReq, []byte("e")); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := c.Recv(); err != nil || p.Type != EchoRes || string(p.Args[0]) != "e" {
+		t.Fatalf("ECHO_REQ after the refusals: %v %v", p, err)
+	}
+}

@@ -15,9 +15,10 @@ import (
 
 // fakeUpstream is a scripted Gearman server on a loopback port that speaks
 // what the sidecar sends an upstream: ECHO_REQ, the background and epoch
-// submissions, GET_STATUS and the admin line `cancel job`. It records every
-// submission it decodes, and a script decides what each one gets. All its
-// goroutines stop at test cleanup.
+// submissions, GET_STATUS, GET_STATUS_UNIQUE and the admin line `cancel
+// job`. It records every request and submission it decodes, and a script
+// decides what each submission gets. All its goroutines stop at test
+// cleanup.
 type fakeUpstream struct {
 	t    *testing.T
 	ln   net.Listener
@@ -32,7 +33,10 @@ type fakeUpstream struct {
 	subs    []fakeSubmission // every submission decoded, in order
 	queued  map[string]bool  // handles issued and not cancelled
 	cancels []string         // handles named by `cancel job`, in order
-	nhandle int
+	// requests names every frame read, in order: the packet type, or the
+	// admin line.
+	requests []string
+	nhandle  int
 }
 
 // fakeSubmission is one submission the fake decoded.
@@ -117,6 +121,14 @@ func (f *fakeUpstream) Cancels() []string {
 	return append([]string(nil), f.cancels...)
 }
 
+// Requests returns the name of every frame read so far, in order: a
+// packet's type ("SUBMIT_JOB_BG") or an admin line as sent.
+func (f *fakeUpstream) Requests() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.requests...)
+}
+
 // Conns returns how many connections the fake accepted.
 func (f *fakeUpstream) Conns() int {
 	f.mu.Lock()
@@ -191,6 +203,13 @@ func (f *fakeUpstream) serve(c net.Conn, conn int) {
 		if err != nil {
 			return // the client closed, or the fake is shutting down
 		}
+		f.mu.Lock()
+		if line != nil {
+			f.requests = append(f.requests, string(line))
+		} else {
+			f.requests = append(f.requests, p.Type.String())
+		}
+		f.mu.Unlock()
 		if line != nil {
 			if !f.admin(c, string(line)) {
 				return
@@ -212,6 +231,20 @@ func (f *fakeUpstream) serve(c net.Conn, conn int) {
 				k = "1"
 			}
 			if !reply(gearman.StatusRes, h, k, "0", "0", "0") {
+				return
+			}
+		case gearman.GetStatusUnique:
+			// Known while a job submitted with that unique is queued.
+			u := string(p.Args[0])
+			k := "0"
+			f.mu.Lock()
+			for _, s := range f.subs {
+				if s.Unique == u && s.Handle != "" && f.queued[s.Handle] {
+					k = "1"
+				}
+			}
+			f.mu.Unlock()
+			if !reply(gearman.StatusResUnique, u, k, "0", "0", "0", "0") {
 				return
 			}
 		case gearman.SubmitJobBg, gearman.SubmitJobHighBg, gearman.SubmitJobLowBg, gearman.SubmitJobEpoch:

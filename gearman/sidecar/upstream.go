@@ -361,8 +361,11 @@ func (u *Upstream) submitTo(ctx context.Context, p *peer, jobs []*UpstreamJob) {
 	}
 }
 
-// do runs fn on p's connection under the request timeout. A connection
-// error takes p down; ERROR replies do not.
+// do runs fn on p's connection under the request timeout. An error that
+// may leave the stream out of step (I/O, a timeout, a reply of the wrong
+// type) takes p down, since the next reply read could answer another
+// request; an ERROR reply, or a request the client refused before writing
+// it (gearman.ErrNotSent), leaves the connection in step, and up.
 func (u *Upstream) do(ctx context.Context, p *peer, fn func(*gearman.Client) error) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -385,6 +388,8 @@ func (u *Upstream) do(ctx context.Context, p *peer, fn func(*gearman.Client) err
 	switch {
 	case err == nil || errors.As(err, &se):
 		p.backoff.reset()
+	case errors.Is(err, gearman.ErrNotSent):
+		return fmt.Errorf("sidecar: upstream %s: %w", p.addr, err)
 	default:
 		u.fail(p, err)
 		return fmt.Errorf("sidecar: upstream %s: %w", p.addr, err)

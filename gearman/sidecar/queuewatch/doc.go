@@ -33,7 +33,11 @@
 // Full passes are paced by their cost: the next starts 50 times the last
 // one's duration after it ended, at least 1 s apart (10 s for SQLite,
 // whose polls see new rows) and at most 5 minutes, so passes cost about
-// 2 % of one core however large the table is.
+// 2 % of one core however large the table is. A reconnection of the
+// upstream or a recovery of the database asks for a pass at once (rows
+// whose time passed may wait unwoken); it comes 20 times the last pass's
+// duration after it at the soonest, so that an upstream that keeps
+// reconnecting cannot keep passes running.
 //
 // # Memory
 //

@@ -22,6 +22,12 @@ const (
 	// the last one's duration after it ends, so passes take at most about
 	// 1/costFactor of the time.
 	costFactor = 50
+	// quickFactor paces the passes brought forward (after the upstream
+	// reconnected, after the database recovered): at least quickFactor
+	// times the last pass's duration after it, so that even an upstream
+	// that reconnects every few seconds keeps the passes under
+	// 1/quickFactor of the time.
+	quickFactor = 20
 	// minFullSQLite and minFullMVCC are the shortest gaps between full
 	// passes: SQLite sees new rows between passes, PostgreSQL and MySQL
 	// only through passes. maxFull is the longest gap.
@@ -171,9 +177,41 @@ func (w *Watcher) AppendRow(b []byte) []byte {
 	return append(b, '\n')
 }
 
+// pacer spaces full passes by their cost.
+type pacer struct {
+	minGap time.Duration
+	// gap is the normal wait after a pass, cost its duration, end when it
+	// ended (zero before the first).
+	gap, cost time.Duration
+	end       time.Time
+}
+
+// next is when the next full pass may start; early for a pass brought
+// forward.
+func (p *pacer) next(early bool) time.Time {
+	if p.end.IsZero() {
+		return time.Time{}
+	}
+	if early {
+		return p.end.Add(min(p.gap, quickFactor*p.cost))
+	}
+	return p.end.Add(p.gap)
+}
+
+// done records a pass that ran from start to end.
+func (p *pacer) done(start, end time.Time) {
+	p.cost, p.end = end.Sub(start), end
+	p.gap = min(max(p.cost*costFactor, p.minGap), maxFull)
+}
+
 // Run watches the queue until ctx is done. A database that fails is
 // logged, then logged again at most every logAgainIn while it keeps
 // failing, and retried with backoff; it never stops the caller.
+//
+// Full passes are paced (pacer): a reconnection of the upstream or a
+// recovery of the database brings the next one forward, but only to
+// quickFactor times the last one's cost, so that however often those
+// happen the passes cannot take the watcher's CPU.
 func (w *Watcher) Run(ctx context.Context) {
 	var src source
 	defer func() {
@@ -182,8 +220,7 @@ func (w *Watcher) Run(ctx context.Context) {
 		}
 	}()
 	tr := newTracker(w.cfg.MaxKeys)
-	gap := w.cfg.MinFull
-	var nextFull time.Time
+	p := pacer{minGap: w.cfg.MinFull, gap: w.cfg.MinFull}
 	var down downLog
 	retry := minRetry
 	for {
@@ -197,21 +234,20 @@ func (w *Watcher) Run(ctx context.Context) {
 		default:
 		}
 		if err == nil {
-			if tr.first || !time.Now().Before(nextFull) {
+			if !time.Now().Before(p.next(tr.first)) {
 				start := time.Now()
-				err = w.fullPass(ctx, src, tr, gap)
+				err = w.fullPass(ctx, src, tr, p.gap)
 				if err == nil {
-					gap = min(max(time.Since(start)*costFactor, w.cfg.MinFull), maxFull)
-					nextFull = time.Now().Add(gap)
+					p.done(start, time.Now())
 				}
 			} else {
-				err = w.scanNew(ctx, src, tr, gap)
+				err = w.scanNew(ctx, src, tr, p.gap)
 			}
 		}
-		wait := w.cfg.Poll
 		if ctx.Err() != nil {
 			return
 		}
+		wait := w.cfg.Poll
 		if err != nil {
 			down.fail(w.log, err, retry)
 			w.setErr(err)
@@ -229,7 +265,8 @@ func (w *Watcher) Run(ctx context.Context) {
 			}
 			retry = minRetry
 			if w.sp.Backend != BackendSQLite {
-				wait = time.Until(nextFull)
+				// Only full passes see new rows: sleep until the next.
+				wait = time.Until(p.next(tr.first))
 			}
 		}
 		t := time.NewTimer(max(wait, 0))

@@ -14,30 +14,40 @@
 // gearmand's tables (SQLite gearman_queue, PostgreSQL queue, MySQL
 // gearman_queue by default) have the columns unique_key, function_name,
 // priority, data and when_to_run (0 = at once, else unix seconds), and
-// only a (unique_key, function_name) key: nothing orders rows by arrival
-// or by time, and the watcher adds no index, since the table is
-// gearmand's. Reading never gets in gearmand's way:
+// only a (unique_key, function_name) key: nothing orders rows by time,
+// and the watcher adds no index, since the table is gearmand's. The
+// database filters and counts: only the rows the watcher may register
+// (due within its horizon, above the seconds it has handled) are
+// returned, with a count of the rows with a time and the earliest future
+// time, so the rows further ahead, most of a big table, never reach Go.
+// Reading never gets in gearmand's way:
 //
-//   - SQLite: the file is opened read-only with a busy timeout. Rows are
-//     read by rowid in windows of a few thousand rows, one short implicit
-//     transaction each, so a COMMIT of gearmand waits at most one short
-//     statement in rollback-journal mode and never in WAL mode. Rowids
-//     grow with insertion, so between full passes a poll (every 250 ms)
-//     reads only the rows above the highest rowid seen: new rows are
-//     noticed within a poll, whatever the table's size.
-//   - PostgreSQL and MySQL: one plain SELECT of the rows with a time, a
+//   - SQLite: the file is opened read-only with a busy timeout, on one
+//     connection. Rows are read by rowid in chunks of sqliteChunk rows,
+//     one statement each, outside any transaction, so a COMMIT of
+//     gearmand waits at most one short statement in rollback-journal
+//     mode and never in WAL mode. SQLite gives a new row the largest
+//     rowid plus one, so between full passes a poll (every 250 ms) reads
+//     the rows above the highest rowid seen, and nothing at all when
+//     PRAGMA data_version says nobody committed; anchors (a few rows
+//     below the top, checked unchanged) find the new rows that took the
+//     rowids of deleted ones (sqlite.go). New rows are noticed within a
+//     poll, whatever the table's size.
+//   - PostgreSQL and MySQL: one plain SELECT that scans the table, a
 //     consistent read that takes no lock a writer waits for (the session
-//     is read-only on PostgreSQL). With no way to tell new rows, every
-//     read is a full pass.
+//     is read-only on PostgreSQL). Neither table has anything that tells
+//     new rows without a scan of the whole table (mvcc.go says why), so
+//     every read is a full pass and new rows are noticed at the next.
 //
 // Full passes are paced by their cost: the next starts 50 times the last
 // one's duration after it ended, at least 1 s apart (10 s for SQLite,
 // whose polls see new rows) and at most 5 minutes, so passes cost about
-// 2 % of one core however large the table is. A reconnection of the
-// upstream or a recovery of the database asks for a pass at once (rows
-// whose time passed may wait unwoken); it comes 20 times the last pass's
-// duration after it at the soonest, so that an upstream that keeps
-// reconnecting cannot keep passes running.
+// 2 % of one core however large the table is (on PostgreSQL and MySQL
+// the duration, and so the cost paced, is mostly the database's scan).
+// An event that asks for a pass at once (the upstream reconnected, the
+// database recovered, a poll lost track of new rows) brings it forward
+// to 20 times the last duration at the soonest, so that an upstream that
+// keeps reconnecting cannot keep passes running.
 //
 // # Memory
 //

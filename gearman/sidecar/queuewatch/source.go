@@ -15,18 +15,42 @@ type Row struct {
 	WhenToRun int64
 }
 
+// bounds are what a read is for: rows with a time in (low, horizon] (unix
+// seconds) are handed on, since those are the rows the tracker may still
+// register; the others are only counted, in the database, so that a
+// large table costs the watcher little more than its count.
+type bounds struct {
+	now, low, horizon int64
+}
+
+// tally is what a read counted: the rows with a time, and the earliest
+// time after now (0 if none).
+type tally struct {
+	rows int
+	next int64
+}
+
+func (t *tally) add(o tally) {
+	t.rows += o.rows
+	if o.next > 0 && (t.next == 0 || o.next < t.next) {
+		t.next = o.next
+	}
+}
+
 // source reads one backend's queue table. Its methods are called from the
 // watcher's goroutine only.
 type source interface {
-	// pass calls fn for every row with a time, reading in short
-	// statements that take no lock a writer waits for (a busy timeout on
-	// SQLite; plain MVCC reads on PostgreSQL and MySQL). fn must not keep
-	// the row's strings' backing arrays beyond the call unless it copies.
-	pass(ctx context.Context, fn func(Row)) error
-	// newRows calls fn for rows added since the last pass or newRows, and
-	// reports false when the backend cannot tell new rows from old ones
-	// (only a full pass sees them then).
-	newRows(ctx context.Context, fn func(Row)) (bool, error)
+	// pass calls fn for every row with a time in (b.low, b.horizon] and
+	// counts all rows with a time, reading in short statements that take
+	// no lock a writer waits for (a busy timeout on SQLite; plain MVCC
+	// reads on PostgreSQL and MySQL). fn must not keep the row's strings'
+	// backing arrays beyond the call unless it copies.
+	pass(ctx context.Context, b bounds, fn func(Row)) (tally, error)
+	// newRows does the same for the rows added since the last pass or
+	// newRows (the tally counts only those), and reports false when the
+	// backend cannot tell new rows from old ones: only a full pass sees
+	// them then.
+	newRows(ctx context.Context, b bounds, fn func(Row)) (bool, tally, error)
 	close() error
 }
 
@@ -41,9 +65,9 @@ func open(sp Spec) (source, error) {
 	case BackendSQLite:
 		return openSQLite(sp)
 	case BackendPostgres:
-		return openMVCC(sp, "pgx", "$1")
+		return openMVCC(sp, "pgx")
 	case BackendMySQL:
-		return openMVCC(sp, "mysql", "?")
+		return openMVCC(sp, "mysql")
 	}
 	return nil, fmt.Errorf("queuewatch: unknown backend %q", sp.Backend)
 }
@@ -56,20 +80,16 @@ func oneConn(db *sql.DB) {
 	db.SetConnMaxIdleTime(5 * time.Minute)
 }
 
-// scanRows calls fn for each row of rs (function, unique, when_to_run) and
-// returns the last error. NULL function or unique (never written by
-// gearmand) read as "".
-func scanRows(rs *sql.Rows, fn func(Row)) error {
-	defer rs.Close()
-	var fnName, unique sql.NullString
-	var when sql.NullInt64
-	for rs.Next() {
-		if err := rs.Scan(&fnName, &unique, &when); err != nil {
-			return fmt.Errorf("queuewatch: reading a row: %w", err)
-		}
-		if when.Int64 > 0 {
-			fn(Row{Function: fnName.String, Unique: unique.String, WhenToRun: when.Int64})
-		}
+// rowScanner reads rows of (function, unique, when_to_run). NULL function
+// or unique (never written by gearmand) read as "".
+type rowScanner struct {
+	fn, unique sql.NullString
+	when       sql.NullInt64
+}
+
+func (s *rowScanner) scan(rs *sql.Rows, extra ...any) (Row, error) {
+	if err := rs.Scan(append([]any{&s.fn, &s.unique, &s.when}, extra...)...); err != nil {
+		return Row{}, fmt.Errorf("queuewatch: reading a row: %w", err)
 	}
-	return rs.Err()
+	return Row{Function: s.fn.String, Unique: s.unique.String, WhenToRun: s.when.Int64}, nil
 }

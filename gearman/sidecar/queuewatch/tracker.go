@@ -84,6 +84,15 @@ func (t *tracker) see(r Row, now, horizon int64) {
 	t.order = append(t.order, k)
 }
 
+// low is the time at or below which see ignores every row: the seconds
+// handled, unless rows whose time passed are in question (first).
+func (t *tracker) low() int64 {
+	if t.first {
+		return 0
+	}
+	return t.handled
+}
+
 // watchOf appends the watch entry of the job with that unique, if it can
 // be watched (sidecar.UniqueWatch).
 func watchOf(w []string, unique string) []string {

@@ -23,10 +23,10 @@ const (
 	// 1/costFactor of the time.
 	costFactor = 50
 	// quickFactor paces the passes brought forward (after the upstream
-	// reconnected, after the database recovered): at least quickFactor
-	// times the last pass's duration after it, so that even an upstream
-	// that reconnects every few seconds keeps the passes under
-	// 1/quickFactor of the time.
+	// reconnected, after the database recovered, when SQLite's poll lost
+	// track of new rows): at least quickFactor times the last pass's
+	// duration after it, so that even an upstream that reconnects every
+	// few seconds keeps the passes under 1/quickFactor of the time.
 	quickFactor = 20
 	// minFullSQLite and minFullMVCC are the shortest gaps between full
 	// passes: SQLite sees new rows between passes, PostgreSQL and MySQL
@@ -208,10 +208,11 @@ func (p *pacer) done(start, end time.Time) {
 // logged, then logged again at most every logAgainIn while it keeps
 // failing, and retried with backoff; it never stops the caller.
 //
-// Full passes are paced (pacer): a reconnection of the upstream or a
-// recovery of the database brings the next one forward, but only to
-// quickFactor times the last one's cost, so that however often those
-// happen the passes cannot take the watcher's CPU.
+// Full passes are paced (pacer): a reconnection of the upstream, a
+// recovery of the database or a poll that lost track of new rows brings
+// the next one forward, but only to quickFactor times the last one's
+// cost, so that however often those happen the passes cannot take the
+// watcher's CPU.
 func (w *Watcher) Run(ctx context.Context) {
 	var src source
 	defer func() {
@@ -221,6 +222,9 @@ func (w *Watcher) Run(ctx context.Context) {
 	}()
 	tr := newTracker(w.cfg.MaxKeys)
 	p := pacer{minGap: w.cfg.MinFull, gap: w.cfg.MinFull}
+	// early is set when a full pass should come before its normal time
+	// without rows whose time passed being in question (tr.first).
+	early := false
 	var down downLog
 	retry := minRetry
 	for {
@@ -234,14 +238,17 @@ func (w *Watcher) Run(ctx context.Context) {
 		default:
 		}
 		if err == nil {
-			if !time.Now().Before(p.next(tr.first)) {
+			if !time.Now().Before(p.next(tr.first || early)) {
 				start := time.Now()
 				err = w.fullPass(ctx, src, tr, p.gap)
 				if err == nil {
 					p.done(start, time.Now())
+					early = false
 				}
-			} else {
-				err = w.scanNew(ctx, src, tr, p.gap)
+			} else if w.sp.Backend == BackendSQLite {
+				var ok bool
+				ok, err = w.scanNew(ctx, src, tr, p.gap)
+				early = early || (err == nil && !ok)
 			}
 		}
 		if ctx.Err() != nil {
@@ -266,7 +273,7 @@ func (w *Watcher) Run(ctx context.Context) {
 			retry = minRetry
 			if w.sp.Backend != BackendSQLite {
 				// Only full passes see new rows: sleep until the next.
-				wait = time.Until(p.next(tr.first))
+				wait = time.Until(p.next(tr.first || early))
 			}
 		}
 		t := time.NewTimer(max(wait, 0))
@@ -291,47 +298,47 @@ func horizon(now time.Time, gap time.Duration) int64 {
 // the horizon; on success every second up to its start is handled.
 func (w *Watcher) fullPass(ctx context.Context, src source, tr *tracker, gap time.Duration) error {
 	now := w.cfg.Now()
-	rows, next, err := w.scan(tr, now, gap, func(fn func(Row)) error { return src.pass(ctx, fn) })
+	t, err := w.scan(tr, now, gap, func(b bounds, fn func(Row)) (tally, error) { return src.pass(ctx, b, fn) })
 	if err != nil {
 		return err
 	}
 	tr.passDone(now.Unix())
 	w.mu.Lock()
-	w.st.Rows, w.st.Next = rows, next
+	w.st.Rows, w.st.Next = t.rows, t.next
 	w.mu.Unlock()
 	return nil
 }
 
 // scanNew registers the rows added since the last scan, where the backend
-// can tell them.
-func (w *Watcher) scanNew(ctx context.Context, src source, tr *tracker, gap time.Duration) error {
+// can tell them; it reports false when it cannot now, and a full pass is
+// needed to see them.
+func (w *Watcher) scanNew(ctx context.Context, src source, tr *tracker, gap time.Duration) (bool, error) {
 	now := w.cfg.Now()
-	_, next, err := w.scan(tr, now, gap, func(fn func(Row)) error {
-		_, err := src.newRows(ctx, fn)
-		return err
+	ok := true
+	t, err := w.scan(tr, now, gap, func(b bounds, fn func(Row)) (tally, error) {
+		var t tally
+		var err error
+		ok, t, err = src.newRows(ctx, b, fn)
+		return t, err
 	})
-	if err != nil {
-		return err
+	if err != nil || !ok {
+		return ok, err
 	}
 	sec := now.Unix()
 	w.mu.Lock()
-	if next > 0 && (w.st.Next <= sec || next < w.st.Next) {
-		w.st.Next = next
+	if t.next > 0 && (w.st.Next <= sec || t.next < w.st.Next) {
+		w.st.Next = t.next
 	}
 	w.mu.Unlock()
-	return nil
+	return true, nil
 }
 
 // scan runs read, registering each row it yields and storing the triggers
-// in batches; it returns the rows read and the earliest future time.
-func (w *Watcher) scan(tr *tracker, now time.Time, gap time.Duration, read func(func(Row)) error) (rows int, next int64, err error) {
+// in batches; it returns read's tally.
+func (w *Watcher) scan(tr *tracker, now time.Time, gap time.Duration, read func(bounds, func(Row)) (tally, error)) (tally, error) {
 	sec, hz := now.Unix(), horizon(now, gap)
 	var flushErr error
-	err = read(func(r Row) {
-		rows++
-		if r.WhenToRun > sec && (next == 0 || r.WhenToRun < next) {
-			next = r.WhenToRun
-		}
+	t, err := read(bounds{now: sec, low: tr.low(), horizon: hz}, func(r Row) {
 		tr.see(r, sec, hz)
 		if tr.pending() >= flushAt && flushErr == nil {
 			flushErr = w.flush(tr)
@@ -345,10 +352,10 @@ func (w *Watcher) scan(tr *tracker, now time.Time, gap time.Duration, read func(
 	}
 	if err != nil {
 		w.forgetBatch(tr)
-		return 0, 0, err
+		return tally{}, err
 	}
 	w.overflowed(tr)
-	return rows, next, nil
+	return t, nil
 }
 
 // forgetBatch drops a batch that was not stored, so a later scan

@@ -392,3 +392,83 @@ func (p *tcpProxy) down() {
 		c.Close()
 	}
 }
+
+// TestWatchQueueLateCommit: a row written by hand in a transaction that
+// stays open across several polls is noticed once it commits, within
+// 1 s, on PostgreSQL and MariaDB, though no full pass comes meanwhile. On
+// MariaDB the watcher's gate (the server's write counters) opens when the
+// row is written, before it can be seen, and stays shut at the commit
+// but for Com_commit; on PostgreSQL the snapshot changes at the commit.
+func TestWatchQueueLateCommit(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		start func(t *testing.T) (gd *daemon, db *dbServer, url, table, insert string)
+	}{
+		{"postgres", func(t *testing.T) (*daemon, *dbServer, string, string, string) {
+			pg := startPostgres(t)
+			gd := startGearmand(t, "-q", "postgres", "--libpq-conninfo", fmt.Sprintf("host=127.0.0.1 port=%d user=postgres dbname=postgres", pg.Port))
+			return gd, pg, pg.dsn, "queue", "INSERT INTO queue (unique_key, function_name, priority, data, when_to_run) VALUES ($1, $2, 1, '\\x00', $3)"
+		}},
+		{"mariadb", func(t *testing.T) (*daemon, *dbServer, string, string, string) {
+			my := startMariaDB(t)
+			gd := startGearmand(t, "-q", "MySQL", "--mysql-host", "127.0.0.1", "--mysql-port", strconv.Itoa(my.Port),
+				"--mysql-user", "root", "--mysql-db", "gearman")
+			return gd, my, "mysql://" + my.dsn, "gearman_queue", "INSERT INTO gearman_queue (unique_key, function_name, priority, data, when_to_run) VALUES (?, ?, 1, x'00', ?)"
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			gd, dbs, url, table, insert := tc.start(t)
+			db := dbs.sqlOpen(t)
+			checkQueueTable(t, db, table)
+			// A row an hour ahead: `show queues` counts it once the
+			// first full pass is done.
+			if _, err := db.Exec(insert, "marker", "wq_marker", time.Now().Unix()+3600); err != nil {
+				t.Fatal(err)
+			}
+			sc := startSidecar(t, gd, "--watch-queue", gd.Addr+"="+url)
+			eventually(t, 10*time.Second, func() string {
+				if row := queueRow(t, sc.Addr, gd.Addr); row[2] != "1" {
+					return fmt.Sprintf("show queues row %q: the first pass is not done", row)
+				}
+				return ""
+			})
+			triggers := func() int {
+				n, _ := strconv.Atoi(queueRow(t, sc.Addr, gd.Addr)[4])
+				return n
+			}
+			before := triggers()
+			tx, err := db.Begin()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback()
+			if _, err := tx.Exec(insert, "late", "wq_late", time.Now().Unix()+30); err != nil {
+				t.Fatal(err)
+			}
+			// Several polls (250 ms apart) while the row is written but
+			// not committed: none may see it, and none may forget it.
+			hold := time.Now().Add(1500 * time.Millisecond)
+			for time.Now().Before(hold) {
+				if n := triggers(); n != before {
+					t.Fatalf("a trigger (%d, was %d) before the row was committed", n, before)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			if err := tx.Commit(); err != nil {
+				t.Fatal(err)
+			}
+			committed := time.Now()
+			eventually(t, 5*time.Second, func() string {
+				if n := triggers(); n == before {
+					return "the committed row was not noticed"
+				}
+				return ""
+			})
+			if d := time.Since(committed); d > time.Second {
+				t.Errorf("the row was noticed %v after its commit, want within 1 s", d)
+			}
+		})
+	}
+}

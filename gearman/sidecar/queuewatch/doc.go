@@ -33,17 +33,23 @@
 //     below the top, checked unchanged) find the new rows that took the
 //     rowids of deleted ones (sqlite.go). New rows are noticed within a
 //     poll, whatever the table's size.
-//   - PostgreSQL and MySQL: one plain SELECT that scans the table, a
-//     consistent read that takes no lock a writer waits for (the session
-//     is read-only on PostgreSQL). Neither table has anything that tells
-//     new rows without a scan of the whole table (mvcc.go says why), so
-//     every read is a full pass and new rows are noticed at the next.
+//   - PostgreSQL and MySQL: plain SELECTs, consistent reads that take no
+//     lock a writer waits for (the session is read-only on PostgreSQL).
+//     Neither table can hand over just its new rows without the database
+//     scanning it (mvccnew.go says why), so every 250 ms a poll asks a
+//     cheap question first, whether anyone committed (PostgreSQL: the
+//     snapshot changed; MySQL: the server's write counters moved), and
+//     only then has the database scan for the rows within the horizon
+//     that may be new (PostgreSQL: by xmin). The scan is the database's
+//     CPU; only the rows it returns are the watcher's. Those scans are
+//     paced at 3 times their duration, so a database written to all the
+//     time gives the watcher at most a quarter of one core.
 //
 // Full passes are paced by their cost: the next starts 50 times the last
-// one's duration after it ended, at least 1 s apart (10 s for SQLite,
-// whose polls see new rows) and at most 5 minutes, so passes cost about
-// 2 % of one core however large the table is (on PostgreSQL and MySQL
-// the duration, and so the cost paced, is mostly the database's scan).
+// one's duration after it ended, at least 10 s apart (polls see new rows
+// between them) and at most 5 minutes, so passes cost about 2 % of one
+// core however large the table is (on PostgreSQL and MySQL the duration,
+// and so the cost paced, is mostly the database's scan).
 // An event that asks for a pass at once (the upstream reconnected, the
 // database recovered, a poll lost track of new rows) brings it forward
 // to 20 times the last duration at the soonest, so that an upstream that

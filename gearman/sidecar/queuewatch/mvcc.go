@@ -14,26 +14,20 @@ import (
 // both (PostgreSQL's snapshot; InnoDB's consistent read), so however long
 // it takes it never delays gearmand's INSERT and DELETE.
 //
-// New rows cannot be told from old ones without reading the whole table:
-// gearmand's tables have no column that grows with insertion and no index
-// but the (unique_key, function_name) key. PostgreSQL's system columns
-// xmin (the inserting transaction) and ctid (the row's place) exist, but
-// nothing indexes xmin, so asking for rows above a transaction id is a
-// sequential scan of the table, as a full pass is; and a new row takes
-// any page with free space, so ctid does not grow with insertion. MySQL's
-// table (no primary key, nullable key columns) is clustered on InnoDB's
-// hidden row id, which SQL cannot read, and has no AUTO_INCREMENT column.
-// Every read is therefore a full pass; the watcher paces them by their
-// cost. The database does the filtering and counting: one scan returns
-// the rows due within the horizon, one row each, and a single row that
-// counts the others and carries the earliest future time, so what crosses
-// the network and what the watcher decodes does not grow with the table.
+// A full pass is one scan: the database does the filtering and counting,
+// returning the rows due within the horizon, one row each, and a single
+// row that counts the others and carries the earliest future time, so
+// what crosses the network and what the watcher decodes does not grow
+// with the table. New rows between passes are found by newRows
+// (mvccnew.go).
 type mvccSource struct {
 	db    *sql.DB
 	query string
 	// args are the query's arguments: MySQL's placeholders are
 	// positional, PostgreSQL's numbered.
 	args func(bounds) []any
+	// fresh finds the rows added between passes (mvccnew.go).
+	fresh freshRows
 }
 
 func openMVCC(sp Spec, driver string) (source, error) {
@@ -53,12 +47,14 @@ func openMVCC(sp Spec, driver string) (source, error) {
 	if driver == "pgx" {
 		src.query = fmt.Sprintf(q, "$1", "$2", "$3")
 		src.args = func(b bounds) []any { return []any{b.now, b.low, b.horizon} }
+		src.fresh = postgresFresh(sp.Table)
 	} else {
 		// MySQL sorts GROUP BY results unless told not to.
 		src.query = fmt.Sprintf(q, "?", "?", "?") + " ORDER BY NULL"
 		src.args = func(b bounds) []any {
 			return []any{b.low, b.horizon, b.low, b.horizon, b.low, b.horizon, b.now}
 		}
+		src.fresh = mysqlFresh(sp.Table)
 	}
 	return src, nil
 }
@@ -66,6 +62,12 @@ func openMVCC(sp Spec, driver string) (source, error) {
 func (s *mvccSource) pass(ctx context.Context, b bounds, fn func(Row)) (tally, error) {
 	ctx, cancel := context.WithTimeout(ctx, queryTimeout)
 	defer cancel()
+	// The mark is taken before the scan: everything it counts as seen,
+	// the scan sees.
+	mark, err := s.fresh.gate(ctx, s.db)
+	if err != nil {
+		return tally{}, err
+	}
 	rs, err := s.db.QueryContext(ctx, s.query, s.args(b)...)
 	if err != nil {
 		return tally{}, fmt.Errorf("queuewatch: %w", err)
@@ -88,11 +90,8 @@ func (s *mvccSource) pass(ctx context.Context, b bounds, fn func(Row)) (tally, e
 	if err := rs.Err(); err != nil {
 		return tally{}, fmt.Errorf("queuewatch: %w", err)
 	}
+	s.fresh.passed(mark)
 	return t, nil
-}
-
-func (s *mvccSource) newRows(context.Context, bounds, func(Row)) (bool, tally, error) {
-	return false, tally{}, nil
 }
 
 func (s *mvccSource) close() error { return s.db.Close() }

@@ -148,9 +148,11 @@ func (sp *Spec) parsePostgres(loc string) error {
 	}
 	q := u.Query()
 	sp.Table = takeTable(q)
-	// The session cannot write, whatever the user's grants; and it is
-	// named in pg_stat_activity.
-	for k, v := range map[string]string{"default_transaction_read_only": "on", "application_name": "gearsched-queuewatch"} {
+	// The session cannot write, whatever the user's grants; it is named
+	// in pg_stat_activity; and its scans stay in its own process rather
+	// than taking parallel workers from the database's queries.
+	for k, v := range map[string]string{"default_transaction_read_only": "on", "application_name": "gearsched-queuewatch",
+		"max_parallel_workers_per_gather": "0"} {
 		if !q.Has(k) {
 			q.Set(k, v)
 		}

@@ -16,7 +16,7 @@ import (
 
 // Pacing defaults (Config overrides them, for tests).
 const (
-	// DefaultPoll is how often SQLite is asked for new rows.
+	// DefaultPoll is how often the database is asked for new rows.
 	DefaultPoll = 250 * time.Millisecond
 	// costFactor paces full passes: the next one starts costFactor times
 	// the last one's duration after it ends, so passes take at most about
@@ -28,12 +28,10 @@ const (
 	// duration after it, so that even an upstream that reconnects every
 	// few seconds keeps the passes under 1/quickFactor of the time.
 	quickFactor = 20
-	// minFullSQLite and minFullMVCC are the shortest gaps between full
-	// passes: SQLite sees new rows between passes, PostgreSQL and MySQL
-	// only through passes. maxFull is the longest gap.
-	minFullSQLite = 10 * time.Second
-	minFullMVCC   = time.Second
-	maxFull       = 5 * time.Minute
+	// minFull and maxFull are the shortest and longest gaps between full
+	// passes; polls see new rows between them.
+	minFull = 10 * time.Second
+	maxFull = 5 * time.Minute
 	// minHorizon is the least a scan looks ahead; it looks three gaps
 	// between full passes ahead, so a row is registered at least two gaps
 	// before its time.
@@ -70,8 +68,8 @@ type Config struct {
 	Logger  *slog.Logger
 	// Now returns the current time; default time.Now.
 	Now func() time.Time
-	// Poll, MinFull and MaxKeys override DefaultPoll, the backend's
-	// shortest gap between full passes and DefaultMaxKeys.
+	// Poll, MinFull and MaxKeys override DefaultPoll, the shortest gap
+	// between full passes and DefaultMaxKeys.
 	Poll    time.Duration
 	MinFull time.Duration
 	MaxKeys int
@@ -113,10 +111,7 @@ func New(cfg Config) (*Watcher, error) {
 		cfg.Poll = DefaultPoll
 	}
 	if cfg.MinFull <= 0 {
-		cfg.MinFull = minFullMVCC
-		if cfg.Spec.Backend == BackendSQLite {
-			cfg.MinFull = minFullSQLite
-		}
+		cfg.MinFull = minFull
 	}
 	if cfg.MaxKeys <= 0 {
 		cfg.MaxKeys = DefaultMaxKeys
@@ -245,7 +240,7 @@ func (w *Watcher) Run(ctx context.Context) {
 					p.done(start, time.Now())
 					early = false
 				}
-			} else if w.sp.Backend == BackendSQLite {
+			} else {
 				var ok bool
 				ok, err = w.scanNew(ctx, src, tr, p.gap)
 				early = early || (err == nil && !ok)
@@ -271,10 +266,6 @@ func (w *Watcher) Run(ctx context.Context) {
 				w.setErr(nil)
 			}
 			retry = minRetry
-			if w.sp.Backend != BackendSQLite {
-				// Only full passes see new rows: sleep until the next.
-				wait = time.Until(p.next(tr.first || early))
-			}
 		}
 		t := time.NewTimer(max(wait, 0))
 		select {

@@ -124,7 +124,7 @@ func execAll(b *testing.B, db *sql.DB, statements ...string) {
 // BenchmarkWatchQueueMillionRows measures the watcher on a queue table of
 // 1,000,000 rows (gearmand's schema, filled with SQL: 100 functions,
 // 36-byte uniques, 10-byte payloads (16 on PostgreSQL), times spread over
-// the day from an hour ahead), in SQLite and in PostgreSQL. The sidecar's
+// the day from an hour ahead), in SQLite, PostgreSQL and MariaDB. The sidecar's
 // upstream is a gearmand with the builtin queue, which receives the
 // triggers. Reported: first_pass_s, from the sidecar's start until `show
 // queues` counts the rows; then over at least a minute (until the last
@@ -132,7 +132,9 @@ func execAll(b *testing.B, db *sql.DB, statements ...string) {
 // utime+stime of its process from /proc/PID/stat: not the test's writer,
 // the database server or gearmand) and RSS (rss_MiB at the end, hwm_MiB
 // its peak); on PostgreSQL also db_cpu_%, the CPU of the server process
-// serving the watcher's session (its scans); notice_ms and
+// serving the watcher's session (its scans), and on MariaDB the CPU of
+// the whole mariadbd (one process, its threads serving nothing else but
+// the benchmark's inserts); notice_ms and
 // notice_p50_ms, the worst and the median of 12 rows inserted during the
 // minute (each a new function due 30 s ahead), from the insert's commit
 // until `show queues` counts its trigger. Commit times of inserts (p50
@@ -151,6 +153,11 @@ func BenchmarkWatchQueueMillionRows(b *testing.B) {
 	b.Run("backend=postgres", func(b *testing.B) {
 		for range b.N {
 			millionRowsRound(b, postgresMillion(b))
+		}
+	})
+	b.Run("backend=mariadb", func(b *testing.B) {
+		for range b.N {
+			millionRowsRound(b, mariadbMillion(b))
 		}
 	})
 }
@@ -190,6 +197,26 @@ decode(md5(x::text), 'hex'), %d + (x::bigint * 7919) %% 86400 FROM generate_seri
 		}
 		return pid
 	}
+	return q
+}
+
+// mariadbMillion builds the MariaDB table, in gearmand's schema (which
+// has no primary key), on a server of its own. The database's CPU is the
+// whole mariadbd process's: it serves nothing but the watcher and the
+// benchmark's inserts.
+func mariadbMillion(b *testing.B) *millionQueue {
+	my := startMariaDB(b)
+	db := my.sqlOpen(b)
+	db.SetMaxOpenConns(1)
+	execAll(b, db, "CREATE TABLE gearman_queue (unique_key VARCHAR(64), function_name VARCHAR(255), priority INT, data LONGBLOB, when_to_run INT, UNIQUE KEY unique_key (unique_key, function_name)) ENGINE=InnoDB",
+		"SET SESSION max_recursive_iterations = 2000000",
+		fmt.Sprintf(`INSERT INTO gearman_queue WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < %d)
+SELECT concat(lpad(hex(x), 8, '0'), '-0000-4000-8000-', lpad(hex(x), 12, '0')), concat('bench', x %% 100), 1, unhex(md5(x)), %d + (x * 7919) %% 86400 FROM c`,
+			millionRows, time.Now().Unix()+millionAhead),
+		"ANALYZE TABLE gearman_queue")
+	q := &millionQueue{url: "mysql://" + my.dsn, db: db,
+		insertSQL: "INSERT INTO gearman_queue (priority, unique_key, function_name, data, when_to_run) VALUES (1, ?, ?, x'00', ?)"}
+	q.watcherPid = func() int { return my.Pid }
 	return q
 }
 

@@ -18,8 +18,10 @@ import (
 // way to tell that nothing was committed, and a scan that hands only the
 // rows that matter to the watcher:
 //
-//   - PostgreSQL: pg_current_snapshot() changes whenever a transaction
-//     commits or takes a transaction id, anywhere in the cluster. When it
+//   - PostgreSQL: the snapshot (txid_current_snapshot(), which unlike
+//     pg_current_snapshot() exists before PostgreSQL 13 too) changes
+//     whenever a transaction commits or takes a transaction id, anywhere
+//     in the cluster. When it
 //     did, one sequential scan returns the rows within the bounds whose
 //     inserting transaction (xmin) is at or after the xmin of the
 //     snapshot taken before the last read: every row that read could not
@@ -74,7 +76,7 @@ type freshRows struct {
 
 func postgresFresh(table string) freshRows {
 	return freshRows{
-		gateSQL: "SELECT pg_current_snapshot()::text",
+		gateSQL: "SELECT txid_current_snapshot()::text",
 		scanSQL: "SELECT function_name, unique_key, when_to_run FROM " + table +
 			" WHERE when_to_run > $1 AND when_to_run <= $2 AND age(xmin) <= age($3::text::xid)",
 		args: func(b bounds, mark string) []any { return []any{b.low, b.horizon, mark} },

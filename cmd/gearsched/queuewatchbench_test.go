@@ -104,12 +104,79 @@ type millionQueue struct {
 // insert commits one row, a new function due 30 s ahead (so that its
 // trigger is new), and returns the commit's time.
 func (q *millionQueue) insert(b *testing.B) time.Duration {
-	q.seq++
-	start := time.Now()
-	if _, err := q.db.Exec(q.insertSQL, fmt.Sprintf("n-%d", q.seq), fmt.Sprintf("notice%d", q.seq), time.Now().Unix()+30); err != nil {
+	d, err := q.tryInsert()
+	if err != nil {
 		b.Fatal(err)
 	}
-	return time.Since(start)
+	return d
+}
+
+// tryInsert is insert for a goroutine of the benchmark's own.
+func (q *millionQueue) tryInsert() (time.Duration, error) {
+	q.seq++
+	start := time.Now()
+	_, err := q.db.Exec(q.insertSQL, fmt.Sprintf("n-%d", q.seq), fmt.Sprintf("notice%d", q.seq), time.Now().Unix()+30)
+	return time.Since(start), err
+}
+
+// busyRows is how many rows busyPhase inserts, one every busyEvery.
+const (
+	busyRows  = 100
+	busyEvery = 100 * time.Millisecond
+)
+
+// busyPhase inserts busyRows rows, one every busyEvery (a gearmand that
+// keeps receiving jobs writes its table all the time, so the watcher's
+// gate stays open), and returns how long after its commit each row was
+// noticed. Rows are noticed in the order of their commits (a read sees
+// every row committed before it), each adding one trigger, so row i was
+// noticed when the trigger count first reached its count before plus i;
+// the count is asked every 10 ms.
+func busyPhase(b *testing.B, q *millionQueue, triggers func() int) []time.Duration {
+	before := triggers()
+	committed := make(chan time.Time, busyRows)
+	var insertErr error
+	go func() {
+		defer close(committed)
+		next := time.Now()
+		for range busyRows {
+			time.Sleep(time.Until(next))
+			next = next.Add(busyEvery)
+			if _, insertErr = q.tryInsert(); insertErr != nil {
+				return
+			}
+			committed <- time.Now()
+		}
+	}()
+	var at []time.Time
+	var notices []time.Duration
+	open := true
+	for deadline := time.Now().Add(2 * time.Minute); len(notices) < busyRows; {
+		for drained := false; open && !drained; {
+			select {
+			case t, ok := <-committed:
+				if !ok {
+					open = false
+					if insertErr != nil {
+						b.Fatal(insertErr)
+					}
+					break
+				}
+				at = append(at, t)
+			default:
+				drained = true
+			}
+		}
+		got, now := triggers()-before, time.Now()
+		for len(notices) < got && len(notices) < len(at) {
+			notices = append(notices, now.Sub(at[len(notices)]))
+		}
+		if now.After(deadline) {
+			b.Fatalf("%d of %d rows inserted under load noticed in 2 minutes", len(notices), busyRows)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return notices
 }
 
 // execAll runs statements on db.
@@ -141,7 +208,12 @@ func execAll(b *testing.B, db *sql.DB, statements ...string) {
 // and max): insert_ctl, 50 rows before the sidecar started (the control);
 // insert_pass, inserts_in_pass rows committed one after another (10 ms
 // apart) during the first full pass, when the watcher reads all the time;
-// insert, the 12 rows of the minute.
+// insert, the 12 rows of the minute. Then the table is written to all the
+// time: busyRows rows, one every busyEvery (busyPhase), with
+// busy_notice_p50_ms, busy_notice_p99_ms and busy_notice_ms from each
+// commit until its trigger is counted, and busy_cpu_% and busy_db_cpu_%
+// over that phase (the sidecar's includes answering `show queues` every
+// 10 ms).
 //
 //	go test ./cmd/gearsched -run '^$' -bench WatchQueueMillionRows -benchtime 1x -timeout 20m
 func BenchmarkWatchQueueMillionRows(b *testing.B) {
@@ -295,6 +367,27 @@ func millionRowsRound(b *testing.B, q *millionQueue) {
 		b.ReportMetric(100*(procCPU(b, dbPid)-dbCPU0).Seconds()/elapsed.Seconds(), "db_cpu_%")
 	}
 	mem := readProcMem(b, sc.Pid)
+
+	// Then the table is written to all the time.
+	busyCPU0, busyT0 := procCPU(b, sc.Pid), time.Now()
+	var busyDBCPU0 time.Duration
+	if dbPid != 0 {
+		busyDBCPU0 = procCPU(b, dbPid)
+	}
+	busy := busyPhase(b, q, func() int {
+		n, _ := strconv.Atoi(row()[5])
+		return n
+	})
+	busyElapsed := time.Since(busyT0)
+	b.ReportMetric(100*(procCPU(b, sc.Pid)-busyCPU0).Seconds()/busyElapsed.Seconds(), "busy_cpu_%")
+	if dbPid != 0 {
+		b.ReportMetric(100*(procCPU(b, dbPid)-busyDBCPU0).Seconds()/busyElapsed.Seconds(), "busy_db_cpu_%")
+	}
+	slices.Sort(busy)
+	b.ReportMetric(ms(busy[len(busy)/2]), "busy_notice_p50_ms")
+	b.ReportMetric(ms(busy[len(busy)*99/100]), "busy_notice_p99_ms")
+	b.ReportMetric(ms(busy[len(busy)-1]), "busy_notice_ms")
+
 	slices.Sort(notices)
 	b.ReportMetric(firstPass.Seconds(), "first_pass_s")
 	b.ReportMetric(100*cpu.Seconds()/elapsed.Seconds(), "cpu_%")

@@ -190,3 +190,5 @@ func (s *mvccSource) newRows(ctx context.Context, b bounds, fn func(Row)) (bool,
 	f.next = end.Add(freshFactor * end.Sub(start))
 	return true, t, nil
 }
+
+func (s *mvccSource) readAt() time.Time { return s.fresh.next }

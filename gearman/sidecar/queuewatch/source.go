@@ -51,6 +51,10 @@ type source interface {
 	// backend cannot tell new rows from old ones: only a full pass sees
 	// them then.
 	newRows(ctx context.Context, b bounds, fn func(Row)) (bool, tally, error)
+	// readAt is the earliest time newRows will read again where it paces
+	// its reads, so that the watcher polls then rather than at the next
+	// poll after it; zero (or past) when any poll may read.
+	readAt() time.Time
 	close() error
 }
 

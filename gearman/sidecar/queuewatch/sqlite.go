@@ -8,6 +8,7 @@ import (
 	"hash/maphash"
 	"math/bits"
 	"strconv"
+	"time"
 
 	_ "modernc.org/sqlite" // the "sqlite" driver
 )
@@ -329,6 +330,8 @@ func (s *sqliteSource) newRows(ctx context.Context, b bounds, fn func(Row)) (boo
 	s.version = v
 	return true, t, nil
 }
+
+func (s *sqliteSource) readAt() time.Time { return time.Time{} }
 
 func (s *sqliteSource) close() error {
 	if s.conn != nil {

@@ -266,6 +266,11 @@ func (w *Watcher) Run(ctx context.Context) {
 				w.setErr(nil)
 			}
 			retry = minRetry
+			// A paced read may come due before the next poll: wait for
+			// it, not for the poll after it (once past, any poll reads).
+			if d := time.Until(src.readAt()); d > 0 {
+				wait = min(wait, d)
+			}
 		}
 		t := time.NewTimer(max(wait, 0))
 		select {

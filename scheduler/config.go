@@ -203,6 +203,16 @@ func shortestGap(spec Schedule) time.Duration {
 	return gap
 }
 
+// ScheduleStore is where Sync applies the schedules file: *store.Store
+// and *pgstore.Store are.
+type ScheduleStore interface {
+	// Schedules returns every schedule.
+	Schedules() ([]*store.Schedule, error)
+	// EditSchedules runs fn in one write transaction, with the schedules
+	// as they are then, and commits what it writes together.
+	EditSchedules(fn func(store.ScheduleEditor) error) error
+}
+
 // SyncResult says what Sync changed, by schedule name.
 type SyncResult struct {
 	Added, Changed, Removed, Unchanged []string
@@ -218,7 +228,7 @@ type SyncResult struct {
 // after (its plan is refused if the reload changed when it fires). Handles
 // of new schedules are allocated before that transaction, since
 // allocation may wait for the store; calls of Sync must not overlap.
-func Sync(st *store.Store, defs []*store.Schedule, now time.Time, newID func() (uint64, string, error)) (SyncResult, error) {
+func Sync(st ScheduleStore, defs []*store.Schedule, now time.Time, newID func() (uint64, string, error)) (SyncResult, error) {
 	before, err := st.Schedules()
 	if err != nil {
 		return SyncResult{}, err
@@ -255,7 +265,7 @@ func Sync(st *store.Store, defs []*store.Schedule, now time.Time, newID func() (
 		starts[d.Name] = &start
 	}
 	var res SyncResult
-	err = st.EditSchedules(func(ed *store.ScheduleEdit) error {
+	err = st.EditSchedules(func(ed store.ScheduleEditor) error {
 		res = SyncResult{}
 		existing, err := ed.Schedules()
 		if err != nil {

@@ -32,6 +32,36 @@
 //     undone and a reload never overwritten. Pending one-shot jobs never
 //     change, so their commit only checks that they are still there.
 //
+// The loop reads due items through a claim (store.Claim), which the
+// firing's commit ends. With bbolt one process owns the database and the
+// claim locks nothing: the rule above is the committer's order, and the
+// generation check catches what came between the read and the commit.
+//
+// Several sidecars sharing one PostgreSQL database (package pgstore) each
+// run this loop, and the database's row locks take the committer's place:
+//
+//   - A claim is a transaction that locks the due rows it reads
+//     (SELECT … FOR UPDATE SKIP LOCKED): rows another sidecar's claim
+//     holds are passed over, so no two sidecars plan or fire the same job
+//     or occurrence, and the sink's commit, in the same transaction,
+//     records what went out and releases the locks. A sidecar that dies
+//     mid-firing leaves its transaction to roll back: the rows are due
+//     again for any sidecar, and only what it had already submitted goes
+//     upstream twice, under the same uniques.
+//   - Every other change locks the rows it changes, so it waits for a
+//     claim holding them and acts on the record as the claim left it:
+//     a cancel of a schedule being fired deletes it once the firing
+//     committed, and it never fires again; a cancel of a one-shot job
+//     being fired finds it gone (it went out). Creating is
+//     create-if-absent by a unique index on (function, unique), so two
+//     sidecars taking the same submission store it once. A reload of the
+//     schedules file locks every schedule, under an advisory lock that
+//     keeps two reloads apart, so each sidecar may carry the same file and
+//     one set of schedules results, by name.
+//   - The generation check stays: it still refuses a plan whose
+//     schedule was redefined, and the database's clock bounds what is due
+//     (never early by the sidecar's clock or the database's).
+//
 // State in memory has one owner too: the loop's parsed specs are this
 // goroutine's, and the job server's queues and connections belong to its
 // mutex, which is never held across disk or network I/O.
@@ -41,6 +71,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"log/slog"
@@ -51,16 +82,29 @@ import (
 	"github.com/gearsched/gearsched/store"
 )
 
+// Store is what the loop reads: due items, through claims, and when the
+// next one falls due. *store.Store and *pgstore.Store are stores.
+type Store interface {
+	// Claim returns up to max items due by until (unix ns), earliest
+	// first, in a claim that the sink's commit ends (see store.Claim).
+	Claim(ctx context.Context, until int64, max int) (store.Claim, []store.DueItem, error)
+	// NextDue returns the earliest due time of any item, claimed or not.
+	NextDue() (due int64, ok bool, err error)
+}
+
 // Sink receives due work. The embedded job server and the sidecar's
 // upstream forwarder are sinks.
 type Sink interface {
 	// Release hands over due one-shot jobs and schedule occurrences, and
 	// records in the store, in the same commit, each one it handed over:
-	// a job leaves the due index, a schedule advances. What it could not
-	// hand over stays due, and the scheduler offers it again when it next
-	// reads the index. It returns an error when it handed over nothing, so
-	// that the scheduler backs off (an upstream outage, say).
-	Release(ctx context.Context, jobs []*store.Job, occs []Occurrence) error
+	// a job leaves the due index, a schedule advances. A sink that
+	// commits through the claim the items came in (the forwarder) ends
+	// it so; the scheduler releases it afterwards in any case. What it
+	// could not hand over stays due, and the scheduler offers it again
+	// when it next reads the index. It returns an error when it handed
+	// over nothing, so that the scheduler backs off (an upstream outage,
+	// say).
+	Release(ctx context.Context, claim store.Claim, jobs []*store.Job, occs []Occurrence) error
 	// Live reports whether the job with that handle is still queued or
 	// running, for the overlap policy.
 	Live(ctx context.Context, handle string) (bool, error)
@@ -129,6 +173,11 @@ const (
 	jumpThreshold = 5 * time.Second
 	// failureReport spaces the logs of a run of failed releases.
 	failureReport = 30 * time.Second
+	// sharedPoll is how soon a loop sharing its store with other
+	// schedulers looks again at items that are due but that it could not
+	// claim: another scheduler is firing them, and its commit either
+	// removes them or, if it fails, leaves them for anyone.
+	sharedPoll = 25 * time.Millisecond
 	// maxEnumerate bounds how many missed occurrences are walked.
 	maxEnumerate = 1_000_000
 	// MaxUnique is the longest unique the scheduler generates: gearmand
@@ -138,16 +187,21 @@ const (
 
 // Config configures a Scheduler.
 type Config struct {
-	Store  *store.Store
+	Store  Store
 	Sink   Sink
 	Logger *slog.Logger
 	Clock  Clock // default: the real clock
 	Batch  int   // default DefaultBatch
+	// Shared says that other schedulers claim from the same store
+	// (several sidecars on one PostgreSQL database): an item that is due
+	// but was not claimed is another's, so the loop looks again after
+	// sharedPoll instead of at once.
+	Shared bool
 }
 
 // Scheduler is the due-time engine. Create it with New and run it with Run.
 type Scheduler struct {
-	st    *store.Store
+	st    Store
 	sink  Sink
 	log   *slog.Logger
 	clock Clock
@@ -159,18 +213,20 @@ type Scheduler struct {
 	// wakes it early); WakeFor compares against it.
 	sleepUntil atomic.Int64
 	stats      counters
+	shared     bool // Config.Shared
 }
 
 // New returns a scheduler; it does nothing until Run.
 func New(cfg Config) *Scheduler {
 	s := &Scheduler{
-		st:    cfg.Store,
-		sink:  cfg.Sink,
-		log:   cfg.Logger,
-		clock: cfg.Clock,
-		batch: cfg.Batch,
-		wake:  make(chan struct{}, 1),
-		specs: make(map[[2]string]Schedule),
+		st:     cfg.Store,
+		sink:   cfg.Sink,
+		log:    cfg.Logger,
+		clock:  cfg.Clock,
+		batch:  cfg.Batch,
+		wake:   make(chan struct{}, 1),
+		specs:  make(map[[2]string]Schedule),
+		shared: cfg.Shared,
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -210,6 +266,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	prev, prevElapsed := start, s.clock.Elapsed()
 	var failingSince time.Time // first of a run of failed releases
 	var lastReport time.Time
+	var storeDownSince time.Time // first of a run of failed reads of the store
 	for {
 		s.sleepUntil.Store(0)
 		now, elapsed := s.clock.Now(), s.clock.Elapsed()
@@ -227,6 +284,20 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		}
 		prev, prevElapsed = now, elapsed
 		err := s.Tick(ctx, now, missedBefore)
+		var unreadable *storeError
+		switch {
+		case errors.As(err, &unreadable) && storeDownSince.IsZero():
+			storeDownSince = now
+		case err == nil && !storeDownSince.IsZero():
+			// The store could not be read (a PostgreSQL outage): for
+			// the schedules that is downtime, as if gearsched had been
+			// down, so their missed-run policies decide what runs now.
+			if down := now.Sub(storeDownSince); down > jumpThreshold {
+				s.log.Warn("the store was unreadable; applying missed-run policies", "for", down.Round(time.Second))
+				missedBefore = now
+			}
+			storeDownSince = time.Time{}
+		}
 		switch {
 		case err != nil && ctx.Err() != nil:
 			return nil
@@ -251,7 +322,11 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		// After a failure (the sink's upstream is down, say) the due items
 		// wait MaxSleep or a Wake, instead of being retried in a busy loop.
 		if due, ok, nerr := s.st.NextDue(); err == nil && nerr == nil && ok {
-			sleep = min(sleep, max(time.Unix(0, due).Sub(wakeAt), 0))
+			wait := time.Unix(0, due).Sub(wakeAt)
+			if wait <= 0 && s.shared {
+				wait = sharedPoll // due, yet not ours to claim: another scheduler fires it
+			}
+			sleep = min(sleep, max(wait, 0))
 		}
 		// Anything stored from here on that is due before this wake-up
 		// signals the loop (and anything stored since the top of the
@@ -272,6 +347,13 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 }
 
+// storeError is a Tick that failed because the store could not be read:
+// Run counts a long run of them as downtime.
+type storeError struct{ err error }
+
+func (e *storeError) Error() string { return "scheduler: reading due items: " + e.err.Error() }
+func (e *storeError) Unwrap() error { return e.err }
+
 // Tick releases everything due by now, batch by batch. Schedule
 // occurrences with a fire time before missedBefore count as missed. Jobs
 // that fell due before missedBefore (while gearsched was down) are
@@ -281,36 +363,50 @@ func (s *Scheduler) Tick(ctx context.Context, now, missedBefore time.Time) error
 	defer overdue.report(s.log, now)
 	size := min(firstBatch, s.batch)
 	for {
-		items, err := s.st.DueItems(now.UnixNano(), size)
-		if err != nil || len(items) == 0 {
+		claim, items, err := s.st.Claim(ctx, now.UnixNano(), size)
+		if err != nil {
+			return &storeError{err}
+		}
+		err = s.release(ctx, claim, items, missedBefore, &overdue)
+		claim.Release()
+		if err != nil || len(items) < size {
 			return err
-		}
-		var jobs []*store.Job
-		var occs []Occurrence
-		var late overdueJobs
-		for _, it := range items {
-			if it.Job != nil {
-				if it.Due < missedBefore.UnixNano() {
-					late.add(it.Due)
-				}
-				jobs = append(jobs, it.Job)
-				continue
-			}
-			o, err := s.plan(ctx, it.Schedule, now, missedBefore)
-			if err != nil {
-				return err
-			}
-			occs = append(occs, o...)
-		}
-		if err := s.sink.Release(ctx, jobs, occs); err != nil {
-			return err
-		}
-		overdue.merge(late)
-		if len(items) < size {
-			return nil
 		}
 		size = min(2*size, s.batch)
 	}
+}
+
+// release plans the claimed items and hands them to the sink. The
+// claim's bound is the time it read by, no later than Tick's now, so an
+// occurrence is planned by the clock that found its schedule due.
+func (s *Scheduler) release(ctx context.Context, claim store.Claim, items []store.DueItem, missedBefore time.Time,
+	overdue *overdueJobs) error {
+	if len(items) == 0 {
+		return nil
+	}
+	now := time.Unix(0, claim.Until())
+	var jobs []*store.Job
+	var occs []Occurrence
+	var late overdueJobs
+	for _, it := range items {
+		if it.Job != nil {
+			if it.Due < missedBefore.UnixNano() {
+				late.add(it.Due)
+			}
+			jobs = append(jobs, it.Job)
+			continue
+		}
+		o, err := s.plan(ctx, it.Schedule, now, missedBefore)
+		if err != nil {
+			return err
+		}
+		occs = append(occs, o...)
+	}
+	if err := s.sink.Release(ctx, claim, jobs, occs); err != nil {
+		return err
+	}
+	overdue.merge(late)
+	return nil
 }
 
 // overdueJobs summarises the released jobs that fell due while gearsched

@@ -25,7 +25,7 @@ type recordingSink struct {
 	skips  int
 }
 
-func (r *recordingSink) Release(ctx context.Context, jobs []*store.Job, occs []Occurrence) error {
+func (r *recordingSink) Release(ctx context.Context, claim store.Claim, jobs []*store.Job, occs []Occurrence) error {
 	var ids []uint64
 	for _, j := range jobs {
 		ids = append(ids, j.ID)
@@ -318,8 +318,8 @@ type notifySink struct {
 	ch chan struct{}
 }
 
-func (n notifySink) Release(ctx context.Context, jobs []*store.Job, occs []Occurrence) error {
-	err := n.recordingSink.Release(ctx, jobs, occs)
+func (n notifySink) Release(ctx context.Context, claim store.Claim, jobs []*store.Job, occs []Occurrence) error {
+	err := n.recordingSink.Release(ctx, claim, jobs, occs)
 	if len(jobs)+len(occs) > 0 {
 		n.ch <- struct{}{}
 	}
@@ -642,14 +642,14 @@ type failingSink struct {
 	calls   chan struct{}
 }
 
-func (f failingSink) Release(ctx context.Context, jobs []*store.Job, occs []Occurrence) error {
+func (f failingSink) Release(ctx context.Context, claim store.Claim, jobs []*store.Job, occs []Occurrence) error {
 	failing := <-f.failing
 	f.failing <- failing
 	f.calls <- struct{}{}
 	if failing {
 		return fmt.Errorf("upstream down")
 	}
-	return f.notifySink.Release(ctx, jobs, occs)
+	return f.notifySink.Release(ctx, claim, jobs, occs)
 }
 
 // TestFailedReleaseWaits: after a failed release the loop sleeps MaxSleep
@@ -750,9 +750,9 @@ type sizesSink struct {
 	sizes []int
 }
 
-func (s *sizesSink) Release(ctx context.Context, jobs []*store.Job, occs []Occurrence) error {
+func (s *sizesSink) Release(ctx context.Context, claim store.Claim, jobs []*store.Job, occs []Occurrence) error {
 	s.sizes = append(s.sizes, len(jobs)+len(occs))
-	return s.recordingSink.Release(ctx, jobs, occs)
+	return s.recordingSink.Release(ctx, claim, jobs, occs)
 }
 
 // TestFirstReleaseSmall: a Tick's first release carries few items, so the

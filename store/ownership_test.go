@@ -128,7 +128,7 @@ func TestStaleAdvanceRefused(t *testing.T) {
 	}
 	edit := func(s *Store, change func(*Schedule)) {
 		t.Helper()
-		err := s.EditSchedules(func(e *ScheduleEdit) error {
+		err := s.EditSchedules(func(e ScheduleEditor) error {
 			sc := base()
 			change(sc)
 			return e.Put(sc)
@@ -155,7 +155,7 @@ func TestStaleAdvanceRefused(t *testing.T) {
 			}
 		}, false, 100, "v1"},
 		{"cancelled meanwhile", func(s *Store) {
-			if err := s.EditSchedules(func(e *ScheduleEdit) error { return e.Delete(7) }); err != nil {
+			if err := s.EditSchedules(func(e ScheduleEditor) error { return e.Delete(7) }); err != nil {
 				t.Fatal(err)
 			}
 		}, false, 0, ""},

@@ -222,6 +222,21 @@ func (s *Store) PutSchedule(sc *Schedule, request string) *Write {
 	}, sc.ID)
 }
 
+// ScheduleEditor is a view of the schedules inside one write
+// transaction, in which the schedules file is applied (see EditSchedules):
+// what it reads cannot change before what it writes is committed. Each
+// store has its own; *ScheduleEdit is this one's.
+type ScheduleEditor interface {
+	// Schedules returns every schedule, in id order, as it is in this
+	// transaction.
+	Schedules() ([]*Schedule, error)
+	// Put writes a definition of a schedule, new or replacing the one
+	// with its id (see ScheduleEdit.Put).
+	Put(sc *Schedule) error
+	// Delete removes schedule id, if there is one.
+	Delete(id uint64) error
+}
+
 // ScheduleEdit is a view of the schedules inside one write transaction;
 // see EditSchedules.
 type ScheduleEdit struct{ t *txn }
@@ -259,7 +274,7 @@ func (e *ScheduleEdit) Delete(id uint64) error {
 // the committer, so it must only compute: no I/O, no waiting on the store.
 // It may run more than once, in transactions that roll back (see update),
 // so it sets what it captures afresh each time.
-func (s *Store) EditSchedules(fn func(*ScheduleEdit) error) error {
+func (s *Store) EditSchedules(fn func(ScheduleEditor) error) error {
 	return s.update(func(t *txn) error { return fn(&ScheduleEdit{t: t}) }).Wait()
 }
 

@@ -27,7 +27,7 @@ var errHandlesPending = errors.New("server: job handles used up until the store 
 // use.
 type Handles struct {
 	prefix string
-	st     *store.Store
+	st     IDSource
 	block  uint64
 
 	mu          sync.Mutex
@@ -35,9 +35,17 @@ type Handles struct {
 	ahead       *store.Reservation // the next block
 }
 
+// IDSource reserves blocks of job ids durably: *store.Store (a counter in
+// the bbolt file) and *pgstore.Store (a sequence several sidecars share,
+// so that a handle names one job whichever sidecar made it).
+type IDSource interface {
+	// ReserveIDs reserves n consecutive ids; see store.Store.ReserveIDs.
+	ReserveIDs(n uint64) *store.Reservation
+}
+
 // NewHandles reserves the first block of ids in st and returns handles
 // with prefix, "H:<hostname>" when empty.
-func NewHandles(st *store.Store, prefix string) (*Handles, error) {
+func NewHandles(st IDSource, prefix string) (*Handles, error) {
 	if prefix == "" {
 		host, err := os.Hostname()
 		if err != nil || host == "" {

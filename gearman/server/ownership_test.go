@@ -105,9 +105,9 @@ type releaseHook struct {
 	hook func()
 }
 
-func (r releaseHook) Release(ctx context.Context, jobs []*store.Job, occs []scheduler.Occurrence) error {
+func (r releaseHook) Release(ctx context.Context, claim store.Claim, jobs []*store.Job, occs []scheduler.Occurrence) error {
 	r.hook()
-	return r.Sink.Release(ctx, jobs, occs)
+	return r.Sink.Release(ctx, claim, jobs, occs)
 }
 
 // TestCancelDuringFireStaysCancelled: a recurring schedule cancelled after

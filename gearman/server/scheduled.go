@@ -90,8 +90,9 @@ func newSchedule(id uint64, handle, source, spec string, zone *time.Location, fu
 // in between leaves the job waiting on disk, so it runs again after the
 // restart: at least once, never lost. An occurrence whose schedule was
 // cancelled or redefined since the scheduler read it is not stored, and so
-// never runs; nor does a job cancelled before the commit.
-func (s *Server) Release(ctx context.Context, jobs []*store.Job, occs []scheduler.Occurrence) error {
+// never runs; nor does a job cancelled before the commit. The claim holds
+// nothing on a bbolt store (the job server's), so Fire commits on its own.
+func (s *Server) Release(ctx context.Context, _ store.Claim, jobs []*store.Job, occs []scheduler.Occurrence) error {
 	s.mu.Lock()
 	draining := s.draining
 	s.mu.Unlock()

@@ -32,9 +32,23 @@ const (
 	refusedRetry = 5 * time.Second
 )
 
+// Ledger is what the forwarder keeps in the store: the record of what
+// went upstream. *store.Store (one sidecar's bbolt file) and
+// *pgstore.Store (several sidecars' PostgreSQL database) are ledgers.
+type Ledger interface {
+	// Forwarded commits one release on its own, outside any claim: the
+	// forwarder's retry of a commit that failed.
+	Forwarded(store.Forward) (store.ForwardResult, error)
+	// FiredJob returns the ledger entry of job id, or nil.
+	FiredJob(id uint64) (*store.Fired, error)
+	// PruneFired deletes up to max entries recorded before before (unix
+	// ns) and says how many it deleted.
+	PruneFired(before int64, max int) (int, error)
+}
+
 // ForwarderConfig configures a Forwarder.
 type ForwarderConfig struct {
-	Store    *store.Store
+	Store    Ledger
 	Upstream *Upstream
 	// Handles allocates the handles of occurrences and trigger jobs; the
 	// sidecar's listener uses the same.
@@ -59,7 +73,7 @@ type ForwarderConfig struct {
 // cancels a trigger once the epoch job behind it was taken.
 type Forwarder struct {
 	cfg     ForwarderConfig
-	st      *store.Store
+	st      Ledger
 	up      *Upstream
 	handles *server.Handles
 	log     *slog.Logger
@@ -157,8 +171,11 @@ func (it *forwardItem) refused() bool {
 // Release implements scheduler.Sink. Items gearmand refuses are deferred
 // by refusedRetry; items that failed with their connection stay due and
 // are offered again (Release fails only when nothing could be forwarded,
-// so the scheduler backs off during an outage).
-func (f *Forwarder) Release(ctx context.Context, jobs []*store.Job, occs []scheduler.Occurrence) error {
+// so the scheduler backs off during an outage). The record is committed
+// through claim, the one the items were read in, so that a store several
+// sidecars share keeps them locked from that read to this commit; a nil
+// claim commits on its own.
+func (f *Forwarder) Release(ctx context.Context, claim store.Claim, jobs []*store.Job, occs []scheduler.Occurrence) error {
 	if err := f.commitUnsaved(); err != nil {
 		return err
 	}
@@ -231,7 +248,7 @@ func (f *Forwarder) Release(ctx context.Context, jobs []*store.Job, occs []sched
 	if failed > 0 && forwarded+refused == 0 {
 		return fmt.Errorf("sidecar: %d due jobs not forwarded: %w", failed, firstErr)
 	}
-	if err := f.commit(fw, items); err != nil {
+	if err := f.commit(claim, fw, items); err != nil {
 		return err
 	}
 	if len(watches) > 0 {
@@ -342,12 +359,19 @@ func advanceSchedules(items []forwardItem, occs []scheduler.Occurrence, now time
 	return out
 }
 
-// commit records fw. If the commit fails (disk full), fw is kept and
-// retried before anything else is submitted: upstream already has its
-// jobs, and offering them again would create new copies of those a worker
-// already took.
-func (f *Forwarder) commit(fw store.Forward, items []forwardItem) error {
-	res, err := f.st.Forwarded(fw)
+// commit records fw, through claim when there is one. If the commit
+// fails (disk full, database down), fw is kept and retried on its own
+// before anything else is submitted: upstream already has its jobs, and
+// offering them again would create new copies of those a worker already
+// took.
+func (f *Forwarder) commit(claim store.Claim, fw store.Forward, items []forwardItem) error {
+	var res store.ForwardResult
+	var err error
+	if claim != nil {
+		res, err = claim.Forwarded(fw)
+	} else {
+		res, err = f.st.Forwarded(fw)
+	}
 	if err != nil {
 		f.unsaved = &unsaved{fw: fw, items: items}
 		return fmt.Errorf("sidecar: recording %d forwarded jobs: %w", len(fw.Ledger), err)
@@ -376,7 +400,7 @@ func (f *Forwarder) commitUnsaved() error {
 		return nil
 	}
 	f.unsaved = nil
-	if err := f.commit(u.fw, u.items); err != nil {
+	if err := f.commit(nil, u.fw, u.items); err != nil {
 		return err
 	}
 	f.log.Info("recorded forwarded jobs after an earlier failure", "jobs", len(u.fw.Ledger))

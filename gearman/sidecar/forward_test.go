@@ -148,7 +148,7 @@ func TestReleaseSkippedOccurrenceAdvances(t *testing.T) {
 	adv := *sc
 	adv.Next = due.Add(time.Hour).UnixNano()
 	adv.FireAt = adv.Next
-	if err := fwd.Release(context.Background(), nil, []scheduler.Occurrence{{Schedule: &adv, At: due}}); err != nil {
+	if err := fwd.Release(context.Background(), nil, nil, []scheduler.Occurrence{{Schedule: &adv, At: due}}); err != nil {
 		t.Fatalf("release of a skipped occurrence: %v", err)
 	}
 	got, err := st.GetSchedule(5)

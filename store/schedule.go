@@ -165,16 +165,10 @@ func unindexSchedule(t *txn, sc *Schedule) error {
 // refused.
 func defineSchedule(t *txn, sc *Schedule) error {
 	old, err := getSchedule(t.tx, sc.ID)
-	switch {
-	case err != nil:
+	if err != nil {
 		return err
-	case old == nil:
-		sc.Gen = 1
-	case timingOf(old) != timingOf(sc):
-		sc.Gen = old.Gen + 1
-	default:
-		sc.Gen = old.Gen
 	}
+	sc.Gen = NextGen(old, sc)
 	return putSchedule(t, sc)
 }
 
@@ -187,12 +181,10 @@ func advanceSchedule(t *txn, plan *Schedule) (applied, gone bool, err error) {
 	if err != nil || cur == nil {
 		return false, cur == nil, err
 	}
-	if cur.Gen != plan.Gen {
+	adv, ok := Advanced(cur, plan)
+	if !ok {
 		return false, false, nil
 	}
-	adv := *cur
-	adv.Next, adv.FireAt, adv.Last, adv.LastHandle = plan.Next, plan.FireAt, plan.Last, plan.LastHandle
-	adv.Enabled = cur.Enabled && plan.Enabled // a spec that no longer parses is disabled
 	return true, false, putSchedule(t, &adv)
 }
 

@@ -18,6 +18,8 @@ import (
 
 	_ "github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/gearsched/gearsched/store/pgstore/pgtest"
 )
 
 // dbServer is a running PostgreSQL or MariaDB.
@@ -79,35 +81,12 @@ func sharedTempDir(t testing.TB, pattern string) string {
 	return dir
 }
 
-// postgresBin returns the path of a PostgreSQL server program.
-func postgresBin(t testing.TB, name string) string {
-	t.Helper()
-	m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/" + name)
-	if len(m) == 0 {
-		t.Fatalf("PostgreSQL's %s is required (Debian package postgresql; make test installs it)", name)
-	}
-	return m[len(m)-1]
-}
-
 // startPostgres initialises a cluster owned by nobody (postgres refuses to
 // run as root) and starts it on a free port, with trust authentication for
 // the user postgres and its socket in the cluster's directory.
 func startPostgres(t testing.TB) *dbServer {
 	t.Helper()
-	dir := sharedTempDir(t, "gearsched-pg-")
-	data := filepath.Join(dir, "data")
-	if err := os.Mkdir(data, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chown(data, 65534, 65534); err != nil {
-		t.Fatal(err)
-	}
-	initdb := exec.Command("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-		postgresBin(t, "initdb"), "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
-	initdb.Env = append(os.Environ(), "LC_ALL=C")
-	if out, err := initdb.CombinedOutput(); err != nil {
-		t.Fatalf("initdb: %v\n%s", err, out)
-	}
+	_, data := pgtest.InitCluster(t)
 	start := func(t testing.TB, port int) *daemon {
 		// SIGTERM is postgres's smart shutdown, which waits for every
 		// client (gearmand) to leave: the shell turns the harness's
@@ -115,7 +94,7 @@ func startPostgres(t testing.TB) *dbServer {
 		d := startProcess(t, "postgres", "/bin/sh", port, func(port int) []string {
 			return []string{"-c", `setpriv --reuid=nobody --regid=nogroup --clear-groups "$@" & pid=$!
 trap 'kill -INT $pid' TERM
-wait $pid; wait $pid`, "sh", postgresBin(t, "postgres"),
+wait $pid; wait $pid`, "sh", pgtest.Bin(t, "postgres"),
 				"-D", data, "-k", data, "-p", strconv.Itoa(port), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"}
 		})
 		waitSQL(t, "pgx", pgDSN(d.Port))

@@ -1,0 +1,172 @@
+// Package pgstore keeps a sidecar's state in PostgreSQL, so that several
+// sidecars share one scheduler: pending jobs, schedules, the fire ledger,
+// runs, trigger records and job ids live in one database, and each
+// sidecar's scheduler claims what is due with SELECT … FOR UPDATE SKIP
+// LOCKED (claim.go), so that no two sidecars fire the same item.
+//
+// It answers the same interfaces as the bbolt store (package store): the
+// scheduler's Store, the forwarder's Ledger, the handles' IDSource and the
+// schedules file's ScheduleStore, with store's types. The ownership rule
+// of package scheduler holds with the database's row locks in place of
+// the bbolt committer; its package doc says how.
+//
+// Where things are:
+//   - store.go: Open, the pool, the clock check, Close.
+//   - migrate.go and migrations/: the schema, versioned, applied at Open
+//     under an advisory lock.
+//   - pending.go: one-shot jobs (create-if-absent through keys.go), Cancel.
+//   - schedule.go: schedules, EditSchedules (the schedules file).
+//   - claim.go: claims of due items, NextDue.
+//   - ledger.go: the forwarder's commit, the fire ledger.
+//   - ids.go: job ids from a sequence.
+//   - notify.go: LISTEN/NOTIFY wake-ups between sidecars.
+package pgstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Defaults of Options.
+const (
+	// DefaultMaxSkew is how far the sidecar's clock may be from the
+	// database's at Open.
+	DefaultMaxSkew = 2 * time.Second
+	// opTimeout bounds one statement or transaction the store runs on
+	// its own (not a claim, which its holder ends).
+	opTimeout = 30 * time.Second
+)
+
+// Options configures Open.
+type Options struct {
+	Logger *slog.Logger
+	// MaxSkew is how far the local clock may be from the database's at
+	// Open before Open refuses; default DefaultMaxSkew.
+	MaxSkew time.Duration
+	// Now is the local clock; default time.Now.
+	Now func() time.Time
+}
+
+// Store is a sidecar's state in one PostgreSQL database, which other
+// sidecars may share. Safe for concurrent use.
+type Store struct {
+	url  string // for Listen's own connection
+	pool *pgxpool.Pool
+	log  *slog.Logger
+	now  func() time.Time
+
+	// writes tracks the goroutines completing id reservations; workers
+	// the committers (commit.go). Close waits for both.
+	writes  sync.WaitGroup
+	workers sync.WaitGroup
+	ops     chan createOp // to the committers; closed by Close
+	closeMu sync.RWMutex  // held by senders on ops, taken by Close
+	closed  bool
+	ctx     context.Context // cancelled by Close
+	cancel  context.CancelFunc
+}
+
+// Open connects to the database at url (a postgres:// URL or key=value
+// string), applies the migrations this binary carries, and checks that
+// the local clock agrees with the database's within opts.MaxSkew: due
+// times are compared on the database's clock, and a sidecar whose own
+// clock is far off would log and plan by a different time.
+func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.MaxSkew <= 0 {
+		opts.MaxSkew = DefaultMaxSkew
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("pgstore: %w", err)
+	}
+	sctx, cancel := context.WithCancel(context.Background())
+	s := &Store{url: url, pool: pool, log: opts.Logger, now: opts.Now, ctx: sctx, cancel: cancel,
+		ops: make(chan createOp, queueSize)}
+	s.startCommitters()
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.checkSkew(ctx, opts.MaxSkew); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// ErrSkew is Open's refusal of a local clock too far from the database's.
+var ErrSkew = errors.New("pgstore: the local clock is too far from the database's")
+
+// checkSkew compares the local clock with the database's, allowing for the
+// round trip.
+func (s *Store) checkSkew(ctx context.Context, bound time.Duration) error {
+	before := s.now()
+	db, err := s.dbNow(ctx)
+	if err != nil {
+		return err
+	}
+	after := s.now()
+	mid := before.Add(after.Sub(before) / 2)
+	skew := time.Unix(0, db).Sub(mid)
+	if skew < 0 {
+		skew = -skew
+	}
+	if skew > bound+after.Sub(before)/2 {
+		return fmt.Errorf("%w: %v apart, more than %v (synchronise both with NTP)", ErrSkew, skew.Round(time.Millisecond), bound)
+	}
+	return nil
+}
+
+// nowSQL is the database's current time in unix ns. clock_timestamp, not
+// now(): now() is the transaction's start, and a claim must not see a time
+// earlier than the one it reads by.
+const nowSQL = `(extract(epoch from clock_timestamp()) * 1000000000)::bigint`
+
+// dbNow returns the database's clock (unix ns).
+func (s *Store) dbNow(ctx context.Context) (int64, error) {
+	var ns int64
+	if err := s.pool.QueryRow(ctx, `SELECT `+nowSQL).Scan(&ns); err != nil {
+		return 0, fmt.Errorf("pgstore: reading the database's clock: %w", err)
+	}
+	return ns, nil
+}
+
+// Ping reports whether the database answers, for readiness probes.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// Close commits the writes queued, waits for those under way, and closes
+// the connections. Writes queued after Close fail with ErrClosed.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if !s.closed {
+		s.closed = true
+		close(s.ops)
+	}
+	s.closeMu.Unlock()
+	s.workers.Wait()
+	s.writes.Wait()
+	s.cancel()
+	s.pool.Close()
+	return nil
+}
+
+// opContext is the context of an operation the store runs on its own.
+func (s *Store) opContext() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(s.ctx, opTimeout)
+}

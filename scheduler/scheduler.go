@@ -53,7 +53,7 @@
 //     a cancel of a schedule being fired deletes it once the firing
 //     committed, and it never fires again; a cancel of a one-shot job
 //     being fired finds it gone (it went out). Creating is
-//     create-if-absent by a unique index on (function, unique), so two
+//     create-if-absent on a primary key of (function, unique), so two
 //     sidecars taking the same submission store it once. A reload of the
 //     schedules file locks every schedule, under an advisory lock that
 //     keeps two reloads apart, so each sidecar may carry the same file and

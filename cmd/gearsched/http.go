@@ -14,7 +14,6 @@ import (
 	"github.com/gearsched/gearsched/gearman/metrics"
 	"github.com/gearsched/gearsched/gearman/server"
 	"github.com/gearsched/gearsched/scheduler"
-	"github.com/gearsched/gearsched/store"
 )
 
 // defaultHTTP is where `gearsched serve` serves HTTP unless --http says
@@ -63,7 +62,7 @@ type httpFace struct {
 
 // httpParts are what the HTTP face serves from.
 type httpParts struct {
-	st      *store.Store
+	st      daemonStore
 	srv     *server.Server
 	sched   *scheduler.Scheduler
 	side    *sidecarParts // nil in job-server mode

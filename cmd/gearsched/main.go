@@ -11,6 +11,7 @@
 //	gearsched compact SRC DST            compact a database offline
 //	gearsched check [--db FILE]          check a database for damage
 //	gearsched salvage SRC DST            copy what is readable of a damaged database
+//	gearsched import-pg --db F --store U copy a stopped bbolt sidecar into PostgreSQL
 //	gearsched version                    print the version (from the build info)
 //
 // Each command takes --help.
@@ -64,6 +65,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		err = runCheck(args, stdout, stderr)
 	case "salvage":
 		err = runSalvage(args, stdout, stderr)
+	case "import-pg":
+		err = runImportPG(ctx, args, stdout, stderr)
 	case "version":
 		readBuildInfo().writeVersion(stdout)
 	case "help":
@@ -102,6 +105,7 @@ Usage:
   gearsched compact SRC DST             copy a stopped server's database without its free pages
   gearsched check [--db FILE]           check a database for damage
   gearsched salvage SRC DST             copy what is readable of a damaged database into a new one
+  gearsched import-pg --db F --store U  copy a stopped bbolt sidecar's jobs and schedules into PostgreSQL
   gearsched version                     print the version
   gearsched help                        show this help
 

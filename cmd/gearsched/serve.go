@@ -30,6 +30,7 @@ type serveConfig struct {
 	listen          string
 	port            int
 	db              string
+	store           string // --store: "" (bbolt, --db) or a PostgreSQL URL
 	jobRetries      int
 	roundRobin      bool
 	workerWakeup    int
@@ -87,6 +88,7 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 	fs.StringVar(&c.schedules, "schedules", "", "TOML file of recurring schedules (see configs/schedules.toml); SIGHUP reloads it")
 	schedZone := fs.String("sched-timezone", "UTC", "IANA time zone SUBMIT_JOB_SCHED fields are read in; recorded with each schedule")
 	fs.StringVar(&c.schedWeekdays, "sched-weekdays", "protocol", "SUBMIT_JOB_SCHED day-of-week numbering: protocol (0 = Monday) or cron (0 = Sunday, as appscode/g2 clients send)")
+	fs.StringVar(&c.store, "store", "", "sidecar: postgres://user@host:5432/db keeps the sidecar's state in PostgreSQL, shared by several sidecars (default: the bbolt file --db)")
 	fs.StringSliceVar(&c.upstreams, "upstream", nil, "sidecar mode: gearmand servers (host[:port], comma-separated) that due jobs are submitted to")
 	fs.BoolVar(&c.passthrough, "epoch-passthrough", false, "sidecar: forward future SUBMIT_JOB_EPOCH jobs to gearmand at once and wake them with trigger jobs")
 	fs.StringVar(&c.triggerPayload, "trigger-payload", "", "sidecar: data of trigger jobs")
@@ -145,6 +147,9 @@ func parseServe(args []string, stderr io.Writer) (*serveConfig, error) {
 		return nil, usageError{fmt.Errorf("--log-format %q: want text or json", c.logFormat)}
 	}
 	if err := c.checkSidecar(fs); err != nil {
+		return nil, usageError{err}
+	}
+	if err := c.checkStore(); err != nil {
 		return nil, usageError{err}
 	}
 	if err := c.checkWatchQueues(*watchQueues); err != nil {
@@ -225,7 +230,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, err := store.Open(c.db, store.Options{Logger: log})
+	st, err := openStore(ctx, c, log)
 	if err != nil {
 		return err
 	}
@@ -266,7 +271,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if side != nil {
 		sink = side.fwd
 	}
-	sched = scheduler.New(scheduler.Config{Store: st, Sink: sink, Logger: log})
+	sched = scheduler.New(scheduler.Config{Store: st, Sink: sink, Logger: log, Shared: st.shared})
 	if c.schedules != "" {
 		if err := loadSchedules(c.schedules, st, handles, log); err != nil {
 			return damageHint(err, c.db)
@@ -290,6 +295,9 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	bgCtx, stopBackground := context.WithCancel(context.Background())
 	var background sync.WaitGroup
 	background.Go(func() { sched.Run(bgCtx) })
+	if st.listen != nil {
+		background.Go(func() { st.listen(bgCtx, sched.WakeFor) })
+	}
 	side.start(bgCtx, &background, srv)
 	stopSched := func() {
 		stopBackground()
@@ -389,7 +397,7 @@ func connectionLimit(flag int, log *slog.Logger) int {
 
 // loadSchedules reads the schedules file and applies it; an invalid file
 // changes nothing.
-func loadSchedules(path string, st *store.Store, handles *server.Handles, log *slog.Logger) error {
+func loadSchedules(path string, st scheduler.ScheduleStore, handles *server.Handles, log *slog.Logger) error {
 	defs, err := scheduler.LoadFile(path)
 	if err != nil {
 		return err

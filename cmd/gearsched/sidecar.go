@@ -8,7 +8,6 @@ import (
 	"github.com/gearsched/gearsched/gearman/server"
 	"github.com/gearsched/gearsched/gearman/sidecar"
 	"github.com/gearsched/gearsched/gearman/sidecar/queuewatch"
-	"github.com/gearsched/gearsched/store"
 )
 
 // sidecarParts holds the parts that exist only with --upstream: the
@@ -25,7 +24,7 @@ type sidecarParts struct {
 	watchers []*queuewatch.Watcher
 }
 
-func newSidecar(c *serveConfig, st *store.Store, handles *server.Handles, log *slog.Logger, wake func(), wakeFor func(due int64)) (*sidecarParts, error) {
+func newSidecar(c *serveConfig, st daemonStore, handles *server.Handles, log *slog.Logger, wake func(), wakeFor func(due int64)) (*sidecarParts, error) {
 	if len(c.upstreams) == 0 {
 		return nil, nil
 	}

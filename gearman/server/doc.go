@@ -20,6 +20,8 @@
 //   - scheduled.go: jobs waiting for their time and schedules: the Sink,
 //     SUBMIT_JOB_SCHED, Schedule and Cancel; request.go: schedule requests.
 //   - handles.go: job handles.
+//   - store.go: the Store interface: bbolt, or a sidecar's shared
+//     PostgreSQL (package pgstore).
 //
 // Ownership: the jobs in memory, the queues and the connections' server
 // state belong to Server.mu, which is never held across disk or network

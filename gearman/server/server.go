@@ -22,7 +22,7 @@ const Version = "0.1.0"
 // Config configures a Server. Zero values mean gearmand's defaults.
 type Config struct {
 	// Store keeps background jobs durable. Required.
-	Store *store.Store
+	Store Store
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
 	// Handles allocates job handles; by default the server makes its own
@@ -104,7 +104,7 @@ type QueueLister interface {
 type Server struct {
 	cfg      Config
 	log      *slog.Logger
-	store    *store.Store
+	store    Store
 	handles  *Handles
 	schedLoc *time.Location
 	handlers *[gearman.MaxType + 1]handler // the job server's or the sidecar's

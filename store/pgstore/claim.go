@@ -58,19 +58,7 @@ func claimRows(ctx context.Context, tx pgx.Tx, until int64, max int) ([]store.Du
 	if err != nil {
 		return nil, 0, err
 	}
-	items := make([]store.DueItem, 0, len(jobs)+len(scheds))
-	for _, j := range jobs {
-		items = append(items, store.DueItem{Due: j.Due, ID: j.ID, Job: j})
-	}
-	for _, sc := range scheds {
-		items = append(items, store.DueItem{Due: sc.FireAt, ID: sc.ID, Schedule: sc})
-	}
-	sort.SliceStable(items, func(i, j int) bool {
-		if items[i].Due != items[j].Due {
-			return items[i].Due < items[j].Due
-		}
-		return items[i].ID < items[j].ID
-	})
+	items := mergeDue(jobs, scheds)
 	return items, until, nil
 }
 
@@ -140,4 +128,23 @@ func (s *Store) NextDue() (due int64, ok bool, err error) {
 		return 0, false, nil
 	}
 	return *d, true, nil
+}
+
+// mergeDue returns jobs and schedules as due items in due order (then id
+// order), as the bbolt store's due index orders them.
+func mergeDue(jobs []*store.Job, scheds []*store.Schedule) []store.DueItem {
+	items := make([]store.DueItem, 0, len(jobs)+len(scheds))
+	for _, j := range jobs {
+		items = append(items, store.DueItem{Due: j.Due, ID: j.ID, Job: j})
+	}
+	for _, sc := range scheds {
+		items = append(items, store.DueItem{Due: sc.FireAt, ID: sc.ID, Schedule: sc})
+	}
+	sort.SliceStable(items, func(i, j int) bool {
+		if items[i].Due != items[j].Due {
+			return items[i].Due < items[j].Due
+		}
+		return items[i].ID < items[j].ID
+	})
+	return items
 }

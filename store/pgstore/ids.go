@@ -40,3 +40,17 @@ func (s *Store) reserve(ctx context.Context) (uint64, error) {
 	}
 	return uint64(v-1)*IDBlock + 1, nil
 }
+
+// AdvanceIDs moves the sequence so that every id it hands out from now
+// on is above past: an import from a bbolt sidecar keeps its jobs' ids
+// and handles, and new ones must not repeat them.
+func (s *Store) AdvanceIDs(past uint64) error {
+	ctx, cancel := s.opContext()
+	defer cancel()
+	blocks := int64((past + IDBlock - 1) / IDBlock)
+	if _, err := s.pool.Exec(ctx, `SELECT setval('id_blocks', greatest($1::bigint,
+		(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM id_blocks)), true)`, max(blocks, 1)); err != nil {
+		return fmt.Errorf("pgstore: advancing the id sequence: %w", err)
+	}
+	return nil
+}

@@ -58,9 +58,13 @@ func (s *Store) PutPending(j *store.Job, request string) *store.Write {
 		return w
 	}
 	return s.enqueue(createOp{run: func(ctx context.Context, tx pgx.Tx) (bool, store.Holder, error) {
-		return create(ctx, tx, jobKey(j), request, j.ID, func(tx pgx.Tx) (store.Holder, error) {
+		created, h, err := create(ctx, tx, jobKey(j), request, j.ID, func(tx pgx.Tx) (store.Holder, error) {
 			return store.Holder{ID: j.ID, Due: j.Due}, insertJob(ctx, tx, j)
 		})
+		if created && j.Kind != store.JobTrigger {
+			s.addPending(j.Function)
+		}
+		return created, h, err
 	}})
 }
 

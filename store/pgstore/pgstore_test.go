@@ -509,3 +509,9 @@ func testClockBound(t *testing.T, url string) {
 		t.Fatalf("Open with a clock an hour off: %v, want ErrSkew", err)
 	}
 }
+
+// The interfaces the sidecar's parts take.
+var (
+	_ scheduler.Store         = (*pgstore.Store)(nil)
+	_ scheduler.ScheduleStore = (*pgstore.Store)(nil)
+)

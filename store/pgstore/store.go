@@ -65,6 +65,8 @@ type Store struct {
 	// the committers (commit.go). Close waits for both.
 	writes  sync.WaitGroup
 	workers sync.WaitGroup
+	bg      sync.WaitGroup // refreshCounts
+	counts  counts
 	ops     chan createOp // to the committers; closed by Close
 	closeMu sync.RWMutex  // held by senders on ops, taken by Close
 	closed  bool
@@ -99,6 +101,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	s := &Store{url: url, pool: pool, log: opts.Logger, now: opts.Now, ctx: sctx, cancel: cancel,
 		ops: make(chan createOp, queueSize)}
 	s.startCommitters()
+	s.bg.Go(func() { s.refreshCounts(sctx) })
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -147,8 +150,19 @@ func (s *Store) dbNow(ctx context.Context) (int64, error) {
 	return ns, nil
 }
 
-// Ping reports whether the database answers, for readiness probes.
-func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+// pingTimeout bounds a readiness probe's wait for the database.
+const pingTimeout = 2 * time.Second
+
+// Ping reports whether the database answers, for readiness probes: a
+// sidecar whose database is down holds nothing new and says so.
+func (s *Store) Ping() error {
+	ctx, cancel := context.WithTimeout(s.ctx, pingTimeout)
+	defer cancel()
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("pgstore: the database does not answer: %w", err)
+	}
+	return nil
+}
 
 // Close commits the writes queued, waits for those under way, and closes
 // the connections. Writes queued after Close fail with ErrClosed.
@@ -162,6 +176,7 @@ func (s *Store) Close() error {
 	s.workers.Wait()
 	s.writes.Wait()
 	s.cancel()
+	s.bg.Wait()
 	s.pool.Close()
 	return nil
 }

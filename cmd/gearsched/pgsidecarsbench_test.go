@@ -34,19 +34,37 @@ func benchSidecars(b *testing.B, n, jobs int) {
 	var late []time.Duration
 	var rate float64
 	for round := 0; b.Loop(); round++ {
-		due := dueSecond(4 * time.Second)
+		due := dueSecond(6 * time.Second)
 		uniques := make([]string, jobs)
+		for j := range uniques {
+			uniques[j] = fmt.Sprintf("r%d-%d", round, j)
+		}
+		// Four pipelined connections per sidecar, 100 submissions in
+		// flight on each, as a busy client fleet sends.
+		const conns, window = 4, 100
 		var wg sync.WaitGroup
-		for i := range n {
+		for k := range n * conns {
 			wg.Go(func() {
-				c := dialServer(b, p.sidecar(i).Addr)
+				c := dialServer(b, p.sidecar(k%n).Addr)
 				defer c.Close()
-				for j := i; j < jobs; j += n {
-					u := fmt.Sprintf("r%d-%d", round, j)
-					uniques[j] = u
-					if _, err := c.Submit(gearman.SubmitJobEpoch, "bench_pg", u, []byte(strconv.FormatInt(due.Unix(), 10)), []byte(u)); err != nil {
-						b.Error(err)
-						return
+				var mine []string
+				for j := k; j < jobs; j += n * conns {
+					mine = append(mine, uniques[j])
+				}
+				for len(mine) > 0 {
+					batch := mine[:min(window, len(mine))]
+					mine = mine[len(batch):]
+					for _, u := range batch {
+						if err := c.Send(gearman.SubmitJobEpoch, []byte("bench_pg"), []byte(u), []byte(strconv.FormatInt(due.Unix(), 10)), []byte(u)); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+					for range batch {
+						if pk, err := c.Recv(); err != nil || pk.Type != gearman.JobCreated {
+							b.Errorf("submitting: %v %v", pk, err)
+							return
+						}
 					}
 				}
 			})

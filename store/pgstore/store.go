@@ -101,7 +101,6 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	s := &Store{url: url, pool: pool, log: opts.Logger, now: opts.Now, ctx: sctx, cancel: cancel,
 		ops: make(chan createOp, queueSize)}
 	s.startCommitters()
-	s.bg.Go(func() { s.refreshCounts(sctx) })
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, err
@@ -110,6 +109,8 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	// The tables exist from here on.
+	s.bg.Go(func() { s.refreshCounts(sctx) })
 	return s, nil
 }
 

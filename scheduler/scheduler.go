@@ -61,6 +61,12 @@
 //   - The generation check stays: it still refuses a plan whose
 //     schedule was redefined, and the database's clock bounds what is due
 //     (never early by the sidecar's clock or the database's).
+//   - A commit that failed and is retried outside its claim (the
+//     forwarder's, after the database went away) may find its items
+//     fired meanwhile by another sidecar, whose claim found them rolled
+//     back: its advance is refused if the schedule has moved past it (an
+//     advance never goes backward), and jobs the ledger already holds are
+//     not taken for cancelled ones.
 //
 // State in memory has one owner too: the loop's parsed specs are this
 // goroutine's, and the job server's queues and connections belong to its

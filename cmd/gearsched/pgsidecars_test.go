@@ -5,6 +5,7 @@ package main
 // binary.
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -215,28 +216,43 @@ func TestSidecarsKillRun(t *testing.T) {
 
 	// Submission, across the three sidecars, before the first is due.
 	start := time.Now()
-	first := dueSecond(5 * time.Second)
+	first := dueSecond(4 * time.Second)
 	when := make(map[string]time.Time, size.jobs)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for i := range 3 {
+	// Two pipelined connections per sidecar, 100 submissions in flight
+	// on each.
+	const conns, window = 6, 100
+	for k := range conns {
 		wg.Go(func() {
-			c := dialClient(t, p.sidecar(i).Addr)
-			for j := i; j < size.jobs; j += 3 {
-				u := "k-" + strconv.Itoa(j)
-				at := first.Add(size.spread * time.Duration(j) / time.Duration(size.jobs)).Truncate(time.Second)
-				if err := c.Send(gearman.SubmitJobEpoch, []byte("kr_job"), []byte(u), []byte(strconv.FormatInt(at.Unix(), 10)), []byte(u)); err != nil {
-					t.Error(err)
-					return
+			c := dialClient(t, p.sidecar(k%3).Addr)
+			var mine []int
+			for j := k; j < size.jobs; j += conns {
+				mine = append(mine, j)
+			}
+			for len(mine) > 0 {
+				batch := mine[:min(window, len(mine))]
+				mine = mine[len(batch):]
+				ats := make([]time.Time, len(batch))
+				for i, j := range batch {
+					u := "k-" + strconv.Itoa(j)
+					ats[i] = first.Add(size.spread * time.Duration(j) / time.Duration(size.jobs)).Truncate(time.Second)
+					if err := c.Send(gearman.SubmitJobEpoch, []byte("kr_job"), []byte(u), []byte(strconv.FormatInt(ats[i].Unix(), 10)), []byte(u)); err != nil {
+						t.Error(err)
+						return
+					}
 				}
-				pk, err := c.Recv()
-				if err != nil || pk.Type != gearman.JobCreated {
-					t.Errorf("submitting %s: %v %v", u, pk, err)
-					return
+				for i, j := range batch {
+					u := "k-" + strconv.Itoa(j)
+					pk, err := c.Recv()
+					if err != nil || pk.Type != gearman.JobCreated {
+						t.Errorf("submitting %s: %v %v", u, pk, err)
+						return
+					}
+					mu.Lock()
+					when[u] = ats[i]
+					mu.Unlock()
 				}
-				mu.Lock()
-				when[u] = at
-				mu.Unlock()
 			}
 		})
 	}
@@ -314,7 +330,7 @@ func TestSidecarsKillRun(t *testing.T) {
 	}
 	slices.Sort(late)
 	t.Logf("kill run: %d jobs (submitted in %v) due over %v, %d schedules; %d kills, PostgreSQL restarted %v; "+
-		"%d duplicate jobs, %d duplicate occurrences; lateness p50 %v p99 %v max %v; all delivered %v after the last due",
+		"%d duplicate jobs, %d duplicate occurrences; lateness p50 %v p99 %v max %v; all delivered at the spread's end %+v",
 		len(when), submitted.Round(time.Millisecond), size.spread, size.schedules, kills, pgRestarted, dups, occDups,
 		late[len(late)/2].Round(time.Millisecond), late[len(late)*99/100].Round(time.Millisecond),
 		late[len(late)-1].Round(time.Millisecond), stop.Sub(end).Round(time.Millisecond))
@@ -366,5 +382,51 @@ func TestImportFromBbolt(t *testing.T) {
 	defer col.mu.Unlock()
 	if at := col.first["soon"]; at.Before(due) {
 		t.Fatalf("imported job %s fired %v early", soon, due.Sub(at))
+	}
+}
+
+// TestSidecarPostgresDown: while PostgreSQL is down a sidecar refuses
+// submissions with ERROR (nothing acknowledged that is not committed) and
+// /readyz reports not ready; when it returns, the sidecar takes and fires
+// jobs again, and a job acknowledged before the outage still fires.
+func TestSidecarPostgresDown(t *testing.T) {
+	t.Parallel()
+	p := startPGSidecars(t, 1, "--http", "127.0.0.1:0")
+	sc := p.sidecar(0)
+	base := httpBase(t, sc)
+	w := newUniqueWorker(t, p, "pg_down")
+	c := dialClient(t, sc.Addr)
+	due := dueSecond(6 * time.Second)
+	if _, err := c.Submit(gearman.SubmitJobEpoch, "pg_down", "before", []byte(strconv.FormatInt(due.Unix(), 10)), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	apiJSON(t, 200, "GET", base+"/readyz", "", "", nil)
+	p.pg.Stop(t)
+	_, err := c.Submit(gearman.SubmitJobBg, "pg_down", "during", []byte("x"))
+	var se *gearman.ServerError
+	if !errors.As(err, &se) {
+		t.Fatalf("a submission with PostgreSQL down: %v, want an ERROR", err)
+	}
+	if status, _ := apiCall(t, "GET", base+"/readyz", "", ""); status != 503 {
+		t.Fatalf("readyz with PostgreSQL down: %d, want 503", status)
+	}
+	p.pg.Restart(t)
+	eventually(t, 30*time.Second, func() string {
+		if status, _ := apiCall(t, "GET", base+"/readyz", "", ""); status != 200 {
+			return "readyz " + strconv.Itoa(status) + " after PostgreSQL returned"
+		}
+		return ""
+	})
+	if _, err := c.Submit(gearman.SubmitJobBg, "pg_down", "after", []byte("x")); err != nil {
+		t.Fatalf("a submission after PostgreSQL returned: %v", err)
+	}
+	eventually(t, 30*time.Second, func() string {
+		if n := w.count([]string{"before", "after"}); n < 2 {
+			return fmt.Sprintf("%d of 2 jobs reached the worker", n)
+		}
+		return ""
+	})
+	if w.count([]string{"during"}) != 0 {
+		t.Error("the refused submission reached the worker")
 	}
 }

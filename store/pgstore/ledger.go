@@ -48,10 +48,25 @@ func forwarded(ctx context.Context, s *Store, tx pgx.Tx, f store.Forward) (store
 		for i, j := range removed {
 			have[j.ID], ids[i] = true, int64(j.ID)
 		}
+		var missing []int64
 		for _, id := range f.Done {
 			if !have[id] {
 				gone[id] = true
-				res.Cancelled = append(res.Cancelled, id)
+				missing = append(missing, int64(id))
+			}
+		}
+		// A job that is gone was cancelled, or, when this is a retried
+		// commit, fired by another sidecar after this one's claim rolled
+		// back: the ledger has it then, and the copy this sidecar sent
+		// must not be cancelled upstream (gearmand may have merged the
+		// two under their unique).
+		elsewhere, err := firedIDs(ctx, tx, missing)
+		if err != nil {
+			return res, err
+		}
+		for _, id := range missing {
+			if !elsewhere[uint64(id)] {
+				res.Cancelled = append(res.Cancelled, uint64(id))
 			}
 		}
 		// The jobs no longer hold their keys; their request keys stay
@@ -90,6 +105,12 @@ func forwarded(ctx context.Context, s *Store, tx pgx.Tx, f store.Forward) (store
 		if cur == nil {
 			gone[plan.ID] = true
 			res.Cancelled = append(res.Cancelled, plan.ID)
+			continue
+		}
+		// Another sidecar may have fired later occurrences since this
+		// plan was made (a retried commit after this one's claim rolled
+		// back): an advance never moves a schedule backward.
+		if cur.Next > plan.Next || cur.Last > plan.Last {
 			continue
 		}
 		if adv, ok := store.Advanced(cur, plan); ok {
@@ -245,4 +266,18 @@ func toInt64(ids []uint64) []int64 {
 		out[i] = int64(id)
 	}
 	return slices.Clip(out)
+}
+
+// firedIDs returns which of ids the fire ledger holds.
+func firedIDs(ctx context.Context, tx pgx.Tx, ids []int64) (map[uint64]bool, error) {
+	out := map[uint64]bool{}
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, _ := tx.Query(ctx, `SELECT id FROM fired WHERE id = ANY($1)`, ids)
+	found, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	for _, id := range found {
+		out[uint64(id)] = true
+	}
+	return out, err
 }

@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -428,5 +429,102 @@ func TestSidecarPostgresDown(t *testing.T) {
 	})
 	if w.count([]string{"during"}) != 0 {
 		t.Error("the refused submission reached the worker")
+	}
+}
+
+// TestSidecarsOwnershipAcrossNodes: three sidecars carrying the same
+// schedules file get one set of schedules, and after the file changes
+// and all three get SIGHUP at once, one set again, by name; the same
+// control request sent through both gearmands makes one schedule.
+func TestSidecarsOwnershipAcrossNodes(t *testing.T) {
+	t.Parallel()
+	file := filepath.Join(t.TempDir(), "schedules.toml")
+	write := func(names ...string) {
+		var b strings.Builder
+		for _, n := range names {
+			fmt.Fprintf(&b, "[[schedule]]\nname = %q\ncron = \"0 3 * * *\"\nfunction = \"own_file\"\n\n", n)
+		}
+		if err := os.WriteFile(file, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a", "b", "c")
+	p := startPGSidecars(t, 3, "--schedules", file)
+	names := func(s *daemon) []string {
+		var out []string
+		for _, row := range showSchedules(t, s) {
+			if row[1] == "own_file" {
+				out = append(out, row[2])
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	expect := func(want ...string) {
+		t.Helper()
+		eventually(t, 20*time.Second, func() string {
+			for i := range 3 {
+				if got := names(p.sidecar(i)); !slices.Equal(got, want) {
+					return fmt.Sprintf("sidecar %d lists %q, want %q", i, got, want)
+				}
+			}
+			return ""
+		})
+	}
+	expect("a", "b", "c")
+	write("b", "c", "d")
+	for i := range 3 {
+		if err := p.sidecar(i).cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	expect("b", "c", "d")
+
+	// Every sidecar registers the control functions on both gearmands.
+	for _, gd := range p.gds {
+		waitStatusRow(t, gd, "gearsched.schedule", "gearsched.schedule\t0\t0\t3")
+	}
+	payload := []byte(`{"function":"own_ctl","cron":"0 4 * * *","unique":"ctl-once"}`)
+	replies := make([]string, 2)
+	var wg sync.WaitGroup
+	for i, gd := range p.gds {
+		wg.Go(func() {
+			c := dialServer(t, gd.Addr)
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			if err := c.Send(gearman.SubmitJob, []byte("gearsched.schedule"), []byte("same-request"), payload); err != nil {
+				t.Error(err)
+				return
+			}
+			for {
+				pk, err := c.Recv()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if pk.Type == gearman.WorkComplete {
+					replies[i] = string(pk.Args[1])
+					return
+				}
+				if pk.Type == gearman.WorkFail || pk.Type == gearman.WorkException {
+					t.Errorf("control request through %s failed: %v", gd.Addr, pk.Type)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	a, b := parseScheduleReply(t, "first", replies[0]), parseScheduleReply(t, "second", replies[1])
+	if a.Handle != b.Handle {
+		t.Errorf("the same request made two schedules: %s and %s", a.Handle, b.Handle)
+	}
+	n := 0
+	for _, row := range showSchedules(t, p.sidecar(0)) {
+		if row[1] == "own_ctl" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d schedules of own_ctl, want 1", n)
 	}
 }

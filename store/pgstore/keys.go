@@ -35,13 +35,13 @@ func create(ctx context.Context, tx pgx.Tx, k key, request string, id uint64,
 	err = func() error {
 		created, h = false, store.Holder{}
 		if request != "" {
-			tag, err := tx.Exec(ctx, `INSERT INTO requests (request, id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, request, int64(id))
+			tag, err := tx.Exec(ctx, `INSERT INTO requests (request, id) VALUES ($1, $2) ON CONFLICT DO NOTHING`, []byte(request), int64(id))
 			if err != nil {
 				return err
 			}
 			if tag.RowsAffected() == 0 {
 				var held int64
-				if err := tx.QueryRow(ctx, `SELECT id FROM requests WHERE request = $1`, request).Scan(&held); err != nil {
+				if err := tx.QueryRow(ctx, `SELECT id FROM requests WHERE request = $1`, []byte(request)).Scan(&held); err != nil {
 					return err
 				}
 				if hh, ok, err := holder(ctx, tx, uint64(held)); err != nil || ok {
@@ -58,7 +58,7 @@ func create(ctx context.Context, tx pgx.Tx, k key, request string, id uint64,
 				if !errors.Is(err, pgx.ErrNoRows) {
 					return err
 				}
-				if _, err := tx.Exec(ctx, `UPDATE requests SET id = $2 WHERE request = $1`, request, int64(id)); err != nil {
+				if _, err := tx.Exec(ctx, `UPDATE requests SET id = $2 WHERE request = $1`, []byte(request), int64(id)); err != nil {
 					return err
 				}
 			}
@@ -83,7 +83,7 @@ func create(ctx context.Context, tx pgx.Tx, k key, request string, id uint64,
 					h = hh
 					if request != "" {
 						// The request names the holder from now on.
-						_, err = tx.Exec(ctx, `DELETE FROM requests WHERE request = $1 AND id = $2`, request, int64(id))
+						_, err = tx.Exec(ctx, `DELETE FROM requests WHERE request = $1 AND id = $2`, []byte(request), int64(id))
 					}
 					return err
 				}

@@ -139,14 +139,16 @@ func testNewerSchemaRefused(t *testing.T, url string) {
 func testPendingLifecycle(t *testing.T, url string) {
 	st := open(t, url)
 	past := time.Now().Add(-time.Second)
-	if w := put(t, st, job(1, "u1", past), "req-1"); !w.Created() {
+	// Request keys are bytes: a control request's holds a NUL.
+	const req1 = "control:gearsched.schedule\x00req-1"
+	if w := put(t, st, job(1, "u1", past), req1); !w.Created() {
 		t.Fatal("first job not created")
 	}
 	// The same (function, unique), or the same request, is held by job 1.
 	for _, tc := range []struct {
 		j       *store.Job
 		request string
-	}{{job(2, "u1", past), ""}, {job(3, "other", past), "req-1"}} {
+	}{{job(2, "u1", past), ""}, {job(3, "other", past), req1}} {
 		w := put(t, st, tc.j, tc.request)
 		if w.Created() || w.Holder().ID != 1 {
 			t.Fatalf("job %d: created %v, holder %d; want held by 1", tc.j.ID, w.Created(), w.Holder().ID)
@@ -175,7 +177,7 @@ func testPendingLifecycle(t *testing.T, url string) {
 	}
 	// Job 1 left its key, so the unique is free; its request is still
 	// known while the ledger remembers it.
-	if w := put(t, st, job(5, "u1", past), "req-1"); w.Created() || w.Holder().ID != 1 {
+	if w := put(t, st, job(5, "u1", past), req1); w.Created() || w.Holder().ID != 1 {
 		t.Fatalf("request of a forwarded job: created %v holder %d", w.Created(), w.Holder().ID)
 	}
 	if w := put(t, st, job(6, "u1", time.Now().Add(time.Hour)), ""); !w.Created() {

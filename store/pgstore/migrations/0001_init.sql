@@ -48,9 +48,10 @@ CREATE TABLE keys (
 );
 CREATE INDEX keys_id ON keys (id);
 
--- Client requests' idempotency keys, while their record is known.
+-- Client requests' idempotency keys, while their record is known: bytes,
+-- since a control request's key holds a NUL, which text cannot.
 CREATE TABLE requests (
-	request text PRIMARY KEY,
+	request bytea PRIMARY KEY,
 	id      bigint NOT NULL
 );
 CREATE INDEX requests_id ON requests (id);

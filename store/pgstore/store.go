@@ -27,6 +27,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -38,6 +39,9 @@ const (
 	// DefaultMaxSkew is how far the sidecar's clock may be from the
 	// database's at Open.
 	DefaultMaxSkew = 2 * time.Second
+	// defaultMaxConns is each sidecar's connections to the database:
+	// the committers, a claim, lookups, the counts.
+	defaultMaxConns = 12
 	// opTimeout bounds one statement or transaction the store runs on
 	// its own (not a claim, which its holder ends).
 	opTimeout = 30 * time.Second
@@ -92,6 +96,11 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: %w", err)
+	}
+	// pgxpool's default (4 on a small machine) would leave a claim
+	// waiting behind the committers; the URL's pool_max_conns wins.
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = defaultMaxConns
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

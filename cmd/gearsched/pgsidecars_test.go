@@ -22,6 +22,11 @@ import (
 	"github.com/gearsched/gearsched/store/pgstore/pgtest"
 )
 
+// The tests here are not parallel (but for the one that starts no
+// server): each starts PostgreSQL, gearmands and sidecars, and run beside
+// the parallel tests they would load the machine those tests' timing
+// bounds assume. They run first, one at a time.
+
 // pgSidecars is a set of sidecars on one database and two gearmands.
 type pgSidecars struct {
 	pg   *pgtest.Server
@@ -121,7 +126,7 @@ func (w *uniqueWorker) count(uniques []string) int {
 // TestStorePostgresNeedsUpstream: the job server keeps bbolt; --store
 // postgres://… without --upstream is refused with a message.
 func TestStorePostgresNeedsUpstream(t *testing.T) {
-	t.Parallel()
+	t.Parallel() // starts no server
 	for _, args := range [][]string{
 		{"serve", "--store", "postgres://u@127.0.0.1:1/db"},
 		{"serve", "--store", "mysql://u@127.0.0.1:1/db", "--upstream", "127.0.0.1:1"},
@@ -139,7 +144,6 @@ func TestStorePostgresNeedsUpstream(t *testing.T) {
 // worker once, none early, whichever sidecar fires them; every sidecar
 // answers GET_STATUS for a job another took, and cancels it.
 func TestSidecarsShareOnePostgres(t *testing.T) {
-	t.Parallel()
 	p := startPGSidecars(t, 3)
 	w := newUniqueWorker(t, p, "pg_share")
 	due := dueSecond(2 * time.Second)
@@ -213,9 +217,6 @@ func killRunSizeFromEnv() killRunSize {
 // restarted once in the middle. Every acknowledged job reaches a worker,
 // none early; duplicates stay within one batch per kill; every
 // per-second occurrence runs, at most twice if in flight at a kill.
-//
-// Not parallel: its seven processes load the machine, and the timing
-// bounds of the tests that run in parallel would pay for it.
 func TestSidecarsKillRun(t *testing.T) {
 	size := killRunSizeFromEnv()
 	dir := t.TempDir()
@@ -360,7 +361,6 @@ func TestSidecarsKillRun(t *testing.T) {
 // with import-pg; a PostgreSQL sidecar then knows their handles and
 // fires them, and new handles do not repeat theirs.
 func TestImportFromBbolt(t *testing.T) {
-	t.Parallel()
 	pg := pgtest.Start(t)
 	url := pg.NewDatabase(t, "gearsched")
 	gd := startGearmand(t)
@@ -410,7 +410,6 @@ func TestImportFromBbolt(t *testing.T) {
 // /readyz reports not ready; when it returns, the sidecar takes and fires
 // jobs again, and a job acknowledged before the outage still fires.
 func TestSidecarPostgresDown(t *testing.T) {
-	t.Parallel()
 	p := startPGSidecars(t, 1, "--http", "127.0.0.1:0")
 	sc := p.sidecar(0)
 	base := httpBase(t, sc)
@@ -456,7 +455,6 @@ func TestSidecarPostgresDown(t *testing.T) {
 // and all three get SIGHUP at once, one set again, by name; the same
 // control request sent through both gearmands makes one schedule.
 func TestSidecarsOwnershipAcrossNodes(t *testing.T) {
-	t.Parallel()
 	file := filepath.Join(t.TempDir(), "schedules.toml")
 	write := func(names ...string) {
 		var b strings.Builder

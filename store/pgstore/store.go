@@ -14,12 +14,17 @@
 //   - store.go: Open, the pool, the clock check, Close.
 //   - migrate.go and migrations/: the schema, versioned, applied at Open
 //     under an advisory lock.
-//   - pending.go: one-shot jobs (create-if-absent through keys.go), Cancel.
-//   - schedule.go: schedules, EditSchedules (the schedules file).
-//   - claim.go: claims of due items, NextDue.
-//   - ledger.go: the forwarder's commit, the fire ledger.
+//   - pending.go: one-shot jobs (create-if-absent through keys.go), Cancel;
+//     commit.go: clients' creates, group-committed.
+//   - schedule.go: schedules, EditSchedules (the schedules file), pausing.
+//   - claim.go: claims of due items, NextDue; listing.go: pages of what
+//     is due, FindUnique.
+//   - ledger.go: the forwarder's commit, the fire ledger, triggers;
+//     runs.go: run records.
 //   - ids.go: job ids from a sequence.
 //   - notify.go: LISTEN/NOTIFY wake-ups between sidecars.
+//   - counts.go: per-function counts, refreshed each second.
+//   - sidecaronly.go: what only a job server asks, refused.
 package pgstore
 
 import (

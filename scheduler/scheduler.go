@@ -288,19 +288,24 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			s.log.Warn("wall clock jumped forward; applying missed-run policies", "jump", jump)
 			missedBefore = now
 		}
+		// A store that could not be read for a while (a PostgreSQL
+		// outage) is downtime for the schedules, as if gearsched had been
+		// down: what fell due meanwhile follows their missed-run
+		// policies in the Tick that finds the store back.
+		if !storeDownSince.IsZero() && now.Sub(storeDownSince) > jumpThreshold {
+			missedBefore = now
+		}
 		prev, prevElapsed = now, elapsed
 		err := s.Tick(ctx, now, missedBefore)
 		var unreadable *storeError
 		switch {
-		case errors.As(err, &unreadable) && storeDownSince.IsZero():
-			storeDownSince = now
-		case err == nil && !storeDownSince.IsZero():
-			// The store could not be read (a PostgreSQL outage): for
-			// the schedules that is downtime, as if gearsched had been
-			// down, so their missed-run policies decide what runs now.
+		case errors.As(err, &unreadable):
+			if storeDownSince.IsZero() {
+				storeDownSince = now
+			}
+		case !storeDownSince.IsZero():
 			if down := now.Sub(storeDownSince); down > jumpThreshold {
-				s.log.Warn("the store was unreadable; applying missed-run policies", "for", down.Round(time.Second))
-				missedBefore = now
+				s.log.Warn("the store was unreadable; missed-run policies applied", "for", down.Round(time.Second))
 			}
 			storeDownSince = time.Time{}
 		}

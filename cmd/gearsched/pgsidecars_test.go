@@ -195,19 +195,20 @@ func TestSidecarsShareOnePostgres(t *testing.T) {
 	}
 }
 
-// killRunSize is the kill run's size: small by default, the issue's full
-// size with GEARSCHED_KILLRUN=full.
+// killRunSize is the kill run's size: 20,000 jobs due over 30 s and 20
+// per-second schedules, as `make test` runs it; with -short a quicker
+// run of the same kind.
 type killRunSize struct {
 	jobs      int
 	spread    time.Duration
 	schedules int
 }
 
-func killRunSizeFromEnv() killRunSize {
-	if os.Getenv("GEARSCHED_KILLRUN") == "full" {
-		return killRunSize{jobs: 20_000, spread: 30 * time.Second, schedules: 20}
+func killRunSizeFor() killRunSize {
+	if testing.Short() {
+		return killRunSize{jobs: 3_000, spread: 12 * time.Second, schedules: 5}
 	}
-	return killRunSize{jobs: 3_000, spread: 12 * time.Second, schedules: 5}
+	return killRunSize{jobs: 20_000, spread: 30 * time.Second, schedules: 20}
 }
 
 // TestSidecarsKillRun: three sidecars, one database, two gearmands. Epoch
@@ -218,7 +219,7 @@ func killRunSizeFromEnv() killRunSize {
 // none early; duplicates stay within one batch per kill; every
 // per-second occurrence runs, at most twice if in flight at a kill.
 func TestSidecarsKillRun(t *testing.T) {
-	size := killRunSizeFromEnv()
+	size := killRunSizeFor()
 	dir := t.TempDir()
 	var file strings.Builder
 	for i := range size.schedules {

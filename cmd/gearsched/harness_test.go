@@ -228,16 +228,60 @@ func startGearsched(t testing.TB, extraArgs ...string) *daemon {
 	}
 	db := filepath.Join(t.TempDir(), "gearsched.db")
 	return startProcess(t, "gearsched", gearschedBin, 0, func(port int) []string {
-		args := []string{
-			"serve",
-			"--listen", "127.0.0.1",
-			"--port", strconv.Itoa(port),
-			"--db", db,
-			"--log-format", "text",
-			"--http", "", // tests in parallel would share its default port; a test that wants it passes --http
-		}
-		return append(args, extraArgs...)
+		return serveArgs(port, db, extraArgs...)
 	})
+}
+
+// serveArgs is the command line of `gearsched serve` on port with the
+// database db and extraArgs appended.
+func serveArgs(port int, db string, extraArgs ...string) []string {
+	args := []string{
+		"serve",
+		"--listen", "127.0.0.1",
+		"--port", strconv.Itoa(port),
+		"--db", db,
+		"--log-format", "text",
+		"--http", "", // tests in parallel would share its default port; a test that wants it passes --http
+	}
+	return append(args, extraArgs...)
+}
+
+// launch starts bin with args, its port being port, and registers its
+// stop with t.Cleanup (which also reports races and panics in its output,
+// and logs the output if the test failed). It does not wait for the port.
+func launch(t testing.TB, name, bin string, port int, args []string) *daemon {
+	t.Helper()
+	s := &daemon{
+		Addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
+		Port:    port,
+		Backend: name,
+		stderr:  &lockedBuffer{},
+		done:    make(chan struct{}),
+	}
+	s.cmd = exec.Command(bin, args...)
+	s.cmd.Stdout = s.stderr
+	s.cmd.Stderr = s.stderr
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	s.Pid = s.cmd.Process.Pid
+	go func() {
+		s.err = s.cmd.Wait()
+		close(s.done)
+	}()
+	t.Cleanup(func() {
+		if s.stop() {
+			t.Errorf("%s did not exit within %v of SIGTERM", name, stopGrace)
+		}
+		if out := s.Stderr(); strings.Contains(out, "WARNING: DATA RACE") ||
+			strings.Contains(out, "panic: ") || strings.Contains(out, "fatal error: ") {
+			t.Errorf("%s reported a data race, panic or fatal error", name)
+		}
+		if t.Failed() {
+			t.Logf("%s %v stderr:\n%s", name, s.cmd.Args, s.Stderr())
+		}
+	})
+	return s
 }
 
 // startProcess starts bin with the arguments argsFor(port) on a free port
@@ -254,36 +298,7 @@ func startProcess(t testing.TB, name, bin string, fixedPort int, argsFor func(po
 		if port == 0 {
 			port = freePort(t)
 		}
-		s := &daemon{
-			Addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-			Port:    port,
-			Backend: name,
-			stderr:  &lockedBuffer{},
-			done:    make(chan struct{}),
-		}
-		s.cmd = exec.Command(bin, argsFor(port)...)
-		s.cmd.Stdout = s.stderr
-		s.cmd.Stderr = s.stderr
-		if err := s.cmd.Start(); err != nil {
-			t.Fatalf("start %s: %v", name, err)
-		}
-		s.Pid = s.cmd.Process.Pid
-		go func() {
-			s.err = s.cmd.Wait()
-			close(s.done)
-		}()
-		t.Cleanup(func() {
-			if s.stop() {
-				t.Errorf("%s did not exit within %v of SIGTERM", name, stopGrace)
-			}
-			if out := s.Stderr(); strings.Contains(out, "WARNING: DATA RACE") ||
-				strings.Contains(out, "panic: ") || strings.Contains(out, "fatal error: ") {
-				t.Errorf("%s reported a data race, panic or fatal error", name)
-			}
-			if t.Failed() {
-				t.Logf("%s %v stderr:\n%s", name, s.cmd.Args, s.Stderr())
-			}
-		})
+		s := launch(t, name, bin, port, argsFor(port))
 		lastErr = s.waitReady()
 		if lastErr == nil {
 			return s

@@ -451,6 +451,44 @@ func TestSidecarPostgresDown(t *testing.T) {
 	}
 }
 
+// TestSidecarWaitsForPostgres: a sidecar started while PostgreSQL is down
+// waits for it, says so, and serves once it is up.
+func TestSidecarWaitsForPostgres(t *testing.T) {
+	p := startPGSidecars(t, 0)
+	w := newUniqueWorker(t, p, "pg_wait")
+	p.pg.Stop(t)
+	if gearschedBuildErr != nil {
+		t.Fatal(gearschedBuildErr)
+	}
+	port := freePort(t)
+	sc := launch(t, "gearsched", gearschedBin, port, serveArgs(port, filepath.Join(t.TempDir(), "unused.db"), p.args...))
+	eventually(t, 30*time.Second, func() string {
+		if !strings.Contains(sc.Stderr(), "waiting for PostgreSQL") {
+			return "the sidecar did not say it waits for PostgreSQL"
+		}
+		return ""
+	})
+	select {
+	case <-sc.done:
+		t.Fatalf("the sidecar exited while PostgreSQL was down: %v", sc.err)
+	default:
+	}
+	p.pg.Restart(t)
+	if err := sc.waitReady(); err != nil {
+		t.Fatal(err)
+	}
+	c := dialClient(t, sc.Addr)
+	if _, err := c.Submit(gearman.SubmitJobBg, "pg_wait", "after", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, func() string {
+		if w.count([]string{"after"}) != 1 {
+			return "the job did not reach the worker"
+		}
+		return ""
+	})
+}
+
 // TestSidecarsOwnershipAcrossNodes: three sidecars carrying the same
 // schedules file get one set of schedules, and after the file changes
 // and all three get SIGHUP at once, one set again, by name; the same

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/gearsched/gearsched/gearman/httpapi"
 	"github.com/gearsched/gearsched/gearman/metrics"
@@ -75,9 +76,43 @@ func openStore(ctx context.Context, c *serveConfig, log *slog.Logger) (openedSto
 		}
 		return openedStore{daemonStore: st}, nil
 	}
-	st, err := pgstore.Open(ctx, c.store, pgstore.Options{Logger: log})
+	st, err := openShared(ctx, c.store, log)
 	if err != nil {
 		return openedStore{}, err
 	}
 	return openedStore{daemonStore: st, shared: true, listen: st.Listen}, nil
+}
+
+// Waiting for an unreachable PostgreSQL at start: the backoff's bounds,
+// and how often the wait is logged.
+const (
+	sharedRetryMin = 100 * time.Millisecond
+	sharedRetryMax = 5 * time.Second
+	sharedRetryLog = 30 * time.Second
+)
+
+// openShared opens the PostgreSQL store, waiting with backoff while the
+// database cannot be reached: a sidecar started before its database (at
+// boot, during a failover) comes up with it, as a running one rides out
+// an outage. Other errors (a bad URL, a newer schema, a skewed clock) end
+// it at once.
+func openShared(ctx context.Context, url string, log *slog.Logger) (*pgstore.Store, error) {
+	backoff := sharedRetryMin
+	var logged time.Time
+	for {
+		st, err := pgstore.Open(ctx, url, pgstore.Options{Logger: log})
+		if !errors.Is(err, pgstore.ErrUnreachable) {
+			return st, err
+		}
+		if time.Since(logged) >= sharedRetryLog {
+			log.Warn("waiting for PostgreSQL", "err", err, "retry_in", backoff)
+			logged = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, sharedRetryMax)
+	}
 }

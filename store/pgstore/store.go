@@ -36,6 +36,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -117,6 +118,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	s.startCommitters()
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
+		if ce := (*pgconn.ConnectError)(nil); errors.As(err, &ce) {
+			err = fmt.Errorf("%w: %w", ErrUnreachable, err)
+		}
 		return nil, err
 	}
 	if err := s.checkSkew(ctx, opts.MaxSkew); err != nil {
@@ -127,6 +131,10 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	s.bg.Go(func() { s.refreshCounts(sctx) })
 	return s, nil
 }
+
+// ErrUnreachable is Open's error when no connection to the database
+// could be made: unlike the others, waiting may cure it.
+var ErrUnreachable = errors.New("pgstore: PostgreSQL unreachable")
 
 // ErrSkew is Open's refusal of a local clock too far from the database's.
 var ErrSkew = errors.New("pgstore: the local clock is too far from the database's")

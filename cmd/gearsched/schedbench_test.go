@@ -27,7 +27,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -614,33 +613,8 @@ func startGearschedTimed(b *testing.B, db string, timeout time.Duration) (*daemo
 		b.Fatal(gearschedBuildErr)
 	}
 	port := freePort(b)
-	s := &daemon{
-		Addr:    net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
-		Port:    port,
-		Backend: "gearsched",
-		stderr:  &lockedBuffer{},
-		done:    make(chan struct{}),
-	}
-	s.cmd = exec.Command(gearschedBin, "serve", "--listen", "127.0.0.1", "--port", strconv.Itoa(port),
-		"--db", db, "--log-format", "text", "--http", "")
-	s.cmd.Stdout, s.cmd.Stderr = s.stderr, s.stderr
 	start := time.Now()
-	if err := s.cmd.Start(); err != nil {
-		b.Fatalf("start gearsched: %v", err)
-	}
-	s.Pid = s.cmd.Process.Pid
-	go func() {
-		s.err = s.cmd.Wait()
-		close(s.done)
-	}()
-	b.Cleanup(func() {
-		if s.stop() {
-			b.Errorf("gearsched did not exit within %v of SIGTERM", stopGrace)
-		}
-		if out := s.Stderr(); strings.Contains(out, "panic: ") || strings.Contains(out, "fatal error: ") {
-			b.Errorf("gearsched panicked:\n%s", out)
-		}
-	})
+	s := launch(b, "gearsched", gearschedBin, port, serveArgs(port, db))
 	deadline := start.Add(timeout)
 	for {
 		reply, err := statusOnce(s.Addr, deadline)

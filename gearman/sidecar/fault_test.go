@@ -524,6 +524,57 @@ func TestFaultLedgerCommitFails(t *testing.T) {
 	checkNothingDue(t, r.st)
 }
 
+// heldClaim is a claim that stands for one holding row locks: the test
+// knows whether it is still held.
+type heldClaim struct {
+	store.Claim
+	held atomic.Bool
+}
+
+func (c *heldClaim) Release() { c.held.Store(false) }
+
+// TestFaultRetriedCommitGivesUpItsClaim: the pass after a failed commit
+// records the earlier batch only once it has given up its own claim. On a
+// store that locks what a claim reads (PostgreSQL), that claim holds the
+// very rows the record changes, since the failed commit left them due.
+func TestFaultRetriedCommitGivesUpItsClaim(t *testing.T) {
+	var failing atomic.Bool
+	var claim heldClaim
+	var committedUnderClaim atomic.Bool
+	r := newFaultRig(t, &store.Options{NoSync: true, BeforeCommit: func() error {
+		if claim.held.Load() {
+			committedUnderClaim.Store(true)
+		}
+		if failing.Load() {
+			return errors.New("injected: disk full")
+		}
+		return nil
+	}})
+	now := r.clock.Now()
+	jobs := r.putDue(t, 3, now.Add(-time.Minute))
+	r.fake.SetScript(func(s fakeSubmission) fakeAction {
+		if s.Seq == len(jobs)-1 {
+			failing.Store(true)
+		}
+		return fakeAction{Kind: fakeReply}
+	})
+	if err := r.tick(t, now); err == nil {
+		t.Fatal("the pass whose commit failed succeeded")
+	}
+	failing.Store(false)
+	if r.fwd.unsaved == nil {
+		t.Fatal("no unsaved batch")
+	}
+	claim.held.Store(true)
+	if err := r.fwd.Release(context.Background(), &claim, nil, nil); !errors.Is(err, errRecovered) {
+		t.Fatalf("Release with an unsaved batch: %v, want %v", err, errRecovered)
+	}
+	if claim.held.Load() || committedUnderClaim.Load() {
+		t.Error("the unsaved batch was committed while the pass's own claim was held")
+	}
+	checkFired(t, r, jobs)
+}
+
 // TestFaultCancelDuringRoundTrip: a due schedule occurrence, or a due
 // one-shot job, is cancelled through the listener while its submission is
 // on its way, before upstream answers JOB_CREATED. The cancel holds (the

@@ -176,8 +176,15 @@ func (it *forwardItem) refused() bool {
 // sidecars share keeps them locked from that read to this commit; a nil
 // claim commits on its own.
 func (f *Forwarder) Release(ctx context.Context, claim store.Claim, jobs []*store.Job, occs []scheduler.Occurrence) error {
-	if err := f.commitUnsaved(); err != nil {
-		return err
+	if f.unsaved != nil {
+		// The claim may hold the rows that record changes (its commit
+		// failed, so they were due again and this read took them): give
+		// it up first, or the record would wait for this goroutine's own
+		// locks. The items are read again (errRecovered).
+		if claim != nil {
+			claim.Release()
+		}
+		return f.commitUnsaved()
 	}
 	items, err := f.items(jobs, occs)
 	if err != nil {

@@ -19,19 +19,23 @@ import (
 // transaction rolls back and they are due again for anyone. Every row
 // locked is returned, so nothing is held that the firing does not carry.
 func (s *Store) Claim(ctx context.Context, until int64, max int) (store.Claim, []store.DueItem, error) {
-	tx, err := s.pool.Begin(ctx)
+	// Bounded, so that a connection that died silently does not hold up
+	// the scheduler.
+	qctx, cancel := context.WithTimeout(ctx, opTimeout)
+	defer cancel()
+	tx, err := s.pool.Begin(qctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("pgstore: claiming due items: %w", err)
 	}
-	items, until, err := claimRows(ctx, tx, until, max)
+	items, until, err := claimRows(qctx, tx, until, max)
 	if err != nil {
-		_ = tx.Rollback(context.Background())
+		rollback(tx)
 		return nil, nil, fmt.Errorf("pgstore: claiming due items: %w", err)
 	}
 	if len(items) == 0 {
 		// Nothing locked: end the transaction now rather than hold a
 		// connection until the scheduler releases the claim.
-		_ = tx.Rollback(context.Background())
+		rollback(tx)
 		tx = nil
 	}
 	return &claim{s: s, ctx: ctx, tx: tx, until: until}, items, nil
@@ -98,7 +102,7 @@ func (c *claim) Forwarded(f store.Forward) (store.ForwardResult, error) {
 		err = tx.Commit(ctx)
 	}
 	if err != nil {
-		_ = tx.Rollback(context.Background())
+		rollback(tx)
 		return store.ForwardResult{}, fmt.Errorf("pgstore: recording forwarded jobs: %w", err)
 	}
 	return res, nil
@@ -107,10 +111,21 @@ func (c *claim) Forwarded(f store.Forward) (store.ForwardResult, error) {
 // Release rolls back the claim if it was not committed.
 func (c *claim) Release() {
 	if c.tx != nil {
-		_ = c.tx.Rollback(context.Background())
+		rollback(c.tx)
 		c.tx = nil
 	}
 	c.ended = true
+}
+
+// rollback ends tx without a commit, giving up after opTimeout: on a
+// connection that died silently a rollback would otherwise wait for the
+// kernel to give up on it (many minutes), holding up the scheduler and a
+// shutdown; pgx closes the connection when the deadline passes, and the
+// server rolls back when it notices.
+func rollback(tx pgx.Tx) {
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	_ = tx.Rollback(ctx)
 }
 
 // NextDue returns the earliest due time of any pending job or active

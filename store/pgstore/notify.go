@@ -44,7 +44,7 @@ func notifyDue(ctx context.Context, tx pgx.Tx, due int64) error {
 func (s *Store) Listen(ctx context.Context, wake func(due int64)) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		err := s.listenOnce(ctx, s.url, wake, func() { backoff = 100 * time.Millisecond })
+		err := s.listenOnce(ctx, wake, func() { backoff = 100 * time.Millisecond })
 		if ctx.Err() != nil {
 			return
 		}
@@ -58,9 +58,11 @@ func (s *Store) Listen(ctx context.Context, wake func(due int64)) {
 	}
 }
 
-// listenOnce listens on one connection until it fails.
-func (s *Store) listenOnce(ctx context.Context, url string, wake func(due int64), connected func()) error {
-	conn, err := pgx.Connect(ctx, url)
+// listenOnce listens on one connection until it fails. The connection is
+// made with the pool's settings, which the URL's pool_* parameters were
+// taken out of (PostgreSQL refuses them as startup parameters).
+func (s *Store) listenOnce(ctx context.Context, wake func(due int64), connected func()) error {
+	conn, err := pgx.ConnectConfig(ctx, s.pool.Config().ConnConfig.Copy())
 	if err != nil {
 		return err
 	}

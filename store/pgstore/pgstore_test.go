@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -45,6 +46,7 @@ func TestPostgres(t *testing.T) {
 		{"IDsShared", testIDsShared},
 		{"WakeUps", testWakeUps},
 		{"ClockBound", testClockBound},
+		{"OpenErrors", testOpenErrors},
 		{"ThreeSchedulers", testThreeSchedulers},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, db(t)) })
@@ -469,7 +471,9 @@ func testIDsShared(t *testing.T, url string) {
 }
 
 func testWakeUps(t *testing.T, url string) {
-	a, b := open(t, url), open(t, url)
+	// The listener's URL carries a pool setting, which its own
+	// connection must not pass to PostgreSQL.
+	a, b := open(t, url), open(t, withParam(url, "pool_max_conns=8"))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	woken := make(chan int64, 16)
@@ -490,6 +494,41 @@ func testWakeUps(t *testing.T, url string) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no wake-up for a job due soon")
+	}
+}
+
+// withParam adds a query parameter to a postgres:// URL.
+func withParam(url, param string) string {
+	if strings.Contains(url, "?") {
+		return url + "&" + param
+	}
+	return url + "?" + param
+}
+
+// testOpenErrors: a server that cannot be reached is ErrUnreachable (the
+// daemon waits for it); one that refuses the connection (a database that
+// does not exist) is not.
+func testOpenErrors(t *testing.T, url string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := ln.Addr().String()
+	ln.Close()
+	_, err = pgstore.Open(ctx, "postgres://gearsched@"+closed+"/gearsched?connect_timeout=5", pgstore.Options{})
+	if !errors.Is(err, pgstore.ErrUnreachable) {
+		t.Errorf("Open of a closed port: %v, want ErrUnreachable", err)
+	}
+	i := strings.LastIndex(url, "/")
+	missing := url[:i+1] + "no_such_database"
+	if j := strings.Index(url[i:], "?"); j >= 0 {
+		missing += url[i+j:]
+	}
+	_, err = pgstore.Open(ctx, missing, pgstore.Options{})
+	if err == nil || errors.Is(err, pgstore.ErrUnreachable) {
+		t.Errorf("Open of a missing database: %v, want an error other than ErrUnreachable", err)
 	}
 }
 

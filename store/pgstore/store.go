@@ -48,6 +48,9 @@ const (
 	// defaultMaxConns is each sidecar's connections to the database:
 	// the committers, a claim, lookups, the counts.
 	defaultMaxConns = 12
+	// minConns is the fewest connections a sidecar works with: the
+	// committers, a claim, and one more its firing may need.
+	minConns = committers + 2
 	// opTimeout bounds one statement or transaction the store runs on
 	// its own (not a claim, which its holder ends).
 	opTimeout = 30 * time.Second
@@ -66,7 +69,6 @@ type Options struct {
 // Store is a sidecar's state in one PostgreSQL database, which other
 // sidecars may share. Safe for concurrent use.
 type Store struct {
-	url  string // for Listen's own connection
 	pool *pgxpool.Pool
 	log  *slog.Logger
 	now  func() time.Time
@@ -104,21 +106,35 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("pgstore: %w", err)
 	}
 	// pgxpool's default (4 on a small machine) would leave a claim
-	// waiting behind the committers; the URL's pool_max_conns wins.
+	// waiting behind the committers; the URL's pool_max_conns wins, down
+	// to minConns: a claim holds a connection while its firing may need
+	// another (an id block, a retried commit).
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = defaultMaxConns
+	}
+	cfg.MaxConns = max(cfg.MaxConns, minConns)
+	// A claim is a transaction left idle while its jobs go to gearmand.
+	// If this host dies without closing its connections, PostgreSQL
+	// keeps the claim's row locks until it notices the connection is
+	// dead: by default after two hours of silence. Ask it to probe
+	// after 10 s, so another sidecar can fire those rows within about
+	// half a minute.
+	for k, v := range map[string]string{"tcp_keepalives_idle": "10", "tcp_keepalives_interval": "5", "tcp_keepalives_count": "3"} {
+		if _, set := cfg.ConnConfig.RuntimeParams[k]; !set {
+			cfg.ConnConfig.RuntimeParams[k] = v
+		}
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: %w", err)
 	}
 	sctx, cancel := context.WithCancel(context.Background())
-	s := &Store{url: url, pool: pool, log: opts.Logger, now: opts.Now, ctx: sctx, cancel: cancel,
+	s := &Store{pool: pool, log: opts.Logger, now: opts.Now, ctx: sctx, cancel: cancel,
 		ops: make(chan createOp, queueSize)}
 	s.startCommitters()
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
-		if ce := (*pgconn.ConnectError)(nil); errors.As(err, &ce) {
+		if unreachable(err) {
 			err = fmt.Errorf("%w: %w", ErrUnreachable, err)
 		}
 		return nil, err
@@ -135,6 +151,22 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 // ErrUnreachable is Open's error when no connection to the database
 // could be made: unlike the others, waiting may cure it.
 var ErrUnreachable = errors.New("pgstore: PostgreSQL unreachable")
+
+// unreachable reports whether err is a failure to reach the server at all,
+// which waiting may cure, rather than the server's refusal (a wrong
+// password, a missing database: pgconn wraps those in a ConnectError too).
+func unreachable(err error) bool {
+	var ce *pgconn.ConnectError
+	var pe *pgconn.PgError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	if errors.As(err, &pe) {
+		// Class 57P: the server is shutting down or starting up.
+		return strings.HasPrefix(pe.Code, "57P")
+	}
+	return true
+}
 
 // ErrSkew is Open's refusal of a local clock too far from the database's.
 var ErrSkew = errors.New("pgstore: the local clock is too far from the database's")

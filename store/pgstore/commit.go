@@ -84,11 +84,19 @@ func (s *Store) commitGroup(batch []createOp) {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		for i, op := range batch {
 			var r result
-			// A savepoint: a create that fails is undone alone.
-			err := pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) (err error) {
-				r.created, r.h, err = op.run(ctx, sp)
-				return err
-			})
+			// A savepoint: a create that fails is undone alone. One that
+			// met a stale key taken over meanwhile runs once more and
+			// finds the record that took it.
+			var err error
+			for attempt := 0; attempt < 2; attempt++ {
+				err = pgx.BeginFunc(ctx, tx, func(sp pgx.Tx) (err error) {
+					r.created, r.h, err = op.run(ctx, sp)
+					return err
+				})
+				if !errors.Is(err, errKeyTaken) {
+					break
+				}
+			}
 			if err != nil {
 				if tx.Conn().IsClosed() || ctx.Err() != nil {
 					return err

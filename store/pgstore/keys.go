@@ -25,6 +25,11 @@ func jobKey(j *store.Job) key {
 	return key{"", j.Function, j.Unique}
 }
 
+// errKeyTaken is create's finding that another writer took over a stale
+// key or request between its read and its update: the whole create is
+// tried again, and then finds that writer's record holding it.
+var errKeyTaken = errors.New("pgstore: a stale key was taken over meanwhile")
+
 // create runs put in tx unless request, or k,
 // is held already: then it returns the holder. Taking the key is an
 // insert on its primary key, which waits for a concurrent transaction
@@ -58,8 +63,14 @@ func create(ctx context.Context, tx pgx.Tx, k key, request string, id uint64,
 				if !errors.Is(err, pgx.ErrNoRows) {
 					return err
 				}
-				if _, err := tx.Exec(ctx, `UPDATE requests SET id = $2 WHERE request = $1`, []byte(request), int64(id)); err != nil {
+				// Only from the record that is gone: a writer that took
+				// it over first (and committed) holds it now.
+				tag, err := tx.Exec(ctx, `UPDATE requests SET id = $2 WHERE request = $1 AND id = $3`, []byte(request), int64(id), held)
+				if err != nil {
 					return err
+				}
+				if tag.RowsAffected() == 0 {
+					return errKeyTaken
 				}
 			}
 		}
@@ -87,10 +98,16 @@ func create(ctx context.Context, tx pgx.Tx, k key, request string, id uint64,
 					}
 					return err
 				}
-				// A key left by a record that is gone: take it over.
-				if _, err := tx.Exec(ctx, `UPDATE keys SET id = $4 WHERE scope = $1 AND function = $2 AND uniq = $3`,
-					k.scope, k.function, k.unique, int64(id)); err != nil {
+				// A key left by a record that is gone: take it over, from
+				// that record only; a writer that took it over first (and
+				// committed) holds it now.
+				tag, err := tx.Exec(ctx, `UPDATE keys SET id = $4 WHERE scope = $1 AND function = $2 AND uniq = $3 AND id = $5`,
+					k.scope, k.function, k.unique, int64(id), held)
+				if err != nil {
 					return err
+				}
+				if tag.RowsAffected() == 0 {
+					return errKeyTaken
 				}
 			}
 		}

@@ -47,6 +47,7 @@ func TestPostgres(t *testing.T) {
 		{"WakeUps", testWakeUps},
 		{"ClockBound", testClockBound},
 		{"OpenErrors", testOpenErrors},
+		{"StaleKeyTakenOnce", testStaleKeyTakenOnce},
 		{"ThreeSchedulers", testThreeSchedulers},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, db(t)) })
@@ -494,6 +495,71 @@ func testWakeUps(t *testing.T, url string) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no wake-up for a job due soon")
+	}
+}
+
+// testStaleKeyTakenOnce: a unique key whose record is gone is taken over
+// by one of two writers that find it stale at the same time; the other
+// finds the taker's record holding it. A lock on the key row holds both
+// writers at their takeover until both wait there.
+func testStaleKeyTakenOnce(t *testing.T, url string) {
+	ctx := context.Background()
+	a, b := open(t, url), open(t, url)
+	due := time.Now().Add(time.Hour)
+	put(t, a, job(1, "stale", due), "")
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `DELETE FROM pending WHERE id = 1`); err != nil { // the key stays
+		t.Fatal(err)
+	}
+	locker, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := locker.Exec(ctx, `SELECT id FROM keys WHERE uniq = 'stale' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	w2, w3 := a.PutPending(job(2, "stale", due), ""), b.PutPending(job(3, "stale", due), "")
+	watch, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close(ctx)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		var waiting int
+		if err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d writers wait at the key, want 2", waiting)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := locker.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []*store.Write{w2, w3} {
+		if err := w.Wait(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if w2.Created() == w3.Created() {
+		t.Fatalf("created: %v and %v; want exactly one", w2.Created(), w3.Created())
+	}
+	taker, other := w2, w3
+	if w3.Created() {
+		taker, other = w3, w2
+	}
+	if other.Holder().ID != taker.Holder().ID {
+		t.Errorf("the other writer was told %d holds the key, want %d", other.Holder().ID, taker.Holder().ID)
 	}
 }
 

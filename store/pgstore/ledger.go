@@ -157,16 +157,22 @@ func insertRuns(ctx context.Context, tx pgx.Tx, runs []store.Run, gone map[uint6
 }
 
 // joinTrigger stores trigger tr, or adds its watched handles to the
-// pending trigger with the same key (up to store.MaxWatch); it reports
-// whether it created one.
+// pending trigger with the same key (up to store.MaxWatch) unless a claim
+// is firing that one; it reports whether it created one. It locks the
+// key row, then the trigger's row, the order a claim's commit does not
+// take, so it never waits for the second.
 func joinTrigger(ctx context.Context, tx pgx.Tx, tr *store.Job) (bool, error) {
 	k := jobKey(tr)
 	var held int64
 	err := tx.QueryRow(ctx, `SELECT id FROM keys WHERE scope = $1 AND function = $2 AND uniq = $3 FOR UPDATE`,
 		k.scope, k.function, k.unique).Scan(&held)
 	if err == nil {
+		// SKIP LOCKED: a claim firing that trigger holds its row, and its
+		// commit will want the key row this transaction holds; waiting
+		// here would deadlock the two. A trigger being fired is not
+		// joined: a new one takes the key.
 		var watch []string
-		err = tx.QueryRow(ctx, `SELECT watch FROM pending WHERE id = $1 FOR UPDATE`, held).Scan(&watch)
+		err = tx.QueryRow(ctx, `SELECT watch FROM pending WHERE id = $1 FOR UPDATE SKIP LOCKED`, held).Scan(&watch)
 		if err == nil {
 			if len(watch) >= store.MaxWatch {
 				return false, nil

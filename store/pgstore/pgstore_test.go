@@ -48,6 +48,7 @@ func TestPostgres(t *testing.T) {
 		{"ClockBound", testClockBound},
 		{"OpenErrors", testOpenErrors},
 		{"StaleKeyTakenOnce", testStaleKeyTakenOnce},
+		{"TriggerJoinBesideClaim", testTriggerJoinBesideClaim},
 		{"ThreeSchedulers", testThreeSchedulers},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, db(t)) })
@@ -560,6 +561,73 @@ func testStaleKeyTakenOnce(t *testing.T, url string) {
 	}
 	if other.Holder().ID != taker.Holder().ID {
 		t.Errorf("the other writer was told %d holds the key, want %d", other.Holder().ID, taker.Holder().ID)
+	}
+}
+
+// testTriggerJoinBesideClaim: a trigger stored while a claim fires the
+// trigger with the same key does not wait for that claim (whose commit
+// wants the key row the store holds: a deadlock) but takes the key with
+// a new trigger, and the claim then commits.
+func testTriggerJoinBesideClaim(t *testing.T, url string) {
+	ctx := context.Background()
+	a, b := open(t, url), open(t, url)
+	trigger := func(id uint64, watch string) *store.Job {
+		j := job(id, "gearsched-trigger:1", time.Now().Add(-time.Second))
+		j.Kind, j.Upstream, j.Watch = store.JobTrigger, "127.0.0.1:4730", []string{watch}
+		return j
+	}
+	if n, err := a.PutTriggers([]*store.Job{trigger(1, "H:g:1")}); err != nil || n != 1 {
+		t.Fatalf("first trigger: %d created, %v", n, err)
+	}
+	claim, items, err := a.Claim(ctx, time.Now().UnixNano(), 10)
+	if err != nil || len(items) != 1 {
+		t.Fatalf("claim: %v items, %v", items, err)
+	}
+	defer claim.Release()
+	type result struct {
+		n   int
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		n, err := b.PutTriggers([]*store.Job{trigger(2, "H:g:2")})
+		done <- result{n, err}
+	}()
+	watch, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watch.Close(ctx)
+	var r result
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		select {
+		case r = <-done:
+		default:
+			var waiting int
+			if err := watch.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+				WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+				t.Fatal(err)
+			}
+			if waiting > 0 {
+				t.Fatal("storing a trigger waits for the claim firing the one with its key")
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("storing a trigger did not finish")
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		break
+	}
+	if r.err != nil || r.n != 1 {
+		t.Fatalf("trigger beside the claim: %d created, %v; want a new one", r.n, r.err)
+	}
+	if _, err := forward(claim, items); err != nil {
+		t.Fatalf("the claim's commit: %v", err)
+	}
+	var held int64
+	if err := watch.QueryRow(ctx, `SELECT id FROM keys WHERE uniq = 'gearsched-trigger:1'`).Scan(&held); err != nil || held != 2 {
+		t.Fatalf("the key is held by %d (%v), want the new trigger 2", held, err)
 	}
 }
 

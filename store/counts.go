@@ -68,9 +68,12 @@ func (t *txn) releaseEarly(function string) {
 		t.early = map[string]int{}
 	}
 	t.early[function]--
-	t.counts.mu.Lock()
-	defer t.counts.mu.Unlock()
-	addEarly(t.counts.early, map[string]int{function: -1}, 1)
+	c := t.counts
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.early[function]--; c.early[function] == 0 {
+		delete(c.early, function)
+	}
 }
 
 // withdraw takes back the early deltas of a transaction that failed.

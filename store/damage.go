@@ -153,35 +153,32 @@ func (s *Store) damaged(bucket string, key []byte, err error) {
 // acknowledged write. fn must only read, and must not be called from the
 // committer itself.
 func (s *Store) view(fn func(tx *bolt.Tx) error) error {
-	done := make(chan error, 1)
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return ErrClosed
-	}
-	s.ops = append(s.ops, op{read: fn, done: done})
-	s.mu.Unlock()
-	s.signal()
-	return <-done
+	return s.await(op{read: fn})
 }
 
 // snapshot checkpoints (everything acknowledged reaches the database
 // file), then runs fn in a bbolt read transaction of its own, which does
 // not hold up the committer: for long reads such as a backup.
 func (s *Store) snapshot(fn func(tx *bolt.Tx) error) error {
-	done := make(chan error, 1)
+	if err := s.await(op{checkpoint: true}); err != nil {
+		return err
+	}
+	return protect(func() error { return s.db.View(fn) })
+}
+
+// await queues a read or checkpoint op for the committer and waits for
+// its result.
+func (s *Store) await(o op) error {
+	o.done = make(chan error, 1)
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	s.ops = append(s.ops, op{checkpoint: true, done: done})
+	s.ops = append(s.ops, o)
 	s.mu.Unlock()
 	s.signal()
-	if err := <-done; err != nil {
-		return err
-	}
-	return protect(func() error { return s.db.View(fn) })
+	return <-o.done
 }
 
 // markBadDue remembers a due-index key whose record is damaged.

@@ -23,17 +23,29 @@ type clientFlags struct {
 	tls     tlsFiles
 }
 
-func newClientFlags(name, usage string, stderr io.Writer) (*pflag.FlagSet, *clientFlags) {
+// newCommandFlags returns the flag set of the subcommand `gearsched
+// name`, whose usage message is the line `Usage: gearsched USAGE`, about
+// (when not empty) and the flags.
+func newCommandFlags(name, usage, about string, stderr io.Writer) *pflag.FlagSet {
 	fs := pflag.NewFlagSet("gearsched "+name, pflag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.SortFlags = false
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: gearsched %s\n\n", usage)
+		if about != "" {
+			fmt.Fprintf(stderr, "%s\n\n", about)
+		}
+		fmt.Fprintf(stderr, "Flags:\n%s", fs.FlagUsages())
+	}
+	return fs
+}
+
+func newClientFlags(name, usage string, stderr io.Writer) (*pflag.FlagSet, *clientFlags) {
+	fs := newCommandFlags(name, usage, "", stderr)
 	cf := &clientFlags{}
 	fs.StringVarP(&cf.server, "server", "s", "127.0.0.1:4730", "Gearman server address (host:port)")
 	fs.DurationVar(&cf.timeout, "timeout", 10*time.Second, "give up on the server after this long")
 	registerClientTLS(fs, &cf.tls)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: gearsched %s\n\nFlags:\n%s", usage, fs.FlagUsages())
-	}
 	return fs, cf
 }
 

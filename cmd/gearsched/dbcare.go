@@ -21,17 +21,12 @@ import (
 // /api/v1/backup), written next to FILE and renamed onto it once
 // complete, synced and checked.
 func runBackup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := pflag.NewFlagSet("gearsched backup", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.SortFlags = false
+	fs := newCommandFlags("backup", "backup [flags] FILE",
+		"Copies the database of a running gearsched into FILE, consistently and without\n"+
+			"stopping it. FILE is replaced only once the copy is complete.", stderr)
 	addr := fs.String("http", defaultHTTP, "the running gearsched's --http address")
 	tokenFile := fs.String("token-file", "", "file holding its --http-token-file token, if it has one")
 	timeout := fs.Duration("timeout", 30*time.Second, "give up if the server does not start sending within this long")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: gearsched backup [flags] FILE\n\n"+
-			"Copies the database of a running gearsched into FILE, consistently and without\n"+
-			"stopping it. FILE is replaced only once the copy is complete.\n\nFlags:\n%s", fs.FlagUsages())
-	}
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)
 	}

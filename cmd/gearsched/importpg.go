@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 
-	"github.com/spf13/pflag"
-
 	"github.com/gearsched/gearsched/store"
 	"github.com/gearsched/gearsched/store/pgstore"
 )
@@ -19,16 +17,11 @@ import (
 // file are left out: the sidecars load them from the file. Running it
 // again copies nothing twice.
 func runImportPG(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := pflag.NewFlagSet("gearsched import-pg", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.SortFlags = false
+	fs := newCommandFlags("import-pg", "import-pg --db OLD.db --store postgres://…",
+		"Copies a stopped bbolt sidecar's pending jobs and protocol-made schedules into\n"+
+			"PostgreSQL, for several sidecars to share (see README: Running several sidecars).", stderr)
 	db := fs.String("db", "gearsched.db", "the stopped sidecar's bbolt database")
 	url := fs.String("store", "", "the PostgreSQL database the sidecars will share (postgres://…)")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: gearsched import-pg --db OLD.db --store postgres://…\n\n"+
-			"Copies a stopped bbolt sidecar's pending jobs and protocol-made schedules into\n"+
-			"PostgreSQL, for several sidecars to share (see README: Running several sidecars).\n\nFlags:\n%s", fs.FlagUsages())
-	}
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"slices"
 
 	"github.com/gearsched/gearsched/store"
-	"github.com/spf13/pflag"
 )
 
 // errDamaged makes `gearsched check` exit 1 after it printed the damage.
@@ -17,16 +16,11 @@ var errDamaged = errors.New("the database is damaged: `gearsched salvage` copies
 // runCheck implements `gearsched check [--db FILE]`: it verifies a database
 // the server does not have open and lists what is damaged.
 func runCheck(args []string, stdout, stderr io.Writer) error {
-	fs := pflag.NewFlagSet("gearsched check", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
-	db := fs.String("db", "gearsched.db", "database to check")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: gearsched check [--db FILE]\n\n"+
-			"Checks a database that no server has open: bbolt's pages, every record of every bucket\n"+
+	fs := newCommandFlags("check", "check [--db FILE]",
+		"Checks a database that no server has open: bbolt's pages, every record of every bucket\n"+
 			"(decoded, checksums compared), the indexes against the records, and bbolt's own check.\n"+
-			"Prints each problem (bucket, key, why); exit status 0 if there is none, 1 if there are.\n\nFlags:\n%s",
-			fs.FlagUsages())
-	}
+			"Prints each problem (bucket, key, why); exit status 0 if there is none, 1 if there are.", stderr)
+	db := fs.String("db", "gearsched.db", "database to check")
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)
 	}
